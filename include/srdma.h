@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libsrdma: authenticated, encrypted RDMA between a server and many clients.
+ *
+ * This is the only public header. Every object is opaque and has a
+ * create/destroy pair; destroy functions accept NULL. Every call that can fail
+ * returns 0 (or a non-negative count) on success and a negative SRDMA_E* code
+ * on failure; srdma_strerror() turns a code into one sentence and
+ * srdma_error_detail() gives the specifics of the last failure in the calling
+ * thread (which file, which certificate, which peer).
+ *
+ * Threading: a context and everything created from it (listeners,
+ * connections, regions) belong to one thread at a time, the one that calls
+ * srdma_ctx_poll() or the blocking calls. Only that thread changes connection
+ * state. Different contexts may be used from different threads concurrently.
+ * srdma_version(), srdma_strerror(), srdma_error_detail() and
+ * srdma_config_init() are thread-safe.
+ *
+ * Event loops: srdma_ctx_fd() returns one file descriptor that becomes
+ * readable when srdma_ctx_poll() has work to do. Blocking programs call the
+ * *_sync / srdma_connect / srdma_recv conveniences instead; they run the same
+ * loop internally and leave events they do not consume queued for
+ * srdma_ctx_poll().
+ */
+#ifndef SRDMA_H
+#define SRDMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SRDMA_API __attribute__((visibility("default")))
+#else
+#define SRDMA_API
+#endif
+
+enum {
+	SRDMA_VERSION_MAJOR = 0,
+	SRDMA_VERSION_MINOR = 1,
+	SRDMA_VERSION_PATCH = 0,
+};
+
+/* Error codes. All negative; 0 is success. */
+enum srdma_error {
+	SRDMA_OK = 0,
+	SRDMA_EINVAL = -1,         /* an argument is invalid */
+	SRDMA_ENOMEM = -2,         /* out of memory */
+	SRDMA_ESYS = -3,           /* a system call failed (see detail) */
+	SRDMA_ETIMEDOUT = -4,      /* the operation did not finish in time */
+	SRDMA_EAGAIN = -5,         /* would block: poll and try again */
+	SRDMA_ECLOSED = -6,        /* the connection is closed */
+	SRDMA_EPROTO = -7,         /* the peer broke the protocol */
+	SRDMA_EVERSION = -8,       /* the peer speaks another protocol version */
+	SRDMA_ETLS = -9,           /* the TLS handshake failed (see detail) */
+	SRDMA_ETLS_VERSION = -10,  /* the peer offered TLS older than 1.3 */
+	SRDMA_ENOT_TLS = -11,      /* the peer does not speak TLS */
+	SRDMA_ECERT_UNKNOWN_CA = -12,   /* certificate not signed by our CA */
+	SRDMA_ECERT_EXPIRED = -13,      /* certificate has expired */
+	SRDMA_ECERT_NOT_YET_VALID = -14,/* certificate is not valid yet */
+	SRDMA_ECERT_NAME = -15,         /* certificate does not match the name */
+	SRDMA_ECERT_MISSING = -16,      /* the peer sent no certificate */
+	SRDMA_ENOT_ALLOWED = -17,  /* the peer's identity is not on the allow-list */
+	SRDMA_EPOLICY = -18,       /* protection mode below the server's minimum */
+	SRDMA_EINTEGRITY = -19,    /* a record failed authentication */
+	SRDMA_EREPLAY = -20,       /* a record arrived out of sequence */
+	SRDMA_ETOKEN = -21,        /* fabric connect token missing, wrong or used */
+	SRDMA_ELIMIT = -22,        /* a server limit was reached */
+	SRDMA_EQUOTA = -23,        /* the per-client memory quota is exhausted */
+	SRDMA_ENODEV = -24,        /* no usable RDMA device or fabric provider */
+	SRDMA_EFABRIC = -25,       /* a fabric operation failed (see detail) */
+	SRDMA_ECONNREFUSED = -26,  /* the server refused the connection */
+	SRDMA_EUNREACHABLE = -27,  /* the server could not be reached */
+	SRDMA_EMSGSIZE = -28,      /* the message is larger than allowed */
+	SRDMA_ERANGE = -29,        /* offset/length outside the region */
+	SRDMA_EEXHAUSTED = -30,    /* a sequence counter would wrap: reconnect */
+	SRDMA_EREMOTE_ACCESS = -31,/* the peer refused a remote memory access */
+	SRDMA_ECONFIG = -32,       /* configuration unusable (see detail) */
+	SRDMA_ESTATE = -33,        /* the call is not valid in this state */
+	SRDMA_ENOTSUP = -34,       /* not supported by this transport */
+	SRDMA_ENOENT = -35,        /* no such region */
+	SRDMA_EPEER = -36,         /* the peer reported an error (see detail) */
+	SRDMA_ERROR_MIN = -36,
+};
+
+enum srdma_role { SRDMA_ROLE_CLIENT = 0, SRDMA_ROLE_SERVER = 1 };
+
+enum srdma_transport {
+	SRDMA_TRANSPORT_AUTO = 0, /* verbs if an active RDMA port exists, else ofi */
+	SRDMA_TRANSPORT_VERBS = 1,
+	SRDMA_TRANSPORT_OFI = 2,
+};
+
+/* Ordered by strength, so a server's minimum is a simple comparison. */
+enum srdma_protect {
+	SRDMA_PROTECT_NONE = 0,      /* authenticated set-up only */
+	SRDMA_PROTECT_INTEGRITY = 1, /* payloads authenticated, not encrypted */
+	SRDMA_PROTECT_ENCRYPT = 2,   /* payloads encrypted and authenticated */
+};
+
+enum srdma_log_level {
+	SRDMA_LOG_ERROR = 0,
+	SRDMA_LOG_WARN = 1,
+	SRDMA_LOG_INFO = 2,
+	SRDMA_LOG_DEBUG = 3,
+};
+
+typedef void (*srdma_log_fn)(void *arg, int level, const char *line);
+
+/*
+ * Configuration. Fill with srdma_config_init() then change fields; the
+ * context copies everything it needs, so strings may be freed afterwards.
+ */
+struct srdma_config {
+	enum srdma_role role;
+	enum srdma_transport transport;
+	const char *provider; /* libfabric provider for ofi; NULL = "tcp" */
+	const char *device;   /* verbs device name; NULL = any */
+
+	/* Identity: either a directory written by `srdma certs` ... */
+	const char *certs_dir;
+	const char *identity; /* name in certs_dir; NULL = "server"/"client" */
+	/* ... or explicit PEM files (these win over certs_dir). */
+	const char *cert_file;
+	const char *key_file;
+	const char *ca_file;
+
+	const char *peer_name;   /* client: expected server name; NULL = host */
+	const char *const *allow; /* server: NULL-terminated list of client
+	                           * identities (CN or SAN); NULL = any client
+	                           * certificate issued by the CA */
+
+	/* client: the mode asked for; server: the weakest mode accepted */
+	enum srdma_protect protect;
+
+	/* Limits (server); 0 keeps the default. */
+	uint32_t max_clients;          /* default 4096 */
+	uint32_t max_handshakes;       /* concurrent TLS handshakes, default 128 */
+	uint32_t handshake_timeout_ms; /* TLS + parameters + fabric, default 10000 */
+	uint64_t client_quota;         /* region bytes per client, default 64 MiB */
+
+	/* Data path (both sides; the smaller of the two sides' values wins). */
+	uint32_t max_msg;     /* largest srdma_send() payload, default 64 KiB */
+	uint32_t queue_depth; /* messages in flight each way, default 32 */
+
+	srdma_log_fn log_fn;  /* NULL = stderr */
+	void *log_arg;
+	int log_level;        /* default SRDMA_LOG_WARN */
+};
+
+typedef struct srdma_ctx srdma_ctx;
+typedef struct srdma_listener srdma_listener;
+typedef struct srdma_conn srdma_conn;
+typedef struct srdma_region srdma_region;
+
+enum srdma_event_type {
+	SRDMA_EV_ACCEPTED = 1,   /* server: a client is fully connected (conn) */
+	SRDMA_EV_CONNECTED = 2,  /* client: srdma_connect_start() finished */
+	SRDMA_EV_RECV = 3,       /* a verified message: data/len */
+	SRDMA_EV_WRITE_DONE = 4, /* srdma_write() finished: user, status */
+	SRDMA_EV_READ_DONE = 5,  /* srdma_read() finished and verified */
+	SRDMA_EV_PEER_WRITE = 6, /* the peer wrote and we verified:
+	                            region, offset, len */
+	SRDMA_EV_REGION = 7,     /* the peer granted a region: region, len */
+	SRDMA_EV_CLOSED = 8,     /* conn is closed; status 0 = orderly */
+	SRDMA_EV_REJECTED = 9,   /* server: a would-be client was refused;
+	                            status says why, detail names the peer */
+};
+
+struct srdma_event {
+	enum srdma_event_type type;
+	int status;          /* 0 or a negative SRDMA_E* code */
+	srdma_conn *conn;    /* NULL for SRDMA_EV_REJECTED */
+	void *user;          /* the pointer given to the operation */
+	const void *data;    /* SRDMA_EV_RECV: valid until the next poll */
+	size_t len;
+	uint32_t region;     /* region id (SRDMA_EV_PEER_WRITE, SRDMA_EV_REGION) */
+	uint64_t offset;
+	const char *detail;  /* one sentence; valid until the next poll */
+};
+
+/* What was agreed for a connection, for logs and the demo. */
+struct srdma_conn_info {
+	enum srdma_transport transport;
+	enum srdma_protect protect;
+	char provider[32];      /* "tcp", "rxe0", ... */
+	char peer_identity[128];/* the peer certificate's CN */
+	char peer_addr[64];     /* host:port of the control connection */
+	char cipher[32];        /* AEAD used for payloads, "" for none */
+	char tls_version[16];
+	uint64_t session_id;
+	uint32_t local_psn, remote_psn; /* verbs; 0 on ofi */
+	uint32_t local_qpn, remote_qpn; /* verbs; 0 on ofi */
+	uint32_t max_msg;
+	uint32_t queue_depth;
+};
+
+/* ---- library ---- */
+SRDMA_API const char *srdma_version(void);
+SRDMA_API const char *srdma_strerror(int err);
+/* Detail of the last failure in this thread ("" if none). */
+SRDMA_API const char *srdma_error_detail(void);
+SRDMA_API const char *srdma_transport_name(enum srdma_transport t);
+SRDMA_API const char *srdma_protect_name(enum srdma_protect p);
+
+/* ---- context ---- */
+SRDMA_API void srdma_config_init(struct srdma_config *cfg, enum srdma_role role);
+SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out);
+/* Aborts every connection (peers see an error), frees everything. */
+SRDMA_API void srdma_ctx_destroy(srdma_ctx *ctx);
+/* Readable when srdma_ctx_poll() has work. Never close it. */
+SRDMA_API int srdma_ctx_fd(const srdma_ctx *ctx);
+/*
+ * Runs the loop for at most timeout_ms (-1 = until an event, 0 = no wait)
+ * and returns up to max events (0 on timeout) or a negative error.
+ */
+SRDMA_API int srdma_ctx_poll(srdma_ctx *ctx, struct srdma_event *evs, int max,
+			     int timeout_ms);
+/* The transport in use (auto resolved) and why it was chosen. */
+SRDMA_API enum srdma_transport srdma_ctx_transport(const srdma_ctx *ctx,
+						    const char **why);
+
+/* ---- server ---- */
+/* host NULL = all addresses; port 0 = pick one (see srdma_listener_port). */
+SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
+			   srdma_listener **out);
+SRDMA_API uint16_t srdma_listener_port(const srdma_listener *l);
+SRDMA_API void srdma_listener_destroy(srdma_listener *l);
+
+/* ---- client ---- */
+/* Starts connecting; SRDMA_EV_CONNECTED or SRDMA_EV_CLOSED follows. */
+SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
+				  uint16_t port, void *user, srdma_conn **out);
+/* Blocking connect; on failure *out is NULL and the detail says why. */
+SRDMA_API int srdma_connect(srdma_ctx *ctx, const char *host, uint16_t port,
+			    int timeout_ms, srdma_conn **out);
+
+/* ---- connection ---- */
+SRDMA_API int srdma_conn_info(const srdma_conn *c, struct srdma_conn_info *out);
+SRDMA_API void srdma_conn_set_user(srdma_conn *c, void *user);
+SRDMA_API void *srdma_conn_user(const srdma_conn *c);
+/* Starts an orderly close (goodbye, drain); SRDMA_EV_CLOSED follows. */
+SRDMA_API int srdma_conn_close(srdma_conn *c);
+/* Frees the connection; closes it first (bounded wait) if still open.
+ * Pending operations complete with SRDMA_ECLOSED before it returns. */
+SRDMA_API void srdma_conn_destroy(srdma_conn *c);
+
+/*
+ * Sends one message of at most max_msg bytes. The payload is sealed into
+ * registered memory before the call returns, so buf may be reused at once.
+ * SRDMA_EAGAIN when the send window is full.
+ */
+SRDMA_API int srdma_send(srdma_conn *c, const void *buf, size_t len);
+/* Blocking: waits for window space. */
+SRDMA_API int srdma_send_sync(srdma_conn *c, const void *buf, size_t len,
+			      int timeout_ms);
+/* Blocking receive of one verified message into buf (cap bytes). */
+SRDMA_API int srdma_recv(srdma_conn *c, void *buf, size_t cap, size_t *len,
+			 int timeout_ms);
+
+/*
+ * RDMA write into / read from a region the peer granted (SRDMA_EV_REGION).
+ * offset must be a multiple of SRDMA_BLOCK_SIZE. buf must stay valid until
+ * SRDMA_EV_WRITE_DONE / SRDMA_EV_READ_DONE with the same user pointer. Read
+ * data is verified before READ_DONE reports status 0; on failure buf holds
+ * no unverified bytes (it is zeroed).
+ */
+enum { SRDMA_BLOCK_SIZE = 4096 };
+SRDMA_API int srdma_write(srdma_conn *c, uint32_t region, uint64_t offset,
+			  const void *buf, size_t len, void *user);
+SRDMA_API int srdma_read(srdma_conn *c, uint32_t region, uint64_t offset,
+			 void *buf, size_t len, void *user);
+SRDMA_API int srdma_write_sync(srdma_conn *c, uint32_t region, uint64_t offset,
+			       const void *buf, size_t len, int timeout_ms);
+SRDMA_API int srdma_read_sync(srdma_conn *c, uint32_t region, uint64_t offset,
+			      void *buf, size_t len, int timeout_ms);
+/* Size of a region the peer granted, or SRDMA_ENOENT. */
+SRDMA_API int srdma_conn_remote_region(const srdma_conn *c, uint32_t region,
+				       uint64_t *len);
+/* Waits until the peer has granted at least one region; returns its id. */
+SRDMA_API int srdma_conn_wait_region(srdma_conn *c, int timeout_ms,
+				     uint32_t *region, uint64_t *len);
+
+/* ---- regions (memory this side exposes to the peer) ---- */
+enum srdma_access {
+	SRDMA_ACCESS_REMOTE_READ = 1,
+	SRDMA_ACCESS_REMOTE_WRITE = 2,
+};
+/*
+ * Registers len bytes (rounded up to blocks) on c, charged to the quota, and
+ * grants them to the peer with the given access. The memory is kept sealed:
+ * the peer's writes are verified before srdma_region_get() returns them.
+ */
+SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
+				  srdma_region **out);
+SRDMA_API uint32_t srdma_region_id(const srdma_region *r);
+SRDMA_API uint64_t srdma_region_len(const srdma_region *r);
+/* Local access by the owner: verified read / sealed write. */
+SRDMA_API int srdma_region_get(srdma_region *r, uint64_t offset, void *buf,
+			       size_t len);
+SRDMA_API int srdma_region_put(srdma_region *r, uint64_t offset,
+			       const void *buf, size_t len);
+/* Revokes the peer's access (invalidates the key) and frees the memory. */
+SRDMA_API void srdma_region_destroy(srdma_region *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SRDMA_H */

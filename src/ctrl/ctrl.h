@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Control channel: TLS 1.3 only, mutual X.509, over a non-blocking TCP
+ * socket, driven from the event loop. Framing of control messages is the
+ * session's job (wire.h); this module moves bytes and reports identities.
+ */
+#ifndef SRDMA_CTRL_CTRL_H
+#define SRDMA_CTRL_CTRL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "core/err.h"
+
+struct srdma__tls_config {
+	bool server;
+	const char *cert_file; /* PEM: our certificate (chain) */
+	const char *key_file;  /* PEM: our private key */
+	const char *ca_file;   /* PEM: the CA that signs peers */
+	const char *const *allow; /* server: NULL-terminated identities or NULL */
+};
+
+struct srdma__tls_ctx; /* SSL_CTX plus policy (allow-list) */
+
+/*
+ * Loads certificate, key and CA, checks the key matches the certificate,
+ * and pins TLS 1.3 as both minimum and maximum. Errors are SRDMA_ECONFIG
+ * with a detail naming the file and what is wrong with it.
+ */
+int srdma__tls_ctx_create(const struct srdma__tls_config *cfg,
+			  struct srdma__tls_ctx **out) SRDMA__WUR;
+void srdma__tls_ctx_destroy(struct srdma__tls_ctx *t);
+
+/*
+ * Resolves the files for identity `name` in a directory written by
+ * `srdma certs`: DIR/ca.crt, DIR/NAME.crt, DIR/NAME.key. Writes paths into
+ * the given buffers; SRDMA_ECONFIG if any is missing.
+ */
+int srdma__certs_paths(const char *dir, const char *name, char *cert,
+		       size_t cert_len, char *key, size_t key_len, char *ca,
+		       size_t ca_len) SRDMA__WUR;
+
+struct srdma__ctrl; /* one TLS connection */
+
+/*
+ * Takes ownership of fd (connected or accepted TCP socket; made
+ * non-blocking here). peer_name: client side, the name the server
+ * certificate must carry (DNS name or IP address); NULL on the server.
+ */
+int srdma__ctrl_create(struct srdma__tls_ctx *t, int fd, const char *peer_name,
+		       struct srdma__ctrl **out) SRDMA__WUR;
+/* Frees SSL and closes fd. NULL ok. */
+void srdma__ctrl_destroy(struct srdma__ctrl *c);
+int srdma__ctrl_fd(const struct srdma__ctrl *c);
+
+/*
+ * Drives the handshake. 0 = done (and, on the server, the client identity
+ * passed the allow-list); SRDMA_EAGAIN = call again when the fd is ready
+ * (srdma__ctrl_want_write tells which way); anything else is the failure,
+ * mapped to the most specific code: SRDMA_ECERT_UNKNOWN_CA,
+ * SRDMA_ECERT_EXPIRED, SRDMA_ECERT_NOT_YET_VALID, SRDMA_ECERT_NAME,
+ * SRDMA_ECERT_MISSING, SRDMA_ENOT_ALLOWED, SRDMA_ETLS_VERSION,
+ * SRDMA_ENOT_TLS, SRDMA_ECLOSED, SRDMA_ETLS. The detail is one sentence a
+ * user can act on ("the server's certificate is not signed by the CA in
+ * ca.crt: wrong --ca or --certs?").
+ */
+int srdma__ctrl_handshake(struct srdma__ctrl *c) SRDMA__WUR;
+/* True when the last EAGAIN was for writing. */
+bool srdma__ctrl_want_write(const struct srdma__ctrl *c);
+
+/*
+ * Queues len bytes and tries to flush. Never blocks: unsent bytes stay in an
+ * internal buffer (bounded: SRDMA_EAGAIN if it would exceed 64 KiB).
+ */
+int srdma__ctrl_send(struct srdma__ctrl *c, const void *buf, size_t len)
+	SRDMA__WUR;
+/* Flushes queued bytes: 0 all sent, SRDMA_EAGAIN some left, <0 error. */
+int srdma__ctrl_flush(struct srdma__ctrl *c) SRDMA__WUR;
+bool srdma__ctrl_pending_out(const struct srdma__ctrl *c);
+/*
+ * Reads available bytes (up to cap). Returns the count (>0), SRDMA_EAGAIN,
+ * SRDMA_ECLOSED on an orderly TLS close or EOF, or another error.
+ */
+int srdma__ctrl_recv(struct srdma__ctrl *c, void *buf, size_t cap) SRDMA__WUR;
+/* Sends close_notify (best effort, non-blocking). */
+void srdma__ctrl_shutdown(struct srdma__ctrl *c);
+
+SSL *srdma__ctrl_ssl(struct srdma__ctrl *c);
+/* The verified peer's identity (certificate CN, else first SAN). */
+const char *srdma__ctrl_peer_identity(const struct srdma__ctrl *c);
+/* "TLSv1.3" and the TLS cipher suite, for info. */
+const char *srdma__ctrl_tls_version(const struct srdma__ctrl *c);
+
+/* ---- development PKI (srdma certs) ---- */
+struct srdma__pki_opts {
+	const char *dir;
+	const char *const *server_names; /* extra SANs (DNS or IP), NULL-terminated */
+	const char *const *clients;      /* client identities; NULL = {"client"} */
+	bool force;                      /* overwrite existing files */
+	int days;                        /* validity, default 825 */
+	/* Test hooks: a certificate window in the past or future. */
+	long not_before_offset_s;        /* added to now for notBefore */
+	long not_after_offset_s;         /* if non-zero, notAfter = now + this */
+};
+
+/*
+ * Writes DIR/ca.crt, ca.key, server.crt, server.key and NAME.crt/NAME.key
+ * for each client. The server's SANs cover localhost, 127.0.0.1, ::1, the
+ * host name and server_names. Keys are written 0600. Refuses (SRDMA_ECONFIG)
+ * to overwrite any existing file unless force.
+ */
+int srdma__pki_write(const struct srdma__pki_opts *o) SRDMA__WUR;
+
+/*
+ * Issues one more certificate signed by DIR/ca.{crt,key}: NAME.crt and
+ * NAME.key, with the given SANs (may be NULL) and validity offsets. Used by
+ * tests for expired / not-yet-valid / wrong-name certificates.
+ */
+int srdma__pki_issue(const char *dir, const char *name, bool server,
+		     const char *const *sans, long not_before_offset_s,
+		     long not_after_offset_s) SRDMA__WUR;
+
+#endif

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One internal interface, two backends (libuv style): ofi (libfabric
+ * FI_EP_MSG) and verbs (librdmacm + libibverbs). A backend knows nothing of
+ * TLS or AEAD: it moves bytes between registered buffers and reports
+ * connection events and completions through callbacks, always from the loop
+ * thread, never from inside the call that caused them unless stated.
+ *
+ * Lifecycle, server side:
+ *   listen() once; per client after TLS: conn_create() (allocates the
+ *   per-connection domain/PD and CQs), set_psn(), mr_reg() for its buffers;
+ *   the listener's on_connreq callback then hands a connect request whose
+ *   private data the session checks, and the session calls accept() with
+ *   that conn or reject(), before the callback returns.
+ * Client side:
+ *   conn_create(), resolve() (async on verbs: on_prepared follows; QPN known
+ *   after it), set_psn(), mr_reg(), connect() with the private data;
+ *   on_established follows.
+ * Either side: post_*; completions arrive through on_cqe; disconnect() for an
+ * orderly close (on_closed follows), conn_destroy() at any time.
+ */
+#ifndef SRDMA_TRANSPORT_TRANSPORT_H
+#define SRDMA_TRANSPORT_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/loop.h"
+
+struct srdma__tp;
+struct srdma__tp_listener;
+struct srdma__tp_conn;
+
+enum srdma__tp_access {
+	SRDMA_TP_LOCAL = 1,        /* send/recv buffers, read targets */
+	SRDMA_TP_REMOTE_READ = 2,  /* the peer may RDMA-read it */
+	SRDMA_TP_REMOTE_WRITE = 4, /* the peer may RDMA-write it */
+};
+
+/* A registration. The backend allocates it; fields are read-only. */
+struct srdma__tp_mr {
+	void *buf;
+	size_t len;
+	uint64_t addr; /* what the peer passes as the remote address of buf[0] */
+	uint64_t key;  /* what the peer passes as the remote key (0 if local) */
+	void *desc;    /* backend's local descriptor */
+};
+
+enum srdma__tp_op {
+	SRDMA_TP_OP_SEND = 1,
+	SRDMA_TP_OP_RECV = 2,
+	SRDMA_TP_OP_WRITE = 3,
+	SRDMA_TP_OP_READ = 4,
+};
+
+struct srdma__tp_cqe {
+	uint64_t wr_id;
+	enum srdma__tp_op op;
+	int status;   /* 0, SRDMA_EREMOTE_ACCESS, SRDMA_ECLOSED (flushed), ... */
+	uint32_t len; /* bytes received (RECV) */
+};
+
+struct srdma__tp_conn_cb {
+	void *arg;
+	/* Client: resolve() finished asynchronously (status 0 or error). */
+	void (*on_prepared)(void *arg, int status);
+	/* The fabric connection is up; posted receives may now match. */
+	void (*on_established)(void *arg);
+	/*
+	 * The connection is gone: orderly (status 0) or not. After this, every
+	 * outstanding work request has completed (flushed with an error).
+	 */
+	void (*on_closed)(void *arg, int status, const char *detail);
+	void (*on_cqe)(void *arg, const struct srdma__tp_cqe *cqe);
+};
+
+struct srdma__tp_connreq {
+	uint8_t pdata[256]; /* copied out of the fabric event */
+	size_t pdata_len;
+	uint32_t initiator_qpn; /* verbs; 0 on ofi */
+	char peer[64];          /* "ip:port" for logs */
+	void *handle;           /* backend's */
+};
+
+struct srdma__tp_listener_cb {
+	void *arg;
+	/* Must call accept() or reject() before returning; if neither, the
+	 * backend rejects. */
+	void (*on_connreq)(void *arg, struct srdma__tp_connreq *req);
+};
+
+struct srdma__tp_conn_attr {
+	bool server;
+	uint32_t sq_depth; /* send/write/read work requests in flight */
+	uint32_t rq_depth; /* receives posted */
+	uint32_t max_inline; /* wanted inline size for small sends (hint) */
+};
+
+struct srdma__tp_info {
+	char provider[32];
+	uint32_t local_qpn, remote_qpn;
+	uint32_t sq_psn, rq_psn; /* as set on the QP, read back (verbs) */
+	uint32_t max_inline;
+};
+
+enum { SRDMA_TP_F_INLINE = 1 };
+
+struct srdma__tp_ops {
+	const char *name;
+	int (*open)(struct srdma__tp *tp, const char *provider, const char *device);
+	void (*close)(struct srdma__tp *tp);
+
+	int (*listen)(struct srdma__tp *tp, const char *host, uint16_t port,
+		      const struct srdma__tp_listener_cb *cb,
+		      struct srdma__tp_listener **out);
+	uint16_t (*listener_port)(const struct srdma__tp_listener *l);
+	void (*listener_destroy)(struct srdma__tp_listener *l);
+	int (*accept)(struct srdma__tp_conn *c, struct srdma__tp_connreq *req,
+		      const void *pdata, size_t len);
+	int (*reject)(struct srdma__tp_listener *l, struct srdma__tp_connreq *req,
+		      const void *pdata, size_t len);
+
+	int (*conn_create)(struct srdma__tp *tp,
+			   const struct srdma__tp_conn_attr *attr,
+			   const struct srdma__tp_conn_cb *cb,
+			   struct srdma__tp_conn **out);
+	/* Client: 0 = prepared now; SRDMA_EAGAIN = on_prepared follows. */
+	int (*resolve)(struct srdma__tp_conn *c, const char *host, uint16_t port,
+		       int timeout_ms);
+	/* QPN once prepared (client) or accepted (server); 0 on ofi. */
+	uint32_t (*local_qpn)(const struct srdma__tp_conn *c);
+	/* Verbs: the PSNs for our sq and for our rq (= the peer's sq). */
+	void (*set_psn)(struct srdma__tp_conn *c, uint32_t sq_psn, uint32_t rq_psn);
+	int (*connect)(struct srdma__tp_conn *c, const void *pdata, size_t len);
+	/* Orderly: on_closed follows. */
+	int (*disconnect)(struct srdma__tp_conn *c);
+	/* Any time; no callback fires after it returns; never blocks for long. */
+	void (*conn_destroy)(struct srdma__tp_conn *c);
+	int (*conn_info)(const struct srdma__tp_conn *c, struct srdma__tp_info *out);
+
+	/* access: SRDMA_TP_* bits. Remote keys are unpredictable (random on
+	 * ofi; memory windows on verbs where supported). */
+	int (*mr_reg)(struct srdma__tp_conn *c, void *buf, size_t len,
+		      unsigned access, struct srdma__tp_mr **out);
+	/* Invalidates the key at once. NULL ok. */
+	void (*mr_dereg)(struct srdma__tp_mr *mr);
+
+	int (*post_recv)(struct srdma__tp_conn *c, struct srdma__tp_mr *mr,
+			 void *buf, size_t len, uint64_t wr_id);
+	int (*post_send)(struct srdma__tp_conn *c, struct srdma__tp_mr *mr,
+			 const void *buf, size_t len, uint64_t wr_id,
+			 unsigned flags);
+	int (*post_write)(struct srdma__tp_conn *c, struct srdma__tp_mr *mr,
+			  const void *buf, size_t len, uint64_t raddr,
+			  uint64_t rkey, uint64_t wr_id, unsigned flags);
+	int (*post_read)(struct srdma__tp_conn *c, struct srdma__tp_mr *mr,
+			 void *buf, size_t len, uint64_t raddr, uint64_t rkey,
+			 uint64_t wr_id, unsigned flags);
+};
+
+/* The backend instance every call hangs off. */
+struct srdma__tp {
+	const struct srdma__tp_ops *ops;
+	enum srdma_transport kind;
+	struct srdma__loop *loop;
+	const struct srdma__logger *log;
+	void *priv; /* backend state */
+};
+
+extern const struct srdma__tp_ops srdma__ofi_ops;
+extern const struct srdma__tp_ops srdma__verbs_ops;
+
+/*
+ * Opens the transport: AUTO picks verbs when an RDMA device with an active
+ * port exists, ofi otherwise; *why says which and why, in one sentence
+ * (static storage). SRDMA_ENODEV with detail when the asked-for one is
+ * unusable.
+ */
+int srdma__tp_open(enum srdma_transport want, const char *provider,
+		   const char *device, struct srdma__loop *loop,
+		   const struct srdma__logger *log, struct srdma__tp **out,
+		   const char **why) SRDMA__WUR;
+void srdma__tp_close(struct srdma__tp *tp);
+/* True if verbs has a device with an active port (for AUTO). */
+bool srdma__verbs_available(char *why, size_t len);
+
+#endif
