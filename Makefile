@@ -50,8 +50,8 @@ asan: deps
 		ctest -L unit --output-on-failure
 
 fuzz: deps
-	CC=clang cmake -S . -B $(FUZZ_BUILD) -DSRDMA_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	cmake --build $(FUZZ_BUILD) -j$(JOBS)
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DSRDMA_FUZZ=ON -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzzers
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_BUILD)
 
 integration: build

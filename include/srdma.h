@@ -144,7 +144,7 @@ struct srdma_config {
 
 	/* Data path (both sides; the smaller of the two sides' values wins). */
 	uint32_t max_msg;     /* largest srdma_send() payload, default 64 KiB */
-	uint32_t queue_depth; /* messages in flight each way, default 32 */
+	uint32_t queue_depth; /* messages in flight each way, default 16 */
 
 	srdma_log_fn log_fn;  /* NULL = stderr */
 	void *log_arg;
@@ -190,7 +190,7 @@ struct srdma_conn_info {
 	char peer_identity[128];/* the peer certificate's CN */
 	char peer_addr[64];     /* host:port of the control connection */
 	char cipher[32];        /* AEAD used for payloads, "" for none */
-	char tls_version[16];
+	char tls_version[48]; /* "TLSv1.3" and the TLS suite */
 	uint64_t session_id;
 	uint32_t local_psn, remote_psn; /* verbs; 0 on ofi */
 	uint32_t local_qpn, remote_qpn; /* verbs; 0 on ofi */
@@ -228,6 +228,9 @@ SRDMA_API enum srdma_transport srdma_ctx_transport(const srdma_ctx *ctx,
 SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 			   srdma_listener **out);
 SRDMA_API uint16_t srdma_listener_port(const srdma_listener *l);
+/* The port of the fabric listener (rdma_cm or libfabric) clients connect to
+ * after TLS; chosen by the system. */
+SRDMA_API uint16_t srdma_listener_fabric_port(const srdma_listener *l);
 SRDMA_API void srdma_listener_destroy(srdma_listener *l);
 
 /* ---- client ---- */
@@ -280,9 +283,12 @@ SRDMA_API int srdma_read_sync(srdma_conn *c, uint32_t region, uint64_t offset,
 /* Size of a region the peer granted, or SRDMA_ENOENT. */
 SRDMA_API int srdma_conn_remote_region(const srdma_conn *c, uint32_t region,
 				       uint64_t *len);
-/* Waits until the peer has granted at least one region; returns its id. */
-SRDMA_API int srdma_conn_wait_region(srdma_conn *c, int timeout_ms,
-				     uint32_t *region, uint64_t *len);
+/*
+ * Waits until the peer has granted region `region` (0 = any region) and
+ * returns its id (> 0) with its length in *len, or a negative error.
+ */
+SRDMA_API int srdma_conn_wait_region(srdma_conn *c, uint32_t region,
+				     int timeout_ms, uint64_t *len);
 
 /* ---- regions (memory this side exposes to the peer) ---- */
 enum srdma_access {

@@ -40,6 +40,13 @@ void srdma__err_copy(char *buf, size_t len);
 			return guard_rc__;                                     \
 	} while (0)
 
+/* Deliberately ignore a result (best-effort calls on error paths). */
+#define IGNORE_RESULT(call)                                                    \
+	do {                                                                   \
+		if ((call) < 0) {                                              \
+		}                                                              \
+	} while (0)
+
 /* Logging: the context's log callback, or stderr. */
 struct srdma__logger {
 	srdma_log_fn fn;

@@ -55,6 +55,7 @@ struct srdma__msg_hello {
 	uint8_t cipher;     /* enum srdma__cipher (protect.h) */
 	uint32_t max_msg;
 	uint32_t queue_depth;
+	uint16_t fabric_port; /* server: port of its fabric listener; client: 0 */
 };
 
 /* Each side's fabric parameters. */

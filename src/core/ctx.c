@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Context: configuration, the event queue, listeners and the public poll.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "core/session.h"
+
+SRDMA_API const char *srdma_version(void)
+{
+	return "0.1.0";
+}
+
+SRDMA_API const char *srdma_transport_name(enum srdma_transport t)
+{
+	switch (t) {
+	case SRDMA_TRANSPORT_AUTO:
+		return "auto";
+	case SRDMA_TRANSPORT_VERBS:
+		return "verbs";
+	case SRDMA_TRANSPORT_OFI:
+		return "ofi";
+	}
+	return "?";
+}
+
+SRDMA_API const char *srdma_protect_name(enum srdma_protect p)
+{
+	switch (p) {
+	case SRDMA_PROTECT_NONE:
+		return "none";
+	case SRDMA_PROTECT_INTEGRITY:
+		return "integrity";
+	case SRDMA_PROTECT_ENCRYPT:
+		return "encrypt";
+	}
+	return "?";
+}
+
+SRDMA_API void srdma_config_init(struct srdma_config *cfg, enum srdma_role role)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->role = role;
+	cfg->transport = SRDMA_TRANSPORT_AUTO;
+	cfg->protect = SRDMA_PROTECT_ENCRYPT;
+	cfg->max_clients = 4096;
+	cfg->max_handshakes = 128;
+	cfg->handshake_timeout_ms = 10000;
+	cfg->client_quota = 64ull << 20;
+	cfg->max_msg = 64 * 1024;
+	cfg->queue_depth = 16;
+	cfg->log_level = SRDMA_LOG_WARN;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void free_strings(struct srdma_ctx *ctx)
+{
+	free(ctx->s_provider);
+	free(ctx->s_device);
+	free(ctx->s_cert);
+	free(ctx->s_key);
+	free(ctx->s_ca);
+	free(ctx->s_peer);
+	if (ctx->allow) {
+		for (char **a = ctx->allow; *a; a++)
+			free(*a);
+		free(ctx->allow);
+	}
+}
+
+static int copy_config(struct srdma_ctx *ctx, const struct srdma_config *cfg)
+{
+	char cert[4096], key[4096], ca[4096];
+
+	ctx->cfg = *cfg;
+	if (!ctx->cfg.max_clients)
+		ctx->cfg.max_clients = 4096;
+	if (!ctx->cfg.max_handshakes)
+		ctx->cfg.max_handshakes = 128;
+	if (!ctx->cfg.handshake_timeout_ms)
+		ctx->cfg.handshake_timeout_ms = 10000;
+	if (!ctx->cfg.client_quota)
+		ctx->cfg.client_quota = 64ull << 20;
+	if (!ctx->cfg.max_msg)
+		ctx->cfg.max_msg = 64 * 1024;
+	if (!ctx->cfg.queue_depth)
+		ctx->cfg.queue_depth = 16;
+	ENSURE(ctx->cfg.max_msg <= (16u << 20), SRDMA_EINVAL,
+	       "max_msg %u is above the 16 MiB limit", ctx->cfg.max_msg);
+	ENSURE(ctx->cfg.queue_depth >= 4 && ctx->cfg.queue_depth <= 4096,
+	       SRDMA_EINVAL, "queue depth %u is outside 4..4096",
+	       ctx->cfg.queue_depth);
+	ENSURE(cfg->protect <= SRDMA_PROTECT_ENCRYPT, SRDMA_EINVAL,
+	       "unknown protection mode %d", (int)cfg->protect);
+
+	if (!cfg->cert_file || !cfg->key_file || !cfg->ca_file) {
+		const char *name = cfg->identity;
+		ENSURE(cfg->certs_dir, SRDMA_ECONFIG,
+		       "no certificates configured: give --certs DIR (made "
+		       "by `srdma certs DIR`) or --cert/--key/--ca");
+		if (!name)
+			name = cfg->role == SRDMA_ROLE_SERVER ? "server"
+							      : "client";
+		GUARD(srdma__certs_paths(cfg->certs_dir, name, cert,
+					 sizeof(cert), key, sizeof(key), ca,
+					 sizeof(ca)));
+	}
+	ctx->s_cert = strdup(cfg->cert_file ? cfg->cert_file : cert);
+	ctx->s_key = strdup(cfg->key_file ? cfg->key_file : key);
+	ctx->s_ca = strdup(cfg->ca_file ? cfg->ca_file : ca);
+	ctx->s_provider = dup_or_null(cfg->provider);
+	ctx->s_device = dup_or_null(cfg->device);
+	ctx->s_peer = dup_or_null(cfg->peer_name);
+	ENSURE(ctx->s_cert && ctx->s_key && ctx->s_ca, SRDMA_ENOMEM,
+	       "out of memory copying the configuration");
+	if (cfg->allow) {
+		size_t n = 0;
+		while (cfg->allow[n])
+			n++;
+		ctx->allow = calloc(n + 1, sizeof(char *));
+		ENSURE(ctx->allow, SRDMA_ENOMEM, "out of memory");
+		for (size_t i = 0; i < n; i++) {
+			ctx->allow[i] = strdup(cfg->allow[i]);
+			ENSURE(ctx->allow[i], SRDMA_ENOMEM, "out of memory");
+		}
+	}
+	ctx->cfg.provider = ctx->s_provider;
+	ctx->cfg.device = ctx->s_device;
+	ctx->cfg.cert_file = ctx->s_cert;
+	ctx->cfg.key_file = ctx->s_key;
+	ctx->cfg.ca_file = ctx->s_ca;
+	ctx->cfg.peer_name = ctx->s_peer;
+	ctx->cfg.allow = (const char *const *)ctx->allow;
+	ctx->cfg.certs_dir = NULL;
+	ctx->cfg.identity = NULL;
+	return 0;
+}
+
+SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out)
+{
+	struct srdma__tls_config tc = {0};
+	struct srdma_ctx *ctx;
+	int rc;
+
+	srdma__err_clear();
+	ENSURE(cfg && out, SRDMA_EINVAL, "srdma_ctx_create: NULL argument");
+	*out = NULL;
+	ctx = calloc(1, sizeof(*ctx));
+	ENSURE(ctx, SRDMA_ENOMEM, "out of memory creating a context");
+	rc = copy_config(ctx, cfg);
+	if (rc < 0)
+		goto out_free;
+	ctx->log.fn = cfg->log_fn;
+	ctx->log.arg = cfg->log_arg;
+	ctx->log.level = cfg->log_level;
+	ctx->cipher = srdma__cipher_default();
+
+	tc.server = cfg->role == SRDMA_ROLE_SERVER;
+	tc.cert_file = ctx->s_cert;
+	tc.key_file = ctx->s_key;
+	tc.ca_file = ctx->s_ca;
+	tc.allow = ctx->cfg.allow;
+	rc = srdma__tls_ctx_create(&tc, &ctx->tls);
+	if (rc < 0)
+		goto out_free;
+	rc = srdma__loop_create(&ctx->loop);
+	if (rc < 0)
+		goto out_tls;
+	rc = srdma__tp_open(cfg->transport, ctx->s_provider, ctx->s_device,
+			    ctx->loop, &ctx->log, &ctx->tp, &ctx->tp_why);
+	if (rc < 0)
+		goto out_loop;
+	srdma__log(&ctx->log, SRDMA_LOG_INFO, "transport %s: %s",
+		   srdma_transport_name(ctx->tp->kind), ctx->tp_why);
+	*out = ctx;
+	return 0;
+
+out_loop:
+	srdma__loop_destroy(ctx->loop);
+out_tls:
+	srdma__tls_ctx_destroy(ctx->tls);
+out_free:
+	free_strings(ctx);
+	free(ctx);
+	return rc;
+}
+
+SRDMA_API void srdma_ctx_destroy(srdma_ctx *ctx)
+{
+	struct qev *e;
+
+	if (!ctx)
+		return;
+	while (ctx->conns) {
+		struct srdma_conn *c = ctx->conns;
+		if (c->state < ST_CLOSED)
+			srdma__conn_fail(c, SRDMA_ECLOSED,
+					 "the local context was destroyed");
+		srdma__conn_free(c);
+	}
+	while (ctx->listeners)
+		srdma_listener_destroy(ctx->listeners);
+	srdma__release_delivered(ctx);
+	while ((e = ctx->q_head)) {
+		ctx->q_head = e->next;
+		free(e);
+	}
+	while ((e = ctx->q_free)) {
+		ctx->q_free = e->next;
+		free(e);
+	}
+	srdma__tp_close(ctx->tp);
+	srdma__loop_destroy(ctx->loop);
+	srdma__tls_ctx_destroy(ctx->tls);
+	free_strings(ctx);
+	free(ctx);
+}
+
+SRDMA_API int srdma_ctx_fd(const srdma_ctx *ctx)
+{
+	return ctx ? srdma__loop_fd(ctx->loop) : -1;
+}
+
+SRDMA_API enum srdma_transport srdma_ctx_transport(const srdma_ctx *ctx,
+						    const char **why)
+{
+	if (why)
+		*why = ctx->tp_why;
+	return ctx->tp->kind;
+}
+
+/* ---- event queue ---- */
+
+int srdma__queue_event(struct srdma_ctx *ctx, enum srdma_event_type type,
+		       int status, struct srdma_conn *c, void *user,
+		       const char *detail, struct qev **out)
+{
+	struct qev *e = ctx->q_free;
+
+	if (e)
+		ctx->q_free = e->next;
+	else
+		e = malloc(sizeof(*e));
+	ENSURE(e, SRDMA_ENOMEM, "out of memory queueing an event");
+	memset(&e->ev, 0, sizeof(e->ev));
+	e->ev.type = type;
+	e->ev.status = status;
+	e->ev.conn = c;
+	e->ev.user = user;
+	e->recv_slot = -1;
+	e->next = NULL;
+	snprintf(e->detail, sizeof(e->detail), "%s", detail ? detail : "");
+	e->ev.detail = e->detail;
+	if (ctx->q_tail)
+		ctx->q_tail->next = e;
+	else
+		ctx->q_head = e;
+	ctx->q_tail = e;
+	if (out)
+		*out = e;
+	return 0;
+}
+
+static void release(struct srdma_ctx *ctx, struct qev *e)
+{
+	if (e->recv_slot >= 0 && e->ev.conn)
+		srdma__repost_slot(e->ev.conn, e->recv_slot);
+	e->next = ctx->q_free;
+	ctx->q_free = e;
+}
+
+void srdma__release_delivered(struct srdma_ctx *ctx)
+{
+	struct qev *e;
+
+	while ((e = ctx->delivered)) {
+		ctx->delivered = e->next;
+		release(ctx, e);
+	}
+}
+
+void srdma__drop_events(struct srdma_ctx *ctx, struct srdma_conn *c)
+{
+	struct qev **pp = &ctx->q_head, *e;
+
+	ctx->q_tail = NULL;
+	while ((e = *pp)) {
+		if (e->ev.conn == c) {
+			*pp = e->next;
+			e->recv_slot = -1;
+			e->next = ctx->q_free;
+			ctx->q_free = e;
+		} else {
+			ctx->q_tail = e;
+			pp = &e->next;
+		}
+	}
+	for (e = ctx->delivered; e; e = e->next)
+		if (e->ev.conn == c) {
+			e->recv_slot = -1;
+			e->ev.conn = NULL;
+		}
+}
+
+/* One loop iteration bounded by timeout_ms and the nearest deadline. */
+int srdma__ctx_run(struct srdma_ctx *ctx, int timeout_ms)
+{
+	uint64_t now = srdma__now_ms();
+	int d = srdma__conn_next_deadline(ctx, now);
+	int rc;
+
+	if (d >= 0 && (timeout_ms < 0 || d < timeout_ms))
+		timeout_ms = d;
+	rc = srdma__loop_run_once(ctx->loop, timeout_ms);
+	srdma__conn_check_timeouts(ctx, srdma__now_ms());
+	return rc;
+}
+
+SRDMA_API int srdma_ctx_poll(srdma_ctx *ctx, struct srdma_event *evs, int max,
+			     int timeout_ms)
+{
+	uint64_t deadline;
+	int n = 0;
+
+	ENSURE(ctx && evs && max > 0, SRDMA_EINVAL, "srdma_ctx_poll: bad args");
+	srdma__release_delivered(ctx);
+	deadline = timeout_ms < 0 ? UINT64_MAX : srdma__now_ms() + timeout_ms;
+	for (;;) {
+		uint64_t now;
+		int wait;
+
+		if (ctx->q_head)
+			break;
+		now = srdma__now_ms();
+		if (now >= deadline && timeout_ms >= 0) {
+			/* One non-blocking pass even at timeout 0. */
+			GUARD(srdma__ctx_run(ctx, 0));
+			break;
+		}
+		wait = deadline == UINT64_MAX ? -1 : (int)(deadline - now);
+		GUARD(srdma__ctx_run(ctx, wait));
+	}
+	while (ctx->q_head && n < max) {
+		struct qev *e = ctx->q_head;
+		ctx->q_head = e->next;
+		if (!ctx->q_head)
+			ctx->q_tail = NULL;
+		evs[n++] = e->ev;
+		e->next = ctx->delivered;
+		ctx->delivered = e;
+	}
+	return n;
+}
+
+/* ---- listener ---- */
+
+static void on_listen_fd(void *arg, uint32_t events)
+{
+	struct srdma_listener *l = arg;
+	struct srdma_ctx *ctx = l->ctx;
+
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char host[INET6_ADDRSTRLEN] = "?", peer[64];
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				srdma__log(&ctx->log, SRDMA_LOG_WARN,
+					   "accept: %s", strerror(errno));
+			return;
+		}
+		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host),
+			    NULL, 0, NI_NUMERICHOST);
+		snprintf(peer, sizeof(peer), "%s:%u", host,
+			 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		if (ctx->handshakes >= ctx->cfg.max_handshakes) {
+			char d[160];
+			snprintf(d, sizeof(d),
+				 "refused %s: %u handshakes already in "
+				 "progress (max_handshakes)",
+				 peer, ctx->handshakes);
+			close(fd);
+			IGNORE_RESULT(srdma__queue_event(ctx, SRDMA_EV_REJECTED,
+						 SRDMA_ELIMIT, NULL, NULL, d,
+						 NULL));
+			continue;
+		}
+		if (srdma__conn_new_server(l, fd, peer) < 0) {
+			char d[300];
+			snprintf(d, sizeof(d), "refused %s: %s", peer,
+				 srdma_error_detail());
+			IGNORE_RESULT(srdma__queue_event(ctx, SRDMA_EV_REJECTED,
+						 SRDMA_ENOMEM, NULL, NULL, d,
+						 NULL));
+		}
+	}
+}
+
+SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
+			   srdma_listener **out)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	struct srdma_listener *l;
+	struct srdma__tp_listener_cb cb;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char portstr[8];
+	int rc, one = 1;
+
+	srdma__err_clear();
+	ENSURE(ctx && out, SRDMA_EINVAL, "srdma_listen: NULL argument");
+	ENSURE(ctx->cfg.role == SRDMA_ROLE_SERVER, SRDMA_ESTATE,
+	       "srdma_listen needs a server context");
+	l = calloc(1, sizeof(*l));
+	ENSURE(l, SRDMA_ENOMEM, "out of memory");
+	l->ctx = ctx;
+	l->fd = -1;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	rc = getaddrinfo(host, portstr, &hints, &ai);
+	if (rc) {
+		rc = srdma__err(SRDMA_ECONFIG, "cannot listen on %s:%u: %s",
+				host ? host : "*", port, gai_strerror(rc));
+		goto out_free;
+	}
+	l->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		       0);
+	if (l->fd < 0) {
+		rc = srdma__err(SRDMA_ESYS, "socket: %s", strerror(errno));
+		goto out_free;
+	}
+	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(l->fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(l->fd, 1024) < 0) {
+		rc = srdma__err(errno == EADDRINUSE ? SRDMA_ECONFIG : SRDMA_ESYS,
+				"cannot listen on %s:%u: %s", host ? host : "*",
+				port, strerror(errno));
+		goto out_free;
+	}
+	getsockname(l->fd, (struct sockaddr *)&ss, &sl);
+	l->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+
+	cb.arg = l;
+	cb.on_connreq = srdma__on_connreq;
+	rc = ctx->tp->ops->listen(ctx->tp, host, 0, &cb, &l->tpl);
+	if (rc < 0)
+		goto out_free;
+	l->fabric_port = ctx->tp->ops->listener_port(l->tpl);
+	rc = srdma__loop_add(ctx->loop, l->fd, EPOLLIN, on_listen_fd, NULL, l,
+			     &l->fd_reg);
+	if (rc < 0)
+		goto out_tpl;
+	freeaddrinfo(ai);
+	l->next = ctx->listeners;
+	ctx->listeners = l;
+	srdma__log(&ctx->log, SRDMA_LOG_INFO,
+		   "listening on %s:%u (control) and fabric port %u (%s)",
+		   host ? host : "*", l->port, l->fabric_port,
+		   srdma_transport_name(ctx->tp->kind));
+	*out = l;
+	return 0;
+
+out_tpl:
+	ctx->tp->ops->listener_destroy(l->tpl);
+out_free:
+	if (ai)
+		freeaddrinfo(ai);
+	if (l->fd >= 0)
+		close(l->fd);
+	free(l);
+	return rc;
+}
+
+SRDMA_API uint16_t srdma_listener_port(const srdma_listener *l)
+{
+	return l ? l->port : 0;
+}
+
+SRDMA_API uint16_t srdma_listener_fabric_port(const srdma_listener *l)
+{
+	return l ? l->fabric_port : 0;
+}
+
+SRDMA_API void srdma_listener_destroy(srdma_listener *l)
+{
+	struct srdma_listener **pp;
+
+	if (!l)
+		return;
+	for (pp = &l->ctx->listeners; *pp; pp = &(*pp)->next)
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	for (struct srdma_conn *c = l->ctx->conns; c; c = c->next)
+		if (c->listener == l)
+			c->listener = NULL;
+	srdma__loop_del(l->fd_reg);
+	close(l->fd);
+	l->ctx->tp->ops->listener_destroy(l->tpl);
+	free(l);
+}

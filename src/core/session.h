@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Session layer: the context, listeners, connections and regions behind the
+ * public API. One state machine per connection, driven only by the loop
+ * thread (the thread calling srdma_ctx_poll or a blocking call).
+ */
+#ifndef SRDMA_CORE_SESSION_H
+#define SRDMA_CORE_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/loop.h"
+#include "ctrl/ctrl.h"
+#include "protect/protect.h"
+#include "transport/transport.h"
+#include "wire/wire.h"
+
+/* Record types carried in the message channel (docs/PROTOCOL.md). */
+enum rec_type {
+	REC_DATA = 1,
+	REC_WRITE_NOTICE = 2,
+	REC_CREDIT = 3,
+};
+enum { WRITE_NOTICE_LEN = 4 + 8 + 8 + 8 }; /* region, offset, len, version */
+
+/* Who wrote a block: the byte in the sealed block header. */
+enum { WRITER_CLIENT = 0, WRITER_SERVER = 1 };
+
+enum conn_state {
+	ST_TCP_CONNECTING, /* client: non-blocking connect() in progress */
+	ST_TLS,            /* TLS 1.3 handshake */
+	ST_HELLO,          /* waiting for the peer's HELLO */
+	ST_PREPARE,        /* client: fabric address/route resolution */
+	ST_PARAMS,         /* waiting for the peer's PARAMS */
+	ST_FABRIC,         /* fabric connect in progress */
+	ST_ESTABLISHED,
+	ST_CLOSING, /* goodbye sent or received; draining */
+	ST_CLOSED,  /* orderly end */
+	ST_FAILED,  /* error end */
+};
+
+/* Work request ids: kind in the top byte, index below. */
+enum wr_kind { WR_RECV = 1, WR_SEND = 2, WR_CHUNK = 3 };
+
+enum op_kind { OP_WRITE = 1, OP_READ = 2 };
+
+struct srdma_conn;
+
+struct op {
+	enum op_kind kind;
+	void *user;
+	uint32_t region;
+	uint64_t offset;
+	uint8_t *buf;
+	size_t len;
+	uint64_t first_block, nblocks;
+	uint64_t next_block;  /* next block to seal (write) or fetch (read) */
+	uint64_t done_blocks; /* blocks whose chunk completed */
+	uint64_t version;     /* write: version sealed into every block */
+	bool notice_sent;
+	uint32_t notice_slot; /* send slot carrying the notice */
+	bool sync;            /* issued by a *_sync call */
+	int status;
+	struct op *next;
+};
+
+struct chunk {
+	uint8_t *mem; /* inside the staging buffer */
+	bool busy;
+	struct op *op;
+	uint64_t first_block, nblocks;
+};
+
+/* A region the peer granted us. */
+struct remote_region {
+	uint32_t id;
+	uint8_t access;
+	uint64_t len, addr, key;
+	uint32_t stride;
+	uint64_t write_version; /* our per-region write counter */
+	uint64_t *known;        /* per block: newest version we wrote */
+	struct remote_region *next;
+};
+
+struct srdma_region {
+	struct srdma_conn *conn;
+	uint32_t id;
+	int access;
+	uint64_t len; /* payload bytes */
+	uint64_t nblocks;
+	uint32_t stride;
+	uint8_t *mem; /* sealed blocks */
+	size_t mem_len;
+	struct srdma__tp_mr *mr;
+	uint64_t put_version; /* our per-region write counter (owner puts) */
+	uint64_t *newest;     /* per block: newest version seen from a notice */
+	struct srdma_region *next;
+};
+
+/* Queued events; data/detail owned by the node. */
+struct qev {
+	struct srdma_event ev;
+	char detail[256];
+	int recv_slot; /* >= 0: a receive slot to repost once delivered */
+	struct qev *next;
+};
+
+struct srdma_conn {
+	struct srdma_ctx *ctx;
+	struct srdma_listener *listener; /* server side */
+	enum conn_state state;
+	bool server;
+	bool app_owned;   /* the app has seen it (ACCEPTED/CONNECTED or client) */
+	bool counted_hs;  /* counted in ctx->handshakes */
+	bool destroying;
+	void *user;
+	uint64_t deadline_ms; /* handshake deadline; 0 once established */
+	uint64_t close_deadline_ms;
+	int fail_code;
+	char fail_detail[256];
+
+	/* control channel */
+	int fd;
+	struct srdma__loop_fd *fd_reg;
+	struct srdma__ctrl *ctrl;
+	uint8_t cin[SRDMA_WIRE_HDR_LEN + SRDMA_WIRE_MAX_BODY];
+	size_t cin_len;
+	char host[256];
+	uint16_t port;
+	char peer_addr[64];
+	bool goodbye_sent, goodbye_rcvd, fabric_closed;
+
+	/* negotiated */
+	enum srdma_protect protect;
+	enum srdma__cipher cipher;
+	uint32_t max_msg, depth;
+	uint64_t session_id;
+	uint32_t local_psn, remote_psn, remote_qpn;
+	uint16_t fabric_port;
+	struct srdma__token token; /* server */
+	struct srdma__keys keys;
+	struct srdma__aead tx, rx;         /* records */
+	/* sealed blocks: seal ours, open ours, open the peer's */
+	struct srdma__aead blk_tx, blk_own, blk_rx;
+
+	/* fabric */
+	struct srdma__tp_conn *tc;
+	uint8_t *ring;        /* recv slots then send slots */
+	size_t ring_len;
+	struct srdma__tp_mr *ring_mr;
+	size_t slot_len;
+	uint32_t *send_free; /* stack of free send slots */
+	uint32_t nsend_free;
+	uint32_t tx_credits;     /* peer receive slots we may fill */
+	uint32_t rx_credits_due; /* reposted slots not yet reported */
+	uint32_t recv_posted;
+
+	uint8_t *staging;
+	size_t staging_len;
+	struct srdma__tp_mr *staging_mr;
+	struct chunk chunks[4];
+	uint32_t chunk_blocks;
+
+	struct op *ops_head, *ops_tail; /* FIFO; head is active */
+	struct remote_region *remote;
+	struct srdma_region *regions;
+	uint32_t next_region_id;
+	uint64_t quota_used;
+
+	struct srdma_conn *next, *prev; /* ctx->conns */
+};
+
+struct srdma_listener {
+	struct srdma_ctx *ctx;
+	int fd;
+	uint16_t port;
+	struct srdma__loop_fd *fd_reg;
+	struct srdma__tp_listener *tpl;
+	uint16_t fabric_port;
+	struct srdma_listener *next;
+};
+
+struct srdma_ctx {
+	struct srdma_config cfg; /* strings below are owned copies */
+	char *s_provider, *s_device, *s_cert, *s_key, *s_ca, *s_peer;
+	char **allow;
+	struct srdma__logger log;
+	struct srdma__loop *loop;
+	struct srdma__tls_ctx *tls;
+	struct srdma__tp *tp;
+	const char *tp_why;
+	enum srdma__cipher cipher;
+	struct srdma_conn *conns;
+	struct srdma_listener *listeners;
+	uint32_t nclients, handshakes;
+	struct qev *q_head, *q_tail; /* pending events */
+	struct qev *delivered;       /* handed out by the last poll */
+	struct qev *q_free;
+	bool in_poll;
+};
+
+/* ctx.c */
+int srdma__queue_event(struct srdma_ctx *ctx, enum srdma_event_type type,
+		       int status, struct srdma_conn *c, void *user,
+		       const char *detail, struct qev **out) SRDMA__WUR;
+void srdma__release_delivered(struct srdma_ctx *ctx);
+void srdma__drop_events(struct srdma_ctx *ctx, struct srdma_conn *c);
+int srdma__ctx_run(struct srdma_ctx *ctx, int timeout_ms) SRDMA__WUR;
+
+/* conn.c */
+void srdma__conn_fail(struct srdma_conn *c, int code, const char *detail);
+void srdma__conn_check_timeouts(struct srdma_ctx *ctx, uint64_t now);
+int srdma__conn_next_deadline(struct srdma_ctx *ctx, uint64_t now);
+int srdma__conn_new_server(struct srdma_listener *l, int fd,
+			   const char *peer) SRDMA__WUR;
+void srdma__conn_free(struct srdma_conn *c);
+void srdma__on_connreq(void *arg, struct srdma__tp_connreq *req);
+void srdma__repost_slot(struct srdma_conn *c, int slot);
+
+#endif

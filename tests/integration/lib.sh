@@ -1,0 +1,90 @@
+# Shared helpers for integration tests: they drive the real srdma binary.
+# Each test sources this, calls `check NAME CMD...` and ends with `finish`.
+set -u
+BUILD=${SRDMA_BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}
+SRC=${SRDMA_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+SRDMA="$BUILD/srdma"
+T=$(mktemp -d /tmp/srdma-it-XXXXXX)
+PASS=0
+FAIL=0
+PIDS=()
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() { PASS=$((PASS + 1)); echo "ok - $*"; }
+notok() { FAIL=$((FAIL + 1)); echo "not ok - $*"; }
+
+# check NAME CMD...: CMD must exit 0.
+check() {
+	local name=$1; shift
+	if "$@"; then ok "$name"; else notok "$name"; fi
+}
+
+finish() {
+	echo "$PASS passed, $FAIL failed"
+	[ "$FAIL" -eq 0 ]
+}
+
+# make_pki DIR [client ids...]
+make_pki() {
+	local d=$1; shift
+	local args=()
+	for c in "$@"; do args+=(--client "$c"); done
+	"$SRDMA" certs "$d" "${args[@]}" >/dev/null
+}
+
+# start_server NAME [serve args...]: sets SERVER_PID, CTRL_PORT, FABRIC_PORT;
+# log in $T/NAME.log
+start_server() {
+	local name=$1; shift
+	rm -f "$T/$name.ports"
+	"$SRDMA" serve --listen 127.0.0.1:0 --port-file "$T/$name.ports" "$@" \
+		>"$T/$name.log" 2>&1 &
+	SERVER_PID=$!
+	PIDS+=("$SERVER_PID")
+	for _ in $(seq 100); do
+		[ -s "$T/$name.ports" ] && break
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if [ ! -s "$T/$name.ports" ]; then
+		echo "server $name did not start:"; cat "$T/$name.log"
+		return 1
+	fi
+	read -r CTRL_PORT FABRIC_PORT <"$T/$name.ports"
+}
+
+stop_server() {
+	kill -TERM "$SERVER_PID" 2>/dev/null
+	for _ in $(seq 100); do
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$SERVER_PID" 2>/dev/null; then
+		echo "server did not stop on SIGTERM"; kill -9 "$SERVER_PID"
+		wait "$SERVER_PID" 2>/dev/null
+		return 1
+	fi
+	wait "$SERVER_PID" 2>/dev/null
+	return 0
+}
+
+# client ARGS...: runs `srdma client` against the current server.
+client() {
+	timeout 60 "$SRDMA" client --connect "127.0.0.1:$CTRL_PORT" "$@"
+}
+
+# expect_fail PATTERN CMD...: CMD must exit non-zero and print PATTERN.
+expect_fail() {
+	local pat=$1; shift
+	local out
+	out=$("$@" 2>&1) && { echo "unexpected success: $out"; return 1; }
+	echo "$out" | grep -qE "$pat" || { echo "missing '$pat' in: $out"; return 1; }
+}
+
+server_alive() { kill -0 "$SERVER_PID" 2>/dev/null; }

@@ -1,0 +1,886 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Control channel and development PKI: real TLS 1.3 handshakes between two
+ * in-process peers over a socketpair, driven non-blocking from a poll loop,
+ * checking the exact error code for each way a handshake can fail.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "ctrl/ctrl.h"
+#include "test.h"
+
+enum { DAY = 24 * 3600 };
+
+static char base[PATH_MAX - 64];  /* temp root */
+static char dir_a[PATH_MAX - 32]; /* main PKI */
+static char dir_b[PATH_MAX - 32]; /* another CA */
+
+static void path(char *buf, size_t len, const char *dir, const char *file)
+{
+	snprintf(buf, len, "%s/%s", dir, file);
+}
+
+/* A TLS context from DIR/NAME.{crt,key} trusting CA_DIR/ca.crt. */
+static struct srdma__tls_ctx *mk_ctx(const char *dir, const char *name,
+				     const char *ca_dir, bool server,
+				     const char *const *allow)
+{
+	char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
+	struct srdma__tls_config cfg = {.server = server, .allow = allow};
+	struct srdma__tls_ctx *t = NULL;
+	int rc;
+
+	snprintf(cert, sizeof(cert), "%s/%s.crt", dir, name);
+	snprintf(key, sizeof(key), "%s/%s.key", dir, name);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", ca_dir);
+	cfg.cert_file = cert;
+	cfg.key_file = key;
+	cfg.ca_file = ca;
+	rc = srdma__tls_ctx_create(&cfg, &t);
+	if (rc < 0)
+		fprintf(stderr, "tls_ctx_create(%s/%s): %d %s\n", dir, name, rc,
+			srdma_error_detail());
+	return t;
+}
+
+/* One end of a test connection: our ctrl, a raw OpenSSL peer, or none. */
+struct side {
+	struct srdma__ctrl *c;
+	SSL *raw;
+	SSL_CTX *raw_ctx;
+	int fd;
+	int rc;
+	char detail[512];
+};
+
+static void step(struct side *s)
+{
+	if (s->c) {
+		s->rc = srdma__ctrl_handshake(s->c);
+		if (s->rc < 0 && s->rc != SRDMA_EAGAIN)
+			srdma__err_copy(s->detail, sizeof(s->detail));
+		return;
+	}
+	if (s->raw) {
+		int r = SSL_do_handshake(s->raw);
+		int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(s->raw, r);
+
+		s->rc = r == 1 ? 0
+			: (e == SSL_ERROR_WANT_READ ||
+			   e == SSL_ERROR_WANT_WRITE)
+				? SRDMA_EAGAIN
+				: SRDMA_ETLS;
+		ERR_clear_error();
+		return;
+	}
+	s->rc = 0;
+}
+
+static bool wants_write(const struct side *s)
+{
+	if (s->c)
+		return srdma__ctrl_want_write(s->c);
+	return s->raw && SSL_want_write(s->raw);
+}
+
+/* Runs both handshakes until neither wants more (5 s at most). */
+static void drive(struct side *a, struct side *b)
+{
+	struct side *sides[2] = {a, b};
+	time_t end = time(NULL) + 5;
+
+	a->rc = b->rc = SRDMA_EAGAIN;
+	while (time(NULL) < end) {
+		struct pollfd pfd[2];
+		int n = 0;
+
+		for (int i = 0; i < 2; i++)
+			if (sides[i]->rc == SRDMA_EAGAIN)
+				step(sides[i]);
+		for (int i = 0; i < 2; i++) {
+			if (sides[i]->rc != SRDMA_EAGAIN)
+				continue;
+			pfd[n].fd = sides[i]->fd;
+			pfd[n].events =
+				wants_write(sides[i]) ? POLLOUT : POLLIN;
+			n++;
+		}
+		if (n == 0)
+			return;
+		poll(pfd, (nfds_t)n, 50);
+	}
+}
+
+static void side_free(struct side *s)
+{
+	srdma__ctrl_destroy(s->c);
+	if (s->raw) {
+		SSL_free(s->raw);
+		close(s->fd);
+	}
+	SSL_CTX_free(s->raw_ctx);
+	memset(s, 0, sizeof(*s));
+}
+
+/* A connected pair of ctrl objects; peer_name is the client's target. */
+static bool mk_pair(struct srdma__tls_ctx *ct, struct srdma__tls_ctx *st,
+		    const char *peer_name, struct side *cli, struct side *srv)
+{
+	int sv[2];
+
+	memset(cli, 0, sizeof(*cli));
+	memset(srv, 0, sizeof(*srv));
+	if (!ct || !st || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return false;
+	cli->fd = sv[0];
+	srv->fd = sv[1];
+	if (srdma__ctrl_create(ct, sv[0], peer_name, &cli->c) < 0 ||
+	    srdma__ctrl_create(st, sv[1], NULL, &srv->c) < 0) {
+		fprintf(stderr, "ctrl_create: %s\n", srdma_error_detail());
+		return false;
+	}
+	return true;
+}
+
+/* Handshake between a client and a server context; returns both codes. */
+static void hs(struct srdma__tls_ctx *ct, struct srdma__tls_ctx *st,
+	       const char *peer_name, struct side *cli, struct side *srv)
+{
+	if (!mk_pair(ct, st, peer_name, cli, srv)) {
+		cli->rc = srv->rc = -1000;
+		return;
+	}
+	drive(cli, srv);
+	if (getenv("TEST_VERBOSE"))
+		printf("  %s: client %d \"%s\" / server %d \"%s\"\n", peer_name,
+		       cli->rc, cli->detail, srv->rc, srv->detail);
+}
+
+/* After a server-side rejection, what the client learns on its next read. */
+static int client_read_rc(struct side *cli, char *detail, size_t len)
+{
+	char buf[64];
+	time_t end = time(NULL) + 5;
+	int rc;
+
+	do {
+		rc = srdma__ctrl_recv(cli->c, buf, sizeof(buf));
+		if (rc == SRDMA_EAGAIN) {
+			struct pollfd p = {.fd = cli->fd, .events = POLLIN};
+
+			poll(&p, 1, 50);
+		}
+	} while (rc == SRDMA_EAGAIN && time(NULL) < end);
+	srdma__err_copy(detail, len);
+	if (getenv("TEST_VERBOSE"))
+		printf("  client read: %d \"%s\"\n", rc, detail);
+	return rc;
+}
+
+static bool contains(const char *hay, const char *needle)
+{
+	bool ok = strstr(hay, needle) != NULL;
+
+	if (!ok)
+		fprintf(stderr, "  detail \"%s\" lacks \"%s\"\n", hay, needle);
+	return ok;
+}
+
+static int rm_cb(const char *p, const struct stat *st, int flag,
+		 struct FTW *ftw)
+{
+	return remove(p);
+}
+
+static mode_t file_mode(const char *dir, const char *file)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	path(p, sizeof(p), dir, file);
+	if (stat(p, &st) < 0)
+		return (mode_t)-1;
+	return st.st_mode & 07777;
+}
+
+static bool read_file(const char *dir, const char *file, char *buf, size_t len)
+{
+	char p[PATH_MAX];
+	FILE *f;
+	size_t n;
+
+	path(p, sizeof(p), dir, file);
+	f = fopen(p, "r");
+	if (!f)
+		return false;
+	n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return n > 0;
+}
+
+static void test_pki(void)
+{
+	static const char *const clients[] = {"client", "alice", NULL};
+	static const char *const names[] = {"db.example", "10.1.2.3", NULL};
+	struct srdma__pki_opts o = {
+		.dir = dir_a, .clients = clients, .server_names = names};
+	struct srdma__pki_opts ob = {.dir = dir_b};
+	char before[8192], after[8192], cert[PATH_MAX], key[PATH_MAX],
+		ca[PATH_MAX];
+
+	CHECK_RC(srdma__pki_write(&o), 0);
+	CHECK_RC(srdma__pki_write(&ob), 0);
+	CHECK(file_mode(dir_a, "") == 0700);
+	CHECK(file_mode(dir_a, "ca.key") == 0600);
+	CHECK(file_mode(dir_a, "server.key") == 0600);
+	CHECK(file_mode(dir_a, "client.key") == 0600);
+	CHECK(file_mode(dir_a, "alice.key") == 0600);
+	CHECK(file_mode(dir_a, "ca.crt") == 0644);
+	CHECK(file_mode(dir_a, "server.crt") == 0644);
+	CHECK(file_mode(dir_a, "alice.crt") == 0644);
+	CHECK(file_mode(dir_b, "client.key") == 0600);
+
+	/* No overwrite without force; nothing changes. */
+	CHECK(read_file(dir_a, "ca.crt", before, sizeof(before)));
+	CHECK_RC(srdma__pki_write(&o), SRDMA_ECONFIG);
+	CHECK(contains(srdma_error_detail(), "exists; use --force"));
+	CHECK(read_file(dir_a, "ca.crt", after, sizeof(after)));
+	CHECK(!strcmp(before, after));
+
+	/* With force: a new CA, keys still 0600. */
+	o.force = true;
+	CHECK_RC(srdma__pki_write(&o), 0);
+	CHECK(read_file(dir_a, "ca.crt", after, sizeof(after)));
+	CHECK(strcmp(before, after) != 0);
+	CHECK(file_mode(dir_a, "ca.key") == 0600);
+	CHECK(file_mode(dir_a, "server.key") == 0600);
+
+	/* Bad identities and names are refused. */
+	{
+		static const char *const bad_c[] = {"../evil", NULL};
+		static const char *const dup_c[] = {"x", "x", NULL};
+		static const char *const bad_n[] = {"a b", NULL};
+		struct srdma__pki_opts ox = {.dir = dir_a, .force = true};
+
+		ox.clients = bad_c;
+		CHECK_RC(srdma__pki_write(&ox), SRDMA_ECONFIG);
+		ox.clients = dup_c;
+		CHECK_RC(srdma__pki_write(&ox), SRDMA_ECONFIG);
+		ox.clients = NULL;
+		ox.server_names = bad_n;
+		CHECK_RC(srdma__pki_write(&ox), SRDMA_ECONFIG);
+	}
+
+	/* certs_paths */
+	CHECK_RC(srdma__certs_paths(dir_a, "alice", cert, sizeof(cert), key,
+				    sizeof(key), ca, sizeof(ca)),
+		 0);
+	CHECK(contains(cert, "/alice.crt") && contains(key, "/alice.key") &&
+	      contains(ca, "/ca.crt"));
+	CHECK_RC(srdma__certs_paths(dir_a, "nobody", cert, sizeof(cert), key,
+				    sizeof(key), ca, sizeof(ca)),
+		 SRDMA_ECONFIG);
+	CHECK(contains(srdma_error_detail(), "nobody.crt"));
+	CHECK_RC(srdma__certs_paths(dir_a, "alice", cert, 8, key, sizeof(key),
+				    ca, sizeof(ca)),
+		 SRDMA_ECONFIG);
+}
+
+static void test_config_errors(void)
+{
+	char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
+	struct srdma__tls_config cfg = {.server = true};
+	struct srdma__tls_ctx *t = NULL;
+
+	path(cert, sizeof(cert), dir_a, "server.crt");
+	path(key, sizeof(key), dir_a, "client.key");
+	path(ca, sizeof(ca), dir_a, "ca.crt");
+	cfg.cert_file = cert;
+	cfg.key_file = key;
+	cfg.ca_file = ca;
+	CHECK_RC(srdma__tls_ctx_create(&cfg, &t), SRDMA_ECONFIG);
+	CHECK(t == NULL);
+	CHECK(contains(srdma_error_detail(), "client.key") &&
+	      contains(srdma_error_detail(), "server.crt") &&
+	      contains(srdma_error_detail(), "does not match"));
+
+	path(key, sizeof(key), dir_a, "missing.key");
+	CHECK_RC(srdma__tls_ctx_create(&cfg, &t), SRDMA_ECONFIG);
+	CHECK(contains(srdma_error_detail(), "missing.key"));
+
+	/* a key is not a CA certificate */
+	path(key, sizeof(key), dir_a, "server.key");
+	path(ca, sizeof(ca), dir_a, "ca.key");
+	CHECK_RC(srdma__tls_ctx_create(&cfg, &t), SRDMA_ECONFIG);
+	CHECK(contains(srdma_error_detail(), "ca.key"));
+
+	/* a client must name the server it expects */
+	t = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	CHECK(t != NULL);
+	if (t) {
+		struct srdma__ctrl *c = NULL;
+		int sv[2];
+
+		CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+		CHECK_RC(srdma__ctrl_create(t, sv[0], NULL, &c), SRDMA_EINVAL);
+		CHECK(c == NULL);
+		/* the fd was taken (closed): the peer sees EOF */
+		CHECK(read(sv[1], cert, 1) == 0);
+		close(sv[1]);
+	}
+	srdma__tls_ctx_destroy(t);
+}
+
+static bool pump_send(struct srdma__ctrl *s, struct srdma__ctrl *r,
+		      const unsigned char *msg, size_t len)
+{
+	unsigned char got[70000];
+	size_t have = 0;
+	time_t end = time(NULL) + 5;
+	int rc = srdma__ctrl_send(s, msg, len);
+
+	if (rc < 0)
+		return false;
+	while (have < len && time(NULL) < end) {
+		int n;
+
+		if (srdma__ctrl_pending_out(s)) {
+			int f = srdma__ctrl_flush(s);
+
+			if (f < 0 && f != SRDMA_EAGAIN)
+				return false;
+		}
+		n = srdma__ctrl_recv(r, got + have, sizeof(got) - have);
+		if (n > 0)
+			have += (size_t)n;
+		else if (n != SRDMA_EAGAIN)
+			return false;
+		else
+			poll(NULL, 0, 1);
+	}
+	return have == len && !memcmp(got, msg, len);
+}
+
+static void test_good(void)
+{
+	struct srdma__tls_ctx *st = mk_ctx(dir_a, "server", dir_a, true, NULL);
+	struct srdma__tls_ctx *ct = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	struct side cli, srv;
+	unsigned char k1[32] = {0}, k2[32] = {0}, zero[32] = {0};
+	static unsigned char big[60000];
+	char buf[64];
+
+	hs(ct, st, "localhost", &cli, &srv);
+	CHECK_RC(cli.rc, 0);
+	CHECK_RC(srv.rc, 0);
+	if (cli.rc == 0 && srv.rc == 0) {
+		CHECK(!strcmp(srdma__ctrl_peer_identity(srv.c), "client"));
+		CHECK(!strcmp(srdma__ctrl_peer_identity(cli.c), "server"));
+		CHECK(!strncmp(srdma__ctrl_tls_version(cli.c), "TLSv1.3 ", 8));
+		CHECK(SSL_version(srdma__ctrl_ssl(srv.c)) == TLS1_3_VERSION);
+		CHECK(srdma__ctrl_handshake(cli.c) == 0); /* idempotent */
+
+		CHECK(pump_send(cli.c, srv.c, (const unsigned char *)"hello",
+				5));
+		CHECK(pump_send(srv.c, cli.c, (const unsigned char *)"world!",
+				6));
+		for (size_t i = 0; i < sizeof(big); i++)
+			big[i] = (unsigned char)(i * 7 + 3);
+		CHECK(pump_send(cli.c, srv.c, big, sizeof(big)));
+		CHECK(pump_send(srv.c, cli.c, big, sizeof(big)));
+		CHECK_RC(srdma__ctrl_send(cli.c, big, 70000), SRDMA_EMSGSIZE);
+		CHECK_RC(srdma__ctrl_recv(srv.c, buf, sizeof(buf)),
+			 SRDMA_EAGAIN);
+
+		CHECK(SSL_export_keying_material(srdma__ctrl_ssl(cli.c), k1,
+						 sizeof(k1), "srdma test", 10,
+						 NULL, 0, 0) == 1);
+		CHECK(SSL_export_keying_material(srdma__ctrl_ssl(srv.c), k2,
+						 sizeof(k2), "srdma test", 10,
+						 NULL, 0, 0) == 1);
+		CHECK(!memcmp(k1, k2, sizeof(k1)));
+		CHECK(memcmp(k1, zero, sizeof(k1)) != 0);
+
+		/* orderly close: the server reads ECLOSED */
+		srdma__ctrl_shutdown(cli.c);
+		CHECK_RC(client_read_rc(&srv, buf, sizeof(buf)), SRDMA_ECLOSED);
+	}
+	side_free(&cli);
+	side_free(&srv);
+
+	/* A peer that does not read: the queue fills, then EAGAIN; then it
+	 * drains as the peer reads (partial writes, moving buffer). */
+	hs(ct, st, "localhost", &cli, &srv);
+	if (cli.rc == 0 && srv.rc == 0) {
+		int rc = 0, sent = 0;
+		size_t got = 0;
+		static unsigned char rbuf[65536];
+		time_t end = time(NULL) + 5;
+
+		while (sent < 100 &&
+		       (rc = srdma__ctrl_send(cli.c, big, 30000)) == 0)
+			sent++;
+		CHECK_RC(rc, SRDMA_EAGAIN);
+		CHECK(srdma__ctrl_pending_out(cli.c));
+		while ((srdma__ctrl_pending_out(cli.c) ||
+			got < (size_t)sent * 30000) &&
+		       time(NULL) < end) {
+			int n = srdma__ctrl_recv(srv.c, rbuf, sizeof(rbuf));
+
+			if (n > 0)
+				got += (size_t)n;
+			else if (n != SRDMA_EAGAIN)
+				break;
+			rc = srdma__ctrl_flush(cli.c);
+			if (rc < 0 && rc != SRDMA_EAGAIN)
+				break;
+		}
+		CHECK(got == (size_t)sent * 30000);
+		CHECK(!srdma__ctrl_pending_out(cli.c));
+	} else {
+		CHECK(!"second handshake");
+	}
+	side_free(&cli);
+	side_free(&srv);
+
+	/* IP literals as the server's name */
+	hs(ct, st, "127.0.0.1", &cli, &srv);
+	CHECK_RC(cli.rc, 0);
+	CHECK_RC(srv.rc, 0);
+	side_free(&cli);
+	side_free(&srv);
+	hs(ct, st, "::1", &cli, &srv);
+	CHECK_RC(cli.rc, 0);
+	side_free(&cli);
+	side_free(&srv);
+	hs(ct, st, "db.example", &cli, &srv); /* extra --name */
+	CHECK_RC(cli.rc, 0);
+	side_free(&cli);
+	side_free(&srv);
+	hs(ct, st, "10.1.2.3", &cli, &srv);
+	CHECK_RC(cli.rc, 0);
+	side_free(&cli);
+	side_free(&srv);
+
+	/* wrong names */
+	hs(ct, st, "wrong.example", &cli, &srv);
+	CHECK_RC(cli.rc, SRDMA_ECERT_NAME);
+	CHECK(contains(cli.detail, "'wrong.example'"));
+	CHECK(srv.rc != 0);
+	side_free(&cli);
+	side_free(&srv);
+	hs(ct, st, "10.9.8.7", &cli, &srv);
+	CHECK_RC(cli.rc, SRDMA_ECERT_NAME);
+	side_free(&cli);
+	side_free(&srv);
+
+	srdma__tls_ctx_destroy(st);
+	srdma__tls_ctx_destroy(ct);
+}
+
+static void test_cert_failures(void)
+{
+	struct srdma__tls_ctx *st = mk_ctx(dir_a, "server", dir_a, true, NULL);
+	struct srdma__tls_ctx *ct_other, *st_other, *ct, *t;
+	struct side cli, srv;
+	char d[512];
+
+	/* client certificate from another CA */
+	ct_other = mk_ctx(dir_b, "client", dir_a, false, NULL);
+	hs(ct_other, st, "localhost", &cli, &srv);
+	CHECK_RC(srv.rc, SRDMA_ECERT_UNKNOWN_CA);
+	CHECK(contains(srv.detail, "client certificate 'client'") &&
+	      contains(srv.detail, "not signed by the CA in") &&
+	      contains(srv.detail, "ca.crt"));
+	if (cli.rc == 0) { /* TLS 1.3: the client learns on its next read */
+		CHECK_RC(client_read_rc(&cli, d, sizeof(d)),
+			 SRDMA_ECERT_UNKNOWN_CA);
+		CHECK(contains(d, "the server rejected our certificate"));
+	}
+	side_free(&cli);
+	side_free(&srv);
+	srdma__tls_ctx_destroy(ct_other);
+
+	/* server certificate from another CA */
+	ct = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	st_other = mk_ctx(dir_b, "server", dir_a, true, NULL);
+	hs(ct, st_other, "localhost", &cli, &srv);
+	CHECK_RC(cli.rc, SRDMA_ECERT_UNKNOWN_CA);
+	CHECK(contains(cli.detail, "server certificate for 'localhost'") &&
+	      contains(cli.detail, "check --ca/--certs"));
+	CHECK_RC(srv.rc, SRDMA_ECERT_UNKNOWN_CA);
+	CHECK(contains(srv.detail, "the client rejected our certificate"));
+	side_free(&cli);
+	side_free(&srv);
+	srdma__tls_ctx_destroy(st_other);
+
+	/* expired client */
+	CHECK_RC(srdma__pki_issue(dir_a, "old", false, NULL, -2 * DAY, -DAY),
+		 0);
+	t = mk_ctx(dir_a, "old", dir_a, false, NULL);
+	hs(t, st, "localhost", &cli, &srv);
+	CHECK_RC(srv.rc, SRDMA_ECERT_EXPIRED);
+	CHECK(contains(srv.detail, "'old' expired on"));
+	if (cli.rc == 0)
+		CHECK_RC(client_read_rc(&cli, d, sizeof(d)),
+			 SRDMA_ECERT_EXPIRED);
+	side_free(&cli);
+	side_free(&srv);
+	srdma__tls_ctx_destroy(t);
+
+	/* not yet valid client */
+	CHECK_RC(srdma__pki_issue(dir_a, "future", false, NULL, DAY, 2 * DAY),
+		 0);
+	t = mk_ctx(dir_a, "future", dir_a, false, NULL);
+	hs(t, st, "localhost", &cli, &srv);
+	CHECK_RC(srv.rc, SRDMA_ECERT_NOT_YET_VALID);
+	CHECK(contains(srv.detail, "not valid until"));
+	if (cli.rc == 0)
+		CHECK_RC(client_read_rc(&cli, d, sizeof(d)),
+			 SRDMA_ECERT_NOT_YET_VALID);
+	side_free(&cli);
+	side_free(&srv);
+	srdma__tls_ctx_destroy(t);
+
+	/* expired / not yet valid server */
+	{
+		static const char *const sans[] = {"localhost", NULL};
+
+		CHECK_RC(srdma__pki_issue(dir_a, "oldsrv", true, sans, -2 * DAY,
+					  -DAY),
+			 0);
+		t = mk_ctx(dir_a, "oldsrv", dir_a, true, NULL);
+		hs(ct, t, "localhost", &cli, &srv);
+		CHECK_RC(cli.rc, SRDMA_ECERT_EXPIRED);
+		CHECK_RC(srv.rc, SRDMA_ECERT_EXPIRED);
+		side_free(&cli);
+		side_free(&srv);
+		srdma__tls_ctx_destroy(t);
+
+		CHECK_RC(srdma__pki_issue(dir_a, "newsrv", true, sans, DAY,
+					  2 * DAY),
+			 0);
+		t = mk_ctx(dir_a, "newsrv", dir_a, true, NULL);
+		hs(ct, t, "localhost", &cli, &srv);
+		CHECK_RC(cli.rc, SRDMA_ECERT_NOT_YET_VALID);
+		side_free(&cli);
+		side_free(&srv);
+		srdma__tls_ctx_destroy(t);
+	}
+
+	/* a client certificate cannot act as a server (EKU clientAuth) */
+	t = mk_ctx(dir_a, "alice", dir_a, true, NULL);
+	hs(ct, t, "alice", &cli, &srv);
+	CHECK(cli.rc != 0 && cli.rc != SRDMA_EAGAIN);
+	side_free(&cli);
+	side_free(&srv);
+	srdma__tls_ctx_destroy(t);
+
+	srdma__tls_ctx_destroy(ct);
+	srdma__tls_ctx_destroy(st);
+}
+
+static void test_allow(void)
+{
+	static const char *const allow[] = {"alice", "carol", NULL};
+	struct srdma__tls_ctx *st = mk_ctx(dir_a, "server", dir_a, true, allow);
+	struct srdma__tls_ctx *bob =
+		mk_ctx(dir_a, "client", dir_a, false, NULL);
+	struct srdma__tls_ctx *alice =
+		mk_ctx(dir_a, "alice", dir_a, false, NULL);
+	struct side cli, srv;
+	char d[512];
+
+	hs(bob, st, "localhost", &cli, &srv);
+	CHECK_RC(srv.rc, SRDMA_ENOT_ALLOWED);
+	CHECK(contains(srv.detail, "client 'client' is not on the allow-list"));
+	/* the client is told nothing useful: the connection just closes */
+	if (cli.rc == 0) {
+		CHECK_RC(client_read_rc(&cli, d, sizeof(d)), SRDMA_ECLOSED);
+	}
+	CHECK_RC(srdma__ctrl_handshake(srv.c), SRDMA_ESTATE);
+	CHECK_RC(srdma__ctrl_send(srv.c, "x", 1), SRDMA_ESTATE);
+	side_free(&cli);
+	side_free(&srv);
+
+	hs(alice, st, "localhost", &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK_RC(cli.rc, 0);
+	CHECK(srv.c && !strcmp(srdma__ctrl_peer_identity(srv.c), "alice"));
+	side_free(&cli);
+	side_free(&srv);
+
+	srdma__tls_ctx_destroy(st);
+	srdma__tls_ctx_destroy(bob);
+	srdma__tls_ctx_destroy(alice);
+}
+
+/* Our ctrl on one end of a socketpair; raw bytes written to the other. */
+static int raw_bytes(bool server, const void *bytes, size_t len,
+		     bool close_after, char *detail, size_t dlen)
+{
+	struct srdma__tls_ctx *t =
+		server ? mk_ctx(dir_a, "server", dir_a, true, NULL)
+		       : mk_ctx(dir_a, "client", dir_a, false, NULL);
+	struct srdma__ctrl *c = NULL;
+	int sv[2], rc = -1000;
+	time_t end = time(NULL) + 5;
+
+	if (!t || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		goto out;
+	if (srdma__ctrl_create(t, sv[0], server ? NULL : "localhost", &c) < 0)
+		goto out_close;
+	if (len && write(sv[1], bytes, len) != (ssize_t)len)
+		goto out_close;
+	if (close_after) {
+		close(sv[1]);
+		sv[1] = -1;
+	}
+	do {
+		struct pollfd p = {.fd = sv[0]};
+
+		rc = srdma__ctrl_handshake(c);
+		if (rc != SRDMA_EAGAIN)
+			break;
+		p.events = srdma__ctrl_want_write(c) ? POLLOUT : POLLIN;
+		poll(&p, 1, 50);
+	} while (time(NULL) < end);
+	srdma__err_copy(detail, dlen);
+	if (getenv("TEST_VERBOSE") && len < 64)
+		printf("  raw bytes to %s: %d \"%s\"\n",
+		       server ? "server" : "client", rc, detail);
+out_close:
+	srdma__ctrl_destroy(c);
+	if (sv[1] >= 0)
+		close(sv[1]);
+out:
+	srdma__tls_ctx_destroy(t);
+	return rc;
+}
+
+static void test_not_tls(void)
+{
+	static const char http[] = "GET / HTTP/1.1\r\n\r\n";
+	static const unsigned char junk[] = {0x8f, 0x01, 0x99, 0x42, 0x13,
+					     0x37, 0xde, 0xad, 0xbe, 0xef,
+					     0x00, 0xff, 0x10, 0x20};
+	static const char ssh[] = "SSH-2.0-OpenSSH_9.2\r\n";
+	static const char resp[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
+	char d[512];
+
+	CHECK_RC(raw_bytes(true, http, strlen(http), false, d, sizeof(d)),
+		 SRDMA_ENOT_TLS);
+	CHECK(contains(d, "HTTP"));
+	CHECK_RC(raw_bytes(true, http, strlen(http), true, d, sizeof(d)),
+		 SRDMA_ENOT_TLS);
+	CHECK_RC(raw_bytes(true, junk, sizeof(junk), false, d, sizeof(d)),
+		 SRDMA_ENOT_TLS);
+	CHECK_RC(raw_bytes(true, junk, sizeof(junk), true, d, sizeof(d)),
+		 SRDMA_ENOT_TLS);
+	CHECK_RC(raw_bytes(true, ssh, strlen(ssh), false, d, sizeof(d)),
+		 SRDMA_ENOT_TLS);
+	CHECK(contains(d, "SSH-2"));
+	/* a client talking to something that is not a TLS server */
+	CHECK_RC(raw_bytes(false, resp, strlen(resp), false, d, sizeof(d)),
+		 SRDMA_ENOT_TLS);
+	CHECK(contains(d, "plain HTTP"));
+	CHECK_RC(raw_bytes(false, ssh, strlen(ssh), false, d, sizeof(d)),
+		 SRDMA_ENOT_TLS);
+
+	/* Random garbage (fixed seed): not TLS, whatever the bytes. */
+	{
+		unsigned int seed = 12345;
+		int wrong = 0;
+
+		for (int i = 0; i < 100; i++) {
+			unsigned char g[64];
+			int rc;
+
+			for (size_t k = 0; k < sizeof(g); k++)
+				g[k] = (unsigned char)(rand_r(&seed) >> 7);
+			if ((g[0] >= 20 && g[0] <= 24 && g[1] == 3) ||
+			    ((g[0] & 0x80) && g[2] == 1))
+				continue; /* looks like a TLS or SSLv2 record */
+			/* (a client whose hello cannot be sent because the
+			 * peer already closed sees ECLOSED: so close only
+			 * towards a server) */
+			rc = raw_bytes(i & 1, g, sizeof(g), (i & 3) == 3, d,
+				       sizeof(d));
+			if (rc != SRDMA_ENOT_TLS) {
+				fprintf(stderr, "garbage %d: %d %s\n", i, rc,
+					d);
+				wrong++;
+			}
+		}
+		CHECK(wrong == 0);
+	}
+
+	/* EOF before and during the handshake */
+	CHECK_RC(raw_bytes(true, NULL, 0, true, d, sizeof(d)), SRDMA_ECLOSED);
+	CHECK_RC(raw_bytes(true, "\x16\x03\x01", 3, true, d, sizeof(d)),
+		 SRDMA_ECLOSED);
+	CHECK_RC(raw_bytes(false, NULL, 0, true, d, sizeof(d)), SRDMA_ECLOSED);
+	CHECK(contains(d, "closed"));
+}
+
+/* A raw OpenSSL client (not our ctrl) against our server. */
+static int raw_client(int max_version, bool with_cert, char *d, size_t dlen)
+{
+	struct srdma__tls_ctx *st = mk_ctx(dir_a, "server", dir_a, true, NULL);
+	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+	struct side cli = {0}, srv = {0};
+	int sv[2], rc = -1000;
+
+	path(ca, sizeof(ca), dir_a, "ca.crt");
+	path(cert, sizeof(cert), dir_a, "client.crt");
+	path(key, sizeof(key), dir_a, "client.key");
+	if (!st || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		goto out;
+	cli.fd = sv[0];
+	srv.fd = sv[1];
+	cli.raw_ctx = SSL_CTX_new(TLS_client_method());
+	if (!cli.raw_ctx)
+		goto out_close;
+	SSL_CTX_set_max_proto_version(cli.raw_ctx, max_version);
+	SSL_CTX_load_verify_locations(cli.raw_ctx, ca, NULL);
+	if (with_cert && (SSL_CTX_use_certificate_file(cli.raw_ctx, cert,
+						       SSL_FILETYPE_PEM) != 1 ||
+			  SSL_CTX_use_PrivateKey_file(cli.raw_ctx, key,
+						      SSL_FILETYPE_PEM) != 1))
+		goto out_close;
+	cli.raw = SSL_new(cli.raw_ctx);
+	if (!cli.raw)
+		goto out_close;
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	SSL_set_fd(cli.raw, sv[0]);
+	SSL_set_connect_state(cli.raw);
+	if (srdma__ctrl_create(st, sv[1], NULL, &srv.c) < 0) {
+		sv[1] = -1; /* the ctrl took it (and closed it) */
+		goto out_close;
+	}
+	drive(&cli, &srv);
+	rc = srv.rc;
+	snprintf(d, dlen, "%s", srv.detail);
+	if (getenv("TEST_VERBOSE"))
+		printf("  raw client: %d \"%s\"\n", rc, d);
+	side_free(&cli);
+	side_free(&srv);
+	srdma__tls_ctx_destroy(st);
+	return rc;
+
+out_close:
+	if (cli.raw)
+		SSL_free(cli.raw);
+	SSL_CTX_free(cli.raw_ctx);
+	close(sv[0]);
+	if (sv[1] >= 0)
+		close(sv[1]);
+out:
+	srdma__tls_ctx_destroy(st);
+	return rc;
+}
+
+/* A raw OpenSSL server limited to max_version against our client. */
+static int raw_server(int max_version, char *d, size_t dlen)
+{
+	struct srdma__tls_ctx *ct = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	char cert[PATH_MAX], key[PATH_MAX];
+	struct side cli = {0}, srv = {0};
+	int sv[2], rc = -1000;
+
+	path(cert, sizeof(cert), dir_a, "server.crt");
+	path(key, sizeof(key), dir_a, "server.key");
+	if (!ct || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		goto out;
+	cli.fd = sv[0];
+	srv.fd = sv[1];
+	srv.raw_ctx = SSL_CTX_new(TLS_server_method());
+	if (!srv.raw_ctx ||
+	    !SSL_CTX_set_max_proto_version(srv.raw_ctx, max_version) ||
+	    SSL_CTX_use_certificate_file(srv.raw_ctx, cert, SSL_FILETYPE_PEM) !=
+		    1 ||
+	    SSL_CTX_use_PrivateKey_file(srv.raw_ctx, key, SSL_FILETYPE_PEM) !=
+		    1 ||
+	    !(srv.raw = SSL_new(srv.raw_ctx))) {
+		close(sv[0]);
+		close(sv[1]);
+		goto out;
+	}
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	SSL_set_fd(srv.raw, sv[1]);
+	SSL_set_accept_state(srv.raw);
+	if (srdma__ctrl_create(ct, sv[0], "localhost", &cli.c) == 0) {
+		drive(&cli, &srv);
+		rc = cli.rc;
+		snprintf(d, dlen, "%s", cli.detail);
+		if (getenv("TEST_VERBOSE"))
+			printf("  raw server: %d \"%s\"\n", rc, d);
+	}
+	side_free(&cli);
+	side_free(&srv);
+out:
+	srdma__tls_ctx_destroy(ct);
+	return rc;
+}
+
+static void test_raw_clients(void)
+{
+	char d[512];
+
+	CHECK_RC(raw_client(TLS1_2_VERSION, true, d, sizeof(d)),
+		 SRDMA_ETLS_VERSION);
+	CHECK(contains(d, "older than 1.3"));
+	CHECK_RC(raw_client(TLS1_3_VERSION, false, d, sizeof(d)),
+		 SRDMA_ECERT_MISSING);
+	CHECK(contains(d, "sent no certificate"));
+	CHECK_RC(raw_client(TLS1_3_VERSION, true, d, sizeof(d)), 0);
+	CHECK_RC(raw_server(TLS1_2_VERSION, d, sizeof(d)), SRDMA_ETLS_VERSION);
+	CHECK_RC(raw_server(TLS1_3_VERSION, d, sizeof(d)), 0);
+}
+
+static bool mk_dirs(void)
+{
+	const char *root = getenv("SRDMA_TEST_TMP");
+
+	if (!root || !root[0])
+		root = "/tmp";
+	mkdir(root, 0700);
+	snprintf(base, sizeof(base), "%s/test_ctrl.XXXXXX", root);
+	if (!mkdtemp(base)) {
+		fprintf(stderr, "mkdtemp %s: %s\n", base, strerror(errno));
+		return false;
+	}
+	snprintf(dir_a, sizeof(dir_a), "%s/a", base);
+	snprintf(dir_b, sizeof(dir_b), "%s/b/", base); /* trailing slash ok */
+	return true;
+}
+
+int main(void)
+{
+	if (!mk_dirs()) {
+		CHECK(!"temp dir");
+		TEST_DONE();
+	}
+	test_pki();
+	test_config_errors();
+	test_good();
+	test_cert_failures();
+	test_allow();
+	test_not_tls();
+	test_raw_clients();
+	nftw(base, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	TEST_DONE();
+}

@@ -1,0 +1,629 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * verbs backend over a real kernel RDMA stack (Soft-RoCE in the test VM):
+ * both sides in one process and one loop. Skips where no RDMA device exists.
+ * Address: SRDMA_TEST_ADDR, else the host's first non-loopback IPv4.
+ */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core/loop.h"
+#include "test.h"
+#include "transport/transport.h"
+#include "transport/verbs/verbs.h"
+
+enum { WAIT_MS = 30000, NCQE = 256, BUFSZ = 65536 };
+
+struct side {
+	const char *name;
+	struct srdma__tp_conn *c;
+	bool prepared, established, closed, destroyed;
+	int prep_status, close_status;
+	char close_detail[192];
+	int after_destroy; /* callbacks that fired after conn_destroy */
+	struct srdma__tp_cqe cqe[NCQE];
+	int ncqe;
+	uint8_t *recv, *send, *region;
+	struct srdma__tp_mr *mr_recv, *mr_send, *mr_region;
+};
+
+struct pair {
+	struct side s, c;
+};
+
+enum req_mode { REQ_ACCEPT, REQ_REJECT, REQ_IGNORE };
+
+static struct srdma__loop *loop;
+static struct srdma__tp tp;
+static const struct srdma__tp_ops *ops = &srdma__verbs_ops;
+static struct srdma__tp_listener *lis;
+static const char *addr;
+static uint16_t port;
+
+/* What on_connreq does with the next request. */
+static struct {
+	enum req_mode mode;
+	struct side *server, *client;
+	uint8_t pdata[56];
+	int seen, pdata_ok, qpn_ok, accept_rc;
+} req;
+
+static void on_prepared(void *arg, int status)
+{
+	struct side *s = arg;
+
+	s->after_destroy += s->destroyed;
+	s->prepared = true;
+	s->prep_status = status;
+}
+
+static void on_established(void *arg)
+{
+	struct side *s = arg;
+
+	s->after_destroy += s->destroyed;
+	s->established = true;
+}
+
+static void on_closed(void *arg, int status, const char *detail)
+{
+	struct side *s = arg;
+
+	s->after_destroy += s->destroyed;
+	s->closed = true;
+	s->close_status = status;
+	snprintf(s->close_detail, sizeof(s->close_detail), "%s",
+		 detail ? detail : "");
+}
+
+static void on_cqe(void *arg, const struct srdma__tp_cqe *e)
+{
+	struct side *s = arg;
+
+	s->after_destroy += s->destroyed;
+	if (s->ncqe < NCQE)
+		s->cqe[s->ncqe++] = *e;
+}
+
+static void on_connreq(void *arg, struct srdma__tp_connreq *r)
+{
+	static const uint8_t reply[32] = "welcome";
+
+	req.seen++;
+	req.pdata_ok = r->pdata_len >= 56 && !memcmp(r->pdata, req.pdata, 56);
+	req.qpn_ok =
+		req.client && r->initiator_qpn == ops->local_qpn(req.client->c);
+	if (req.mode == REQ_ACCEPT)
+		req.accept_rc =
+			ops->accept(req.server->c, r, reply, sizeof(reply));
+	else if (req.mode == REQ_REJECT)
+		req.accept_rc = ops->reject(lis, r, "no", 2);
+}
+
+#define WAIT(cond)                                                             \
+	do {                                                                   \
+		uint64_t dl__ = srdma__now_ms() + WAIT_MS;                     \
+		while (!(cond) && srdma__now_ms() < dl__)                      \
+			if (srdma__loop_run_once(loop, 20) < 0)                \
+				break;                                         \
+		if (!(cond))                                                   \
+			fprintf(stderr, "%s:%d: timed out waiting for %s\n",   \
+				__FILE__, __LINE__, #cond);                    \
+		CHECK(cond);                                                   \
+	} while (0)
+
+static const struct srdma__tp_cqe *find_cqe(const struct side *s,
+					    uint64_t wr_id)
+{
+	int i;
+
+	for (i = 0; i < s->ncqe; i++)
+		if (s->cqe[i].wr_id == wr_id)
+			return &s->cqe[i];
+	return NULL;
+}
+
+/* Waits for wr_id's completion; returns its status (1 if it never came). */
+static int wait_cqe(struct side *s, uint64_t wr_id)
+{
+	const struct srdma__tp_cqe *e;
+
+	WAIT(find_cqe(s, wr_id) != NULL);
+	e = find_cqe(s, wr_id);
+	return e ? e->status : 1;
+}
+
+static int count_status(const struct side *s, int status)
+{
+	int i, n = 0;
+
+	for (i = 0; i < s->ncqe; i++)
+		n += s->cqe[i].status == status;
+	return n;
+}
+
+static void side_init(struct side *s, const char *name)
+{
+	memset(s, 0, sizeof(*s));
+	s->name = name;
+	s->recv = aligned_alloc(4096, BUFSZ);
+	s->send = aligned_alloc(4096, BUFSZ);
+	s->region = aligned_alloc(4096, BUFSZ);
+	memset(s->recv, 0, BUFSZ);
+	memset(s->send, 0, BUFSZ);
+	memset(s->region, 0, BUFSZ);
+}
+
+static void side_free(struct side *s)
+{
+	if (s->c && !s->destroyed) {
+		ops->conn_destroy(s->c);
+		s->destroyed = true;
+	}
+	CHECK(s->after_destroy == 0);
+	free(s->recv);
+	free(s->send);
+	free(s->region);
+	s->recv = s->send = s->region = NULL;
+}
+
+static int side_create(struct side *s, bool server)
+{
+	struct srdma__tp_conn_attr a = {.server = server,
+					.sq_depth = 32,
+					.rq_depth = 32,
+					.max_inline = 64};
+	struct srdma__tp_conn_cb cb = {.arg = s,
+				       .on_prepared = on_prepared,
+				       .on_established = on_established,
+				       .on_closed = on_closed,
+				       .on_cqe = on_cqe};
+
+	return ops->conn_create(&tp, &a, &cb, &s->c);
+}
+
+/* Registers recv/send (local) and region (with the given remote access). */
+static int side_reg(struct side *s, unsigned region_access)
+{
+	GUARD(ops->mr_reg(s->c, s->recv, BUFSZ, SRDMA_TP_LOCAL, &s->mr_recv));
+	GUARD(ops->mr_reg(s->c, s->send, BUFSZ, SRDMA_TP_LOCAL, &s->mr_send));
+	return ops->mr_reg(s->c, s->region, BUFSZ, region_access,
+			   &s->mr_region);
+}
+
+/* Client conn prepared: resolve, wait for on_prepared. */
+static void client_prepare(struct side *c)
+{
+	CHECK_RC(side_create(c, false), 0);
+	CHECK_RC(ops->resolve(c->c, addr, port, 5000), SRDMA_EAGAIN);
+	WAIT(c->prepared);
+	CHECK_RC(c->prep_status, 0);
+	CHECK(ops->local_qpn(c->c) != 0);
+}
+
+static uint32_t rand24(void)
+{
+	uint32_t r = 0;
+
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (uint32_t)srdma__now_ns();
+	return r & 0xffffff;
+}
+
+/*
+ * A connected pair with PSNs set, buffers registered, nrecv receives posted
+ * on each side (the server's before accept, so they are queued).
+ */
+static void pair_up(struct pair *p, int nrecv, uint32_t *psn_c, uint32_t *psn_s)
+{
+	uint32_t a = rand24(), b = rand24();
+	int i;
+
+	if (a == b)
+		b ^= 0x5a5a5a;
+	side_init(&p->s, "server");
+	side_init(&p->c, "client");
+	CHECK_RC(side_create(&p->s, true), 0);
+	client_prepare(&p->c);
+	ops->set_psn(p->c.c, a, b);
+	ops->set_psn(p->s.c, b, a);
+	if (psn_c)
+		*psn_c = a;
+	if (psn_s)
+		*psn_s = b;
+	CHECK_RC(side_reg(&p->s, SRDMA_TP_REMOTE_READ | SRDMA_TP_REMOTE_WRITE),
+		 0);
+	CHECK_RC(side_reg(&p->c, SRDMA_TP_REMOTE_WRITE), 0);
+	for (i = 0; i < nrecv; i++) {
+		CHECK_RC(ops->post_recv(p->s.c, p->s.mr_recv,
+					p->s.recv + i * 1024, 1024, 100 + i),
+			 0);
+		CHECK_RC(ops->post_recv(p->c.c, p->c.mr_recv,
+					p->c.recv + i * 1024, 1024, 100 + i),
+			 0);
+	}
+	memset(&req, 0, sizeof(req));
+	req.mode = REQ_ACCEPT;
+	req.server = &p->s;
+	req.client = &p->c;
+	for (i = 0; i < 56; i++)
+		req.pdata[i] = (uint8_t)(0xa0 + i);
+	CHECK_RC(ops->connect(p->c.c, req.pdata, sizeof(req.pdata)), 0);
+	WAIT(p->c.established && p->s.established);
+	CHECK(req.seen == 1);
+	CHECK(req.pdata_ok);
+	CHECK(req.qpn_ok);
+	CHECK_RC(req.accept_rc, 0);
+}
+
+static void pair_free(struct pair *p)
+{
+	side_free(&p->s);
+	side_free(&p->c);
+}
+
+/* RDMA read of len bytes at roff in the peer's region into our region. */
+static int rdma_read(struct side *s, uint64_t raddr, uint64_t rkey, size_t len,
+		     uint64_t wr_id)
+{
+	int rc = ops->post_read(s->c, s->mr_region, s->region, len, raddr, rkey,
+				wr_id, 0);
+	if (rc < 0)
+		return rc;
+	return wait_cqe(s, wr_id);
+}
+
+static const char *test_addr(void)
+{
+	static char buf[INET_ADDRSTRLEN];
+	struct ifaddrs *ifa, *i;
+	const char *env = getenv("SRDMA_TEST_ADDR");
+
+	if (env && env[0])
+		return env;
+	if (getifaddrs(&ifa) < 0)
+		return "127.0.0.1";
+	for (i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+		    (i->ifa_flags & IFF_LOOPBACK))
+			continue;
+		inet_ntop(
+			AF_INET,
+			&((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr,
+			buf, sizeof(buf));
+		break;
+	}
+	freeifaddrs(ifa);
+	return buf[0] ? buf : "127.0.0.1";
+}
+
+static void test_main_pair(void)
+{
+	static struct pair p1, p2, p3, p4;
+	struct srdma__tp_info ic, is;
+	struct srdma__tp_mr *late = NULL;
+	uint32_t a, b;
+	bool mw;
+	int i;
+
+	pair_up(&p1, 8, &a, &b);
+
+	/* The PSNs agreed over TLS are really on the QPs. */
+	CHECK_RC(ops->conn_info(p1.c.c, &ic), 0);
+	CHECK_RC(ops->conn_info(p1.s.c, &is), 0);
+	printf("client QP %u sq_psn %06x rq_psn %06x; server QP %u sq_psn "
+	       "%06x rq_psn %06x; provider %s, max_inline %u\n",
+	       ic.local_qpn, ic.sq_psn, ic.rq_psn, is.local_qpn, is.sq_psn,
+	       is.rq_psn, ic.provider, ic.max_inline);
+	CHECK(ic.sq_psn == a && ic.rq_psn == b);
+	CHECK(is.sq_psn == b && is.rq_psn == a);
+	CHECK(ic.sq_psn == is.rq_psn && is.sq_psn == ic.rq_psn);
+	CHECK(ic.remote_qpn == is.local_qpn && is.remote_qpn == ic.local_qpn);
+	CHECK(strlen(ic.provider) > 0 && !strcmp(ic.provider, is.provider));
+
+	/* Send both ways: client inline, server from its registered buffer. */
+	strcpy((char *)p1.c.send, "hello from the client");
+	CHECK_RC(ops->post_send(p1.c.c, p1.c.mr_send, p1.c.send, 22, 1,
+				SRDMA_TP_F_INLINE),
+		 0);
+	CHECK_RC(wait_cqe(&p1.s, 100), 0);
+	CHECK_RC(wait_cqe(&p1.c, 1), 0);
+	CHECK(find_cqe(&p1.s, 100) && find_cqe(&p1.s, 100)->len == 22 &&
+	      find_cqe(&p1.s, 100)->op == SRDMA_TP_OP_RECV);
+	CHECK(!strcmp((char *)p1.s.recv, "hello from the client"));
+	for (i = 0; i < 1000; i++)
+		p1.s.send[i] = (uint8_t)(i * 7);
+	CHECK_RC(ops->post_send(p1.s.c, p1.s.mr_send, p1.s.send, 1000, 2, 0),
+		 0);
+	CHECK_RC(wait_cqe(&p1.c, 100), 0);
+	CHECK_RC(wait_cqe(&p1.s, 2), 0);
+	CHECK(find_cqe(&p1.c, 100) && find_cqe(&p1.c, 100)->len == 1000);
+	CHECK(!memcmp(p1.c.recv, p1.s.send, 1000));
+
+	/* RDMA write into the server's region, read it back. */
+	for (i = 0; i < 32768; i++)
+		p1.c.send[i] = (uint8_t)(i ^ (i >> 8) ^ 0x3c);
+	CHECK_RC(ops->post_write(p1.c.c, p1.c.mr_send, p1.c.send, 32768,
+				 p1.s.mr_region->addr + 4096,
+				 p1.s.mr_region->key, 3, 0),
+		 0);
+	CHECK_RC(wait_cqe(&p1.c, 3), 0);
+	CHECK(!memcmp(p1.s.region + 4096, p1.c.send, 32768));
+	CHECK_RC(rdma_read(&p1.c, p1.s.mr_region->addr + 4096,
+			   p1.s.mr_region->key, 32768, 4),
+		 0);
+	CHECK(!memcmp(p1.c.region, p1.c.send, 32768));
+	/* The server writes into the client's region (bound at RTS). */
+	memset(p1.s.send, 0x77, 4096);
+	CHECK_RC(ops->post_write(p1.s.c, p1.s.mr_send, p1.s.send, 4096,
+				 p1.c.mr_region->addr, p1.c.mr_region->key, 5,
+				 0),
+		 0);
+	CHECK_RC(wait_cqe(&p1.s, 5), 0);
+	CHECK(p1.c.region[0] == 0x77 && p1.c.region[4095] == 0x77);
+
+	/* Memory windows: the key is the MW's, not the MR's. */
+	mw = srdma__verbs_mr_uses_mw(p1.s.mr_region);
+	printf("memory windows (type 2, bound to the QP): %s\n",
+	       mw ? "yes" : "no (device lacks them; MR rkeys handed out)");
+	if (mw) {
+		CHECK(p1.s.mr_region->key !=
+		      srdma__verbs_mr_rkey(p1.s.mr_region));
+		CHECK(srdma__verbs_mr_uses_mw(p1.c.mr_region));
+	}
+	CHECK(p1.s.mr_send->key == 0);
+	CHECK(!srdma__verbs_mr_uses_mw(p1.s.mr_send));
+	/* A registration made while the QP is RTS is bound at once. */
+	CHECK_RC(ops->mr_reg(p1.s.c, p1.s.region + 32768, 4096,
+			     SRDMA_TP_REMOTE_READ, &late),
+		 0);
+	memcpy(p1.s.region + 32768, "late region", 12);
+	CHECK_RC(rdma_read(&p1.c, late->addr, late->key, 12, 6), 0);
+	CHECK(!memcmp(p1.c.region, "late region", 12));
+
+	/* Pair 2: the MR's own rkey grants nothing when an MW is used. */
+	pair_up(&p2, 2, NULL, NULL);
+	memcpy(p2.s.region, "pair two", 9);
+	CHECK_RC(rdma_read(&p2.c, p2.s.mr_region->addr, p2.s.mr_region->key, 9,
+			   10),
+		 0);
+	CHECK(!memcmp(p2.c.region, "pair two", 9));
+	if (mw)
+		CHECK_RC(rdma_read(&p2.c, p2.s.mr_region->addr,
+				   srdma__verbs_mr_rkey(p2.s.mr_region), 9, 11),
+			 SRDMA_EREMOTE_ACCESS);
+
+	/* Pair 3: another connection's key is refused; pair 1 lives on. */
+	pair_up(&p3, 2, NULL, NULL);
+	memcpy(p3.s.region, "pair three", 11);
+	CHECK_RC(rdma_read(&p3.c, p3.s.mr_region->addr, p3.s.mr_region->key, 11,
+			   20),
+		 0);
+	CHECK_RC(rdma_read(&p3.c, p1.s.mr_region->addr + 4096,
+			   p1.s.mr_region->key, 64, 21),
+		 SRDMA_EREMOTE_ACCESS);
+	/* Its posted receives flush once its QP is in error. */
+	WAIT(count_status(&p3.c, SRDMA_ECLOSED) >= 2);
+	memset(p1.c.region, 0, 64);
+	CHECK_RC(rdma_read(&p1.c, p1.s.mr_region->addr + 4096,
+			   p1.s.mr_region->key, 64, 7),
+		 0);
+	CHECK(!memcmp(p1.c.region, p1.c.send, 64));
+
+	/* Pair 4: deregistration invalidates the key at once. */
+	pair_up(&p4, 1, NULL, NULL);
+	CHECK_RC(rdma_read(&p4.c, p4.s.mr_region->addr, p4.s.mr_region->key, 16,
+			   30),
+		 0);
+	{
+		uint64_t old_addr = p4.s.mr_region->addr;
+		uint64_t old_key = p4.s.mr_region->key;
+		ops->mr_dereg(p4.s.mr_region);
+		p4.s.mr_region = NULL;
+		CHECK_RC(rdma_read(&p4.c, old_addr, old_key, 16, 31),
+			 SRDMA_EREMOTE_ACCESS);
+	}
+
+	/* Orderly close of pair 1 from the client: both sides see it. */
+	CHECK_RC(ops->disconnect(p1.c.c), 0);
+	WAIT(p1.c.closed && p1.s.closed);
+	CHECK_RC(p1.c.close_status, 0);
+	CHECK_RC(p1.s.close_status, 0);
+	/* 8 receives posted each side, 1 consumed: 7 flushed each side. */
+	CHECK(count_status(&p1.c, SRDMA_ECLOSED) == 7);
+	CHECK(count_status(&p1.s, SRDMA_ECLOSED) == 7);
+	CHECK_RC(ops->disconnect(p1.c.c), SRDMA_ESTATE);
+
+	/* Pair 3 is broken; the server closes it, the client hears of it. */
+	CHECK_RC(ops->disconnect(p3.s.c), 0);
+	WAIT(p3.s.closed && p3.c.closed);
+
+	ops->mr_dereg(late);
+	pair_free(&p1);
+	pair_free(&p3);
+	/* Destroy established pairs without disconnecting (zombies). */
+	pair_free(&p2);
+	pair_free(&p4);
+}
+
+/* The server refuses: explicitly with data, or by not deciding. */
+static void test_reject(enum req_mode mode)
+{
+	static struct side c;
+	int i;
+
+	side_init(&c, "client");
+	client_prepare(&c);
+	CHECK_RC(ops->mr_reg(c.c, c.recv, BUFSZ, SRDMA_TP_LOCAL, &c.mr_recv),
+		 0);
+	CHECK_RC(ops->post_recv(c.c, c.mr_recv, c.recv, 1024, 1), 0);
+	memset(&req, 0, sizeof(req));
+	req.mode = mode;
+	req.client = &c;
+	for (i = 0; i < 56; i++)
+		req.pdata[i] = (uint8_t)i;
+	CHECK_RC(ops->connect(c.c, req.pdata, 56), 0);
+	WAIT(c.closed);
+	CHECK(req.seen == 1 && req.pdata_ok && req.qpn_ok);
+	CHECK_RC(c.close_status, SRDMA_ECONNREFUSED);
+	CHECK(!c.established);
+	/* The posted receive was flushed before on_closed. */
+	CHECK(find_cqe(&c, 1) && find_cqe(&c, 1)->status == SRDMA_ECLOSED);
+	printf("rejected (%s): %s\n",
+	       mode == REQ_REJECT ? "explicit" : "no decision", c.close_detail);
+	side_free(&c);
+}
+
+/*
+ * An address on the test subnet that nobody answers ARP for (.99, or
+ * SRDMA_TEST_UNREACHABLE).
+ */
+static const char *unreachable_addr(void)
+{
+	static char buf[INET_ADDRSTRLEN];
+	const char *env = getenv("SRDMA_TEST_UNREACHABLE");
+	struct in_addr in;
+
+	if (env && env[0])
+		return env;
+	if (inet_pton(AF_INET, addr, &in) != 1)
+		return "192.0.2.1";
+	in.s_addr = htonl((ntohl(in.s_addr) & ~0xffu) |
+			  ((ntohl(in.s_addr) & 0xff) == 99 ? 98 : 99));
+	inet_ntop(AF_INET, &in, buf, sizeof(buf));
+	return buf;
+}
+
+/* Error paths that must not call back: bad arguments, wrong states. */
+static void test_errors(void)
+{
+	static struct side s, c;
+	uint8_t big[200] = {0};
+	struct srdma__tp_mr *mr = NULL;
+
+	side_init(&s, "server");
+	side_init(&c, "client");
+	CHECK_RC(side_create(&s, true), 0);
+	CHECK_RC(side_create(&c, false), 0);
+	/* Client: no PD before the route is resolved. */
+	CHECK_RC(ops->mr_reg(c.c, c.recv, 64, SRDMA_TP_LOCAL, &mr),
+		 SRDMA_ESTATE);
+	CHECK_RC(ops->connect(c.c, NULL, 0), SRDMA_ESTATE);
+	/* Server: registrations work before accept; sends do not. */
+	CHECK_RC(side_reg(&s, SRDMA_TP_REMOTE_READ), 0);
+	CHECK_RC(ops->post_send(s.c, s.mr_send, s.send, 16, 1, 0),
+		 SRDMA_ESTATE);
+	CHECK_RC(ops->post_recv(s.c, s.mr_recv, s.recv + BUFSZ - 8, 16, 1),
+		 SRDMA_ERANGE);
+	CHECK_RC(ops->post_recv(s.c, s.mr_recv, s.recv, 16, 7), 0);
+	CHECK_RC(ops->resolve(s.c, addr, port, 1000), SRDMA_ESTATE);
+	/* A server conn closed before accept flushes its queued receive. */
+	CHECK_RC(ops->disconnect(s.c), 0);
+	CHECK(!s.closed); /* asynchronously */
+	WAIT(s.closed);
+	CHECK(find_cqe(&s, 7) && find_cqe(&s, 7)->status == SRDMA_ECLOSED);
+	/* Oversized connect data. */
+	CHECK_RC(ops->resolve(c.c, addr, port, 5000), SRDMA_EAGAIN);
+	WAIT(c.prepared);
+	CHECK_RC(c.prep_status, 0);
+	CHECK_RC(ops->connect(c.c, big, 57), SRDMA_EMSGSIZE);
+	side_free(&s);
+	side_free(&c);
+	/* No such neighbour: on_prepared reports it (or resolve fails). */
+	side_init(&c, "client");
+	CHECK_RC(side_create(&c, false), 0);
+	{
+		const char *bad = unreachable_addr();
+		int rc = ops->resolve(c.c, bad, port, 1000);
+		if (rc == SRDMA_EAGAIN) {
+			WAIT(c.prepared);
+			CHECK_RC(c.prep_status, SRDMA_EUNREACHABLE);
+		} else {
+			CHECK_RC(rc, SRDMA_EUNREACHABLE);
+		}
+		printf("unreachable %s: %s\n", bad, srdma_error_detail());
+	}
+	side_free(&c);
+}
+
+/* 20 create/connect/destroy cycles, half orderly, half abrupt. */
+static void test_cycles(void)
+{
+	static struct pair p;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		pair_up(&p, 2, NULL, NULL);
+		if (i % 2 == 0) {
+			CHECK_RC(ops->disconnect(i % 4 ? p.s.c : p.c.c), 0);
+			WAIT(p.c.closed && p.s.closed);
+			CHECK(p.c.close_status == 0 && p.s.close_status == 0);
+		}
+		pair_free(&p);
+		/* Let zombies see their DISCONNECTED now and then. */
+		if (srdma__loop_run_once(loop, 10) < 0)
+			break;
+	}
+	printf("20 connect/destroy cycles done\n");
+}
+
+int main(void)
+{
+	char why[160];
+	const char *twhy = NULL;
+	struct srdma__logger log = {.level = SRDMA_LOG_INFO};
+	struct srdma__tp_listener_cb lcb = {.on_connreq = on_connreq};
+	struct srdma__tp *tpo = NULL;
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (!srdma__verbs_available(why, sizeof(why))) {
+		printf("SKIP: no RDMA device (runs in the Soft-RoCE VM)\n");
+		fprintf(stderr, "verbs: %s\n", why);
+		return 0;
+	}
+	printf("verbs available: %s\n", why);
+	addr = test_addr();
+	printf("test address %s\n", addr);
+	if (getenv("SRDMA_TEST_DEBUG"))
+		log.level = SRDMA_LOG_DEBUG;
+
+	CHECK_RC(srdma__loop_create(&loop), 0);
+	/* Through the real selector too: AUTO must pick verbs here. */
+	CHECK_RC(srdma__tp_open(SRDMA_TRANSPORT_AUTO, NULL, NULL, loop, &log,
+				&tpo, &twhy),
+		 0);
+	CHECK(tpo && tpo->kind == SRDMA_TRANSPORT_VERBS);
+	printf("%s\n", twhy ? twhy : "?");
+	srdma__tp_close(tpo);
+	CHECK_RC(srdma__tp_open(SRDMA_TRANSPORT_VERBS, NULL, "nosuchdev0", loop,
+				&log, &tpo, &twhy),
+		 SRDMA_ENODEV);
+
+	tp.ops = ops;
+	tp.kind = SRDMA_TRANSPORT_VERBS;
+	tp.loop = loop;
+	tp.log = &log;
+	CHECK_RC(ops->open(&tp, NULL, NULL), 0);
+	CHECK_RC(ops->listen(&tp, addr, 0, &lcb, &lis), 0);
+	port = ops->listener_port(lis);
+	CHECK(port != 0);
+	printf("listening on %s:%u\n", addr, port);
+
+	test_main_pair();
+	test_reject(REQ_REJECT);
+	test_reject(REQ_IGNORE);
+	test_errors();
+	test_cycles();
+
+	ops->listener_destroy(lis);
+	ops->close(&tp);
+	srdma__loop_destroy(loop);
+	TEST_DONE();
+}

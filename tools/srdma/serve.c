@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * srdma serve: an event-driven multi-client server. Each client gets an
+ * echo service and two regions: region 1 it may write and read, region 2
+ * (read-only) filled with a known pattern the client verifies.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.h"
+#include "cmd.h"
+
+struct pending {
+	struct pending *next;
+	size_t len;
+	unsigned char data[];
+};
+
+struct client {
+	srdma_conn *conn;
+	srdma_region *rw, *ro;
+	struct pending *echo_head, *echo_tail;
+	struct srdma_conn_info info;
+	uint64_t msgs, peer_writes;
+	struct client *next, *prev;
+};
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static void stamp(FILE *f)
+{
+	struct timespec ts;
+	struct tm tm;
+	char buf[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(buf, sizeof(buf), "%H:%M:%S", &tm);
+	fprintf(f, "%s.%03ld ", buf, ts.tv_nsec / 1000000);
+}
+
+#define LOG(...)                                                               \
+	do {                                                                   \
+		stamp(stdout);                                                 \
+		printf(__VA_ARGS__);                                           \
+		putchar('\n');                                                 \
+		fflush(stdout);                                                \
+	} while (0)
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: srdma serve [--listen HOST[:PORT]] --certs DIR [options]\n\n"
+		"Serves many clients at once: each gets an echo service, a %s\n"
+		"region it may write and read (id 1), and a read-only region with\n"
+		"a known pattern (id 2).\n\n"
+		"  --listen HOST[:PORT]  control address (default 0.0.0.0:%d)\n"
+		"  --max-clients N       clients at once (default 4096)\n"
+		"  --max-handshakes N    TLS handshakes at once (default 128)\n"
+		"  --quota BYTES         region memory per client (default 64M)\n"
+		"  --region-size BYTES   size of each client region (default 1M)\n"
+		"  --port-file FILE      write \"CONTROL_PORT FABRIC_PORT\" once listening\n"
+		"%s",
+		"per-client", DEFAULT_PORT, common_help());
+}
+
+static void free_client(struct client *cl)
+{
+	while (cl->echo_head) {
+		struct pending *p = cl->echo_head;
+		cl->echo_head = p->next;
+		free(p);
+	}
+	free(cl);
+}
+
+/* Echo what we can now; keep the rest for when the window opens. */
+static void flush_echo(struct client *cl)
+{
+	while (cl->echo_head) {
+		struct pending *p = cl->echo_head;
+		int rc = srdma_send(cl->conn, p->data, p->len);
+		if (rc == SRDMA_EAGAIN)
+			return;
+		cl->echo_head = p->next;
+		if (!cl->echo_head)
+			cl->echo_tail = NULL;
+		free(p);
+		if (rc < 0)
+			return;
+	}
+}
+
+static int setup_client(struct client *cl, uint64_t region_size)
+{
+	unsigned char *pat;
+	int rc;
+
+	rc = srdma_region_create(cl->conn, region_size,
+				 SRDMA_ACCESS_REMOTE_READ |
+					 SRDMA_ACCESS_REMOTE_WRITE,
+				 &cl->rw);
+	if (rc < 0)
+		return rc;
+	rc = srdma_region_create(cl->conn, region_size,
+				 SRDMA_ACCESS_REMOTE_READ, &cl->ro);
+	if (rc < 0)
+		return rc;
+	pat = malloc(region_size);
+	if (!pat)
+		return SRDMA_ENOMEM;
+	for (uint64_t i = 0; i < region_size; i++)
+		pat[i] = pattern_byte(i);
+	rc = srdma_region_put(cl->ro, 0, pat, region_size);
+	free(pat);
+	return rc;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct common_opts o;
+	struct client *clients = NULL;
+	const char *port_file = NULL;
+	uint64_t region_size = 1 << 20, v;
+	srdma_ctx *ctx = NULL;
+	srdma_listener *l = NULL;
+	struct srdma_event evs[64];
+	struct sigaction sa;
+	unsigned long nconn = 0, nrej = 0;
+	int rc, nlive = 0;
+	const char *why;
+
+	common_init(&o, SRDMA_ROLE_SERVER);
+	for (int i = 1; i < argc; i++) {
+		int c = common_parse(&o, "serve", argc, argv, &i);
+		if (c < 0)
+			return 2;
+		if (c > 0)
+			continue;
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
+			if (parse_hostport(argv[++i], o.host, sizeof(o.host),
+					   &o.port) < 0) {
+				fprintf(stderr, "srdma serve: bad --listen '%s'\n",
+					argv[i]);
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--max-clients") && i + 1 < argc &&
+			   parse_size(argv[i + 1], &v) == 0 && v > 0) {
+			o.cfg.max_clients = (uint32_t)v;
+			i++;
+		} else if (!strcmp(argv[i], "--max-handshakes") && i + 1 < argc &&
+			   parse_size(argv[i + 1], &v) == 0 && v > 0) {
+			o.cfg.max_handshakes = (uint32_t)v;
+			i++;
+		} else if (!strcmp(argv[i], "--quota") && i + 1 < argc &&
+			   parse_size(argv[i + 1], &v) == 0) {
+			o.cfg.client_quota = v;
+			i++;
+		} else if (!strcmp(argv[i], "--region-size") && i + 1 < argc &&
+			   parse_size(argv[i + 1], &v) == 0 && v >= 4096 &&
+			   v <= (1ull << 32)) {
+			region_size = (v + 4095) & ~4095ull;
+			i++;
+		} else if (!strcmp(argv[i], "--port-file") && i + 1 < argc) {
+			port_file = argv[++i];
+		} else {
+			fprintf(stderr, "srdma serve: unknown or incomplete option '%s'\n",
+				argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+
+	rc = srdma_ctx_create(&o.cfg, &ctx);
+	if (rc < 0) {
+		fprintf(stderr, "srdma serve: %s\n",
+			*srdma_error_detail() ? srdma_error_detail()
+					      : srdma_strerror(rc));
+		return 1;
+	}
+	srdma_ctx_transport(ctx, &why);
+	rc = srdma_listen(ctx, strcmp(o.host, "0.0.0.0") ? o.host : NULL,
+			  o.port, &l);
+	if (rc < 0) {
+		fprintf(stderr, "srdma serve: %s\n", srdma_error_detail());
+		srdma_ctx_destroy(ctx);
+		return 1;
+	}
+	LOG("listening on %s:%u, fabric port %u; %s; minimum protection %s",
+	    o.host, srdma_listener_port(l), srdma_listener_fabric_port(l), why,
+	    srdma_protect_name(o.cfg.protect));
+	if (port_file) {
+		FILE *f = fopen(port_file, "w");
+		if (!f) {
+			fprintf(stderr, "srdma serve: cannot write %s: %s\n",
+				port_file, strerror(errno));
+			srdma_ctx_destroy(ctx);
+			return 1;
+		}
+		fprintf(f, "%u %u\n", srdma_listener_port(l),
+			srdma_listener_fabric_port(l));
+		fclose(f);
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	while (!stop_signal) {
+		int n = srdma_ctx_poll(ctx, evs, 64, 200);
+		if (n < 0) {
+			fprintf(stderr, "srdma serve: %s\n", srdma_error_detail());
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			struct srdma_event *e = &evs[i];
+			struct client *cl = e->conn ? srdma_conn_user(e->conn) : NULL;
+			switch (e->type) {
+			case SRDMA_EV_ACCEPTED:
+				cl = calloc(1, sizeof(*cl));
+				if (!cl) {
+					srdma_conn_destroy(e->conn);
+					break;
+				}
+				cl->conn = e->conn;
+				srdma_conn_set_user(e->conn, cl);
+				srdma_conn_info(e->conn, &cl->info);
+				rc = setup_client(cl, region_size);
+				if (rc < 0) {
+					LOG("reject %s id=%s: %s",
+					    cl->info.peer_addr,
+					    cl->info.peer_identity,
+					    srdma_error_detail());
+					srdma_conn_destroy(e->conn);
+					free_client(cl);
+					nrej++;
+					break;
+				}
+				cl->next = clients;
+				if (clients)
+					clients->prev = cl;
+				clients = cl;
+				nconn++;
+				nlive++;
+				LOG("connect %s id=%s transport=%s provider=%s "
+				    "protect=%s%s%s clients=%d",
+				    cl->info.peer_addr, cl->info.peer_identity,
+				    srdma_transport_name(cl->info.transport),
+				    cl->info.provider,
+				    srdma_protect_name(cl->info.protect),
+				    cl->info.cipher[0] ? " cipher=" : "",
+				    cl->info.cipher, nlive);
+				break;
+			case SRDMA_EV_RECV:
+				if (!cl)
+					break;
+				cl->msgs++;
+				{
+					struct pending *p =
+						malloc(sizeof(*p) + e->len);
+					if (!p)
+						break;
+					p->next = NULL;
+					p->len = e->len;
+					memcpy(p->data, e->data, e->len);
+					if (cl->echo_tail)
+						cl->echo_tail->next = p;
+					else
+						cl->echo_head = p;
+					cl->echo_tail = p;
+				}
+				flush_echo(cl);
+				break;
+			case SRDMA_EV_PEER_WRITE:
+				if (cl)
+					cl->peer_writes++;
+				break;
+			case SRDMA_EV_CLOSED:
+				if (!cl) {
+					srdma_conn_destroy(e->conn);
+					break;
+				}
+				LOG("disconnect %s id=%s %s%s%s msgs=%llu "
+				    "writes=%llu clients=%d",
+				    cl->info.peer_addr, cl->info.peer_identity,
+				    e->status ? "error: " : "orderly",
+				    e->status ? e->detail : "",
+				    e->status ? "" : "", (unsigned long long)cl->msgs,
+				    (unsigned long long)cl->peer_writes,
+				    nlive - 1);
+				if (cl->prev)
+					cl->prev->next = cl->next;
+				else
+					clients = cl->next;
+				if (cl->next)
+					cl->next->prev = cl->prev;
+				nlive--;
+				srdma_conn_destroy(e->conn);
+				free_client(cl);
+				break;
+			case SRDMA_EV_REJECTED:
+				nrej++;
+				LOG("reject %s (%s)", e->detail,
+				    srdma_strerror(e->status));
+				break;
+			default:
+				break;
+			}
+		}
+		for (struct client *cl = clients; cl; cl = cl->next)
+			if (cl->echo_head)
+				flush_echo(cl);
+	}
+
+	LOG("shutting down (%s): closing %d client%s", strsignal(stop_signal),
+	    nlive, nlive == 1 ? "" : "s");
+	for (struct client *cl = clients; cl; cl = cl->next)
+		srdma_conn_close(cl->conn);
+	while (clients) {
+		struct client *cl = clients;
+		clients = cl->next;
+		srdma_conn_destroy(cl->conn);
+		free_client(cl);
+	}
+	srdma_listener_destroy(l);
+	srdma_ctx_destroy(ctx);
+	LOG("stopped: %lu clients served, %lu refused", nconn, nrej);
+	return 0;
+}
