@@ -47,56 +47,59 @@ enum {
 /* Error codes. All negative; 0 is success. */
 enum srdma_error {
 	SRDMA_OK = 0,
-	SRDMA_EINVAL = -1,         /* an argument is invalid */
-	SRDMA_ENOMEM = -2,         /* out of memory */
-	SRDMA_ESYS = -3,           /* a system call failed (see detail) */
-	SRDMA_ETIMEDOUT = -4,      /* the operation did not finish in time */
-	SRDMA_EAGAIN = -5,         /* would block: poll and try again */
-	SRDMA_ECLOSED = -6,        /* the connection is closed */
-	SRDMA_EPROTO = -7,         /* the peer broke the protocol */
-	SRDMA_EVERSION = -8,       /* the peer speaks another protocol version */
-	SRDMA_ETLS = -9,           /* the TLS handshake failed (see detail) */
-	SRDMA_ETLS_VERSION = -10,  /* the peer offered TLS older than 1.3 */
-	SRDMA_ENOT_TLS = -11,      /* the peer does not speak TLS */
-	SRDMA_ECERT_UNKNOWN_CA = -12,   /* certificate not signed by our CA */
-	SRDMA_ECERT_EXPIRED = -13,      /* certificate has expired */
-	SRDMA_ECERT_NOT_YET_VALID = -14,/* certificate is not valid yet */
-	SRDMA_ECERT_NAME = -15,         /* certificate does not match the name */
-	SRDMA_ECERT_MISSING = -16,      /* the peer sent no certificate */
-	SRDMA_ENOT_ALLOWED = -17,  /* the peer's identity is not on the allow-list */
-	SRDMA_EPOLICY = -18,       /* protection mode below the server's minimum */
-	SRDMA_EINTEGRITY = -19,    /* a record failed authentication */
-	SRDMA_EREPLAY = -20,       /* a record arrived out of sequence */
-	SRDMA_ETOKEN = -21,        /* fabric connect token missing, wrong or used */
-	SRDMA_ELIMIT = -22,        /* a server limit was reached */
-	SRDMA_EQUOTA = -23,        /* the per-client memory quota is exhausted */
-	SRDMA_ENODEV = -24,        /* no usable RDMA device or fabric provider */
-	SRDMA_EFABRIC = -25,       /* a fabric operation failed (see detail) */
-	SRDMA_ECONNREFUSED = -26,  /* the server refused the connection */
-	SRDMA_EUNREACHABLE = -27,  /* the server could not be reached */
-	SRDMA_EMSGSIZE = -28,      /* the message is larger than allowed */
-	SRDMA_ERANGE = -29,        /* offset/length outside the region */
-	SRDMA_EEXHAUSTED = -30,    /* a sequence counter would wrap: reconnect */
-	SRDMA_EREMOTE_ACCESS = -31,/* the peer refused a remote memory access */
-	SRDMA_ECONFIG = -32,       /* configuration unusable (see detail) */
-	SRDMA_ESTATE = -33,        /* the call is not valid in this state */
-	SRDMA_ENOTSUP = -34,       /* not supported by this transport */
-	SRDMA_ENOENT = -35,        /* no such region */
-	SRDMA_EPEER = -36,         /* the peer reported an error (see detail) */
+	SRDMA_EINVAL = -1,	  /* an argument is invalid */
+	SRDMA_ENOMEM = -2,	  /* out of memory */
+	SRDMA_ESYS = -3,	  /* a system call failed (see detail) */
+	SRDMA_ETIMEDOUT = -4,	  /* the operation did not finish in time */
+	SRDMA_EAGAIN = -5,	  /* would block: poll and try again */
+	SRDMA_ECLOSED = -6,	  /* the connection is closed */
+	SRDMA_EPROTO = -7,	  /* the peer broke the protocol */
+	SRDMA_EVERSION = -8,	  /* the peer speaks another protocol version */
+	SRDMA_ETLS = -9,	  /* the TLS handshake failed (see detail) */
+	SRDMA_ETLS_VERSION = -10, /* the peer offered TLS older than 1.3 */
+	SRDMA_ENOT_TLS = -11,	  /* the peer does not speak TLS */
+	SRDMA_ECERT_UNKNOWN_CA = -12,	 /* certificate not signed by our CA */
+	SRDMA_ECERT_EXPIRED = -13,	 /* certificate has expired */
+	SRDMA_ECERT_NOT_YET_VALID = -14, /* certificate is not valid yet */
+	SRDMA_ECERT_NAME = -15,	   /* certificate does not match the name */
+	SRDMA_ECERT_MISSING = -16, /* the peer sent no certificate */
+	SRDMA_ENOT_ALLOWED =
+		-17,	     /* the peer's identity is not on the allow-list */
+	SRDMA_EPOLICY = -18, /* protection mode below the server's minimum */
+	SRDMA_EINTEGRITY = -19, /* a record failed authentication */
+	SRDMA_EREPLAY = -20,	/* a record arrived out of sequence */
+	SRDMA_ETOKEN = -21,  /* fabric connect token missing, wrong or used */
+	SRDMA_ELIMIT = -22,  /* a server limit was reached */
+	SRDMA_EQUOTA = -23,  /* the per-client memory quota is exhausted */
+	SRDMA_ENODEV = -24,  /* no usable RDMA device or fabric provider */
+	SRDMA_EFABRIC = -25, /* a fabric operation failed (see detail) */
+	SRDMA_ECONNREFUSED = -26, /* the server refused the connection */
+	SRDMA_EUNREACHABLE = -27, /* the server could not be reached */
+	SRDMA_EMSGSIZE = -28,	  /* the message is larger than allowed */
+	SRDMA_ERANGE = -29,	  /* offset/length outside the region */
+	SRDMA_EEXHAUSTED = -30,	  /* a sequence counter would wrap: reconnect */
+	SRDMA_EREMOTE_ACCESS =
+		-31,	     /* the peer refused a remote memory access */
+	SRDMA_ECONFIG = -32, /* configuration unusable (see detail) */
+	SRDMA_ESTATE = -33,  /* the call is not valid in this state */
+	SRDMA_ENOTSUP = -34, /* not supported by this transport */
+	SRDMA_ENOENT = -35,  /* no such region */
+	SRDMA_EPEER = -36,   /* the peer reported an error (see detail) */
 	SRDMA_ERROR_MIN = -36,
 };
 
 enum srdma_role { SRDMA_ROLE_CLIENT = 0, SRDMA_ROLE_SERVER = 1 };
 
 enum srdma_transport {
-	SRDMA_TRANSPORT_AUTO = 0, /* verbs if an active RDMA port exists, else ofi */
+	SRDMA_TRANSPORT_AUTO =
+		0, /* verbs if an active RDMA port exists, else ofi */
 	SRDMA_TRANSPORT_VERBS = 1,
 	SRDMA_TRANSPORT_OFI = 2,
 };
 
 /* Ordered by strength, so a server's minimum is a simple comparison. */
 enum srdma_protect {
-	SRDMA_PROTECT_NONE = 0,      /* authenticated set-up only */
+	SRDMA_PROTECT_NONE = 0,	     /* authenticated set-up only */
 	SRDMA_PROTECT_INTEGRITY = 1, /* payloads authenticated, not encrypted */
 	SRDMA_PROTECT_ENCRYPT = 2,   /* payloads encrypted and authenticated */
 };
@@ -128,27 +131,28 @@ struct srdma_config {
 	const char *key_file;
 	const char *ca_file;
 
-	const char *peer_name;   /* client: expected server name; NULL = host */
+	const char *peer_name; /* client: expected server name; NULL = host */
 	const char *const *allow; /* server: NULL-terminated list of client
-	                           * identities (CN or SAN); NULL = any client
-	                           * certificate issued by the CA */
+				   * identities (CN or SAN); NULL = any client
+				   * certificate issued by the CA */
 
 	/* client: the mode asked for; server: the weakest mode accepted */
 	enum srdma_protect protect;
 
 	/* Limits (server); 0 keeps the default. */
-	uint32_t max_clients;          /* default 4096 */
-	uint32_t max_handshakes;       /* concurrent TLS handshakes, default 128 */
-	uint32_t handshake_timeout_ms; /* TLS + parameters + fabric, default 10000 */
-	uint64_t client_quota;         /* region bytes per client, default 64 MiB */
+	uint32_t max_clients;	 /* default 4096 */
+	uint32_t max_handshakes; /* concurrent TLS handshakes, default 128 */
+	uint32_t handshake_timeout_ms; /* TLS + parameters + fabric, default
+					  10000 */
+	uint64_t client_quota; /* region bytes per client, default 64 MiB */
 
 	/* Data path (both sides; the smaller of the two sides' values wins). */
 	uint32_t max_msg;     /* largest srdma_send() payload, default 64 KiB */
 	uint32_t queue_depth; /* messages in flight each way, default 16 */
 
-	srdma_log_fn log_fn;  /* NULL = stderr */
+	srdma_log_fn log_fn; /* NULL = stderr */
 	void *log_arg;
-	int log_level;        /* default SRDMA_LOG_WARN */
+	int log_level; /* default SRDMA_LOG_WARN */
 };
 
 typedef struct srdma_ctx srdma_ctx;
@@ -157,40 +161,40 @@ typedef struct srdma_conn srdma_conn;
 typedef struct srdma_region srdma_region;
 
 enum srdma_event_type {
-	SRDMA_EV_ACCEPTED = 1,   /* server: a client is fully connected (conn) */
-	SRDMA_EV_CONNECTED = 2,  /* client: srdma_connect_start() finished */
-	SRDMA_EV_RECV = 3,       /* a verified message: data/len */
+	SRDMA_EV_ACCEPTED = 1,	/* server: a client is fully connected (conn) */
+	SRDMA_EV_CONNECTED = 2, /* client: srdma_connect_start() finished */
+	SRDMA_EV_RECV = 3,	/* a verified message: data/len */
 	SRDMA_EV_WRITE_DONE = 4, /* srdma_write() finished: user, status */
-	SRDMA_EV_READ_DONE = 5,  /* srdma_read() finished and verified */
+	SRDMA_EV_READ_DONE = 5,	 /* srdma_read() finished and verified */
 	SRDMA_EV_PEER_WRITE = 6, /* the peer wrote and we verified:
-	                            region, offset, len */
-	SRDMA_EV_REGION = 7,     /* the peer granted a region: region, len */
-	SRDMA_EV_CLOSED = 8,     /* conn is closed; status 0 = orderly */
-	SRDMA_EV_REJECTED = 9,   /* server: a would-be client was refused;
-	                            status says why, detail names the peer */
+				    region, offset, len */
+	SRDMA_EV_REGION = 7,	 /* the peer granted a region: region, len */
+	SRDMA_EV_CLOSED = 8,	 /* conn is closed; status 0 = orderly */
+	SRDMA_EV_REJECTED = 9,	 /* server: a would-be client was refused;
+				    status says why, detail names the peer */
 };
 
 struct srdma_event {
 	enum srdma_event_type type;
-	int status;          /* 0 or a negative SRDMA_E* code */
-	srdma_conn *conn;    /* NULL for SRDMA_EV_REJECTED */
-	void *user;          /* the pointer given to the operation */
-	const void *data;    /* SRDMA_EV_RECV: valid until the next poll */
+	int status;	  /* 0 or a negative SRDMA_E* code */
+	srdma_conn *conn; /* NULL for SRDMA_EV_REJECTED */
+	void *user;	  /* the pointer given to the operation */
+	const void *data; /* SRDMA_EV_RECV: valid until the next poll */
 	size_t len;
-	uint32_t region;     /* region id (SRDMA_EV_PEER_WRITE, SRDMA_EV_REGION) */
+	uint32_t region; /* region id (SRDMA_EV_PEER_WRITE, SRDMA_EV_REGION) */
 	uint64_t offset;
-	const char *detail;  /* one sentence; valid until the next poll */
+	const char *detail; /* one sentence; valid until the next poll */
 };
 
 /* What was agreed for a connection, for logs and the demo. */
 struct srdma_conn_info {
 	enum srdma_transport transport;
 	enum srdma_protect protect;
-	char provider[32];      /* "tcp", "rxe0", ... */
-	char peer_identity[128];/* the peer certificate's CN */
-	char peer_addr[64];     /* host:port of the control connection */
-	char cipher[32];        /* AEAD used for payloads, "" for none */
-	char tls_version[48]; /* "TLSv1.3" and the TLS suite */
+	char provider[32];	 /* "tcp", "rxe0", ... */
+	char peer_identity[128]; /* the peer certificate's CN */
+	char peer_addr[64];	 /* host:port of the control connection */
+	char cipher[32];	 /* AEAD used for payloads, "" for none */
+	char tls_version[48];	 /* "TLSv1.3" and the TLS suite */
 	uint64_t session_id;
 	uint32_t local_psn, remote_psn; /* verbs; 0 on ofi */
 	uint32_t local_qpn, remote_qpn; /* verbs; 0 on ofi */
@@ -207,7 +211,8 @@ SRDMA_API const char *srdma_transport_name(enum srdma_transport t);
 SRDMA_API const char *srdma_protect_name(enum srdma_protect p);
 
 /* ---- context ---- */
-SRDMA_API void srdma_config_init(struct srdma_config *cfg, enum srdma_role role);
+SRDMA_API void srdma_config_init(struct srdma_config *cfg,
+				 enum srdma_role role);
 SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out);
 /* Aborts every connection (peers see an error), frees everything. */
 SRDMA_API void srdma_ctx_destroy(srdma_ctx *ctx);
@@ -221,7 +226,7 @@ SRDMA_API int srdma_ctx_poll(srdma_ctx *ctx, struct srdma_event *evs, int max,
 			     int timeout_ms);
 /* The transport in use (auto resolved) and why it was chosen. */
 SRDMA_API enum srdma_transport srdma_ctx_transport(const srdma_ctx *ctx,
-						    const char **why);
+						   const char **why);
 
 /* ---- server ---- */
 /* host NULL = all addresses; port 0 = pick one (see srdma_listener_port). */
@@ -294,6 +299,11 @@ SRDMA_API int srdma_conn_wait_region(srdma_conn *c, uint32_t region,
 enum srdma_access {
 	SRDMA_ACCESS_REMOTE_READ = 1,
 	SRDMA_ACCESS_REMOTE_WRITE = 2,
+	/* Register now, grant later with srdma_region_grant() (e.g. after
+	 * filling it with srdma_region_put: on verbs the NIC serves reads
+	 * without the owner, so a region is readable the moment it is
+	 * granted). */
+	SRDMA_REGION_DEFER_GRANT = 0x100,
 };
 /*
  * Registers len bytes (rounded up to blocks) on c, charged to the quota, and
@@ -302,6 +312,8 @@ enum srdma_access {
  */
 SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 				  srdma_region **out);
+/* Sends the grant of a region created with SRDMA_REGION_DEFER_GRANT. */
+SRDMA_API int srdma_region_grant(srdma_region *r);
 SRDMA_API uint32_t srdma_region_id(const srdma_region *r);
 SRDMA_API uint64_t srdma_region_len(const srdma_region *r);
 /* Local access by the owner: verified read / sealed write. */

@@ -33,8 +33,8 @@ enum {
 };
 
 #define WR_ID(kind, idx) (((uint64_t)(kind) << 56) | (uint64_t)(idx))
-#define WR_KIND(id) ((int)((id) >> 56))
-#define WR_IDX(id) ((uint32_t)((id) & 0xffffffffu))
+#define WR_KIND(id)	 ((int)((id) >> 56))
+#define WR_IDX(id)	 ((uint32_t)((id)&0xffffffffu))
 
 static void teardown(struct srdma_conn *c);
 static void progress_ops(struct srdma_conn *c);
@@ -43,9 +43,10 @@ static int ctrl_send_msg(struct srdma_conn *c, const struct srdma__msg *m);
 
 static const char *state_name(enum conn_state s)
 {
-	static const char *const n[] = {
-		"tcp-connecting", "tls",    "hello",  "prepare", "params",
-		"fabric",         "established", "closing", "closed", "failed"};
+	static const char *const n[] = {"tcp-connecting", "tls",     "hello",
+					"prepare",	  "params",  "fabric",
+					"established",	  "closing", "closed",
+					"failed"};
 	return s <= ST_FAILED ? n[s] : "?";
 }
 
@@ -95,8 +96,8 @@ static bool tamper(const char *what)
 
 /* ---- events and failure ---- */
 
-static void queue(struct srdma_conn *c, enum srdma_event_type type,
-		  int status, void *user, const char *detail)
+static void queue(struct srdma_conn *c, enum srdma_event_type type, int status,
+		  void *user, const char *detail)
 {
 	if (srdma__queue_event(c->ctx, type, status, c, user, detail, NULL) < 0)
 		srdma__log(lg(c), SRDMA_LOG_ERROR, "dropped an event: %s",
@@ -111,8 +112,9 @@ static void finish_ops(struct srdma_conn *c, int code)
 		c->ops_head = op->next;
 		if (op->kind == OP_READ)
 			memset(op->buf, 0, op->len);
-		queue(c, op->kind == OP_WRITE ? SRDMA_EV_WRITE_DONE
-					      : SRDMA_EV_READ_DONE,
+		queue(c,
+		      op->kind == OP_WRITE ? SRDMA_EV_WRITE_DONE
+					   : SRDMA_EV_READ_DONE,
 		      code, op->user, c->fail_detail);
 		free(op);
 	}
@@ -146,8 +148,8 @@ void srdma__conn_fail(struct srdma_conn *c, int code, const char *detail)
 		m.u.error.text_len = (uint16_t)strlen(m.u.error.text);
 		IGNORE_RESULT(ctrl_send_msg(c, &m));
 	}
-	srdma__log(lg(c), c->state == ST_ESTABLISHED ? SRDMA_LOG_WARN
-						     : SRDMA_LOG_INFO,
+	srdma__log(lg(c),
+		   c->state == ST_ESTABLISHED ? SRDMA_LOG_WARN : SRDMA_LOG_INFO,
 		   "connection %s failed in state %s: %s", who(c),
 		   state_name(c->state), c->fail_detail);
 	finish_ops(c, c->fail_code);
@@ -160,7 +162,8 @@ void srdma__conn_fail(struct srdma_conn *c, int code, const char *detail)
 		char d[400];
 		snprintf(d, sizeof(d), "%s: %s", who(c), c->fail_detail);
 		IGNORE_RESULT(srdma__queue_event(c->ctx, SRDMA_EV_REJECTED,
-					 c->fail_code, NULL, NULL, d, NULL));
+						 c->fail_code, NULL, NULL, d,
+						 NULL));
 	}
 	c->state = ST_FAILED;
 }
@@ -282,8 +285,9 @@ static int setup_rings(struct srdma_conn *c)
 	c->slot_len = SRDMA_REC_HDR_LEN + c->max_msg + SRDMA_TAG_LEN;
 	c->ring_len = c->slot_len * c->depth * 2;
 	if (posix_memalign((void **)&c->ring, 4096, c->ring_len))
-		return srdma__err(SRDMA_ENOMEM, "out of memory for %zu bytes "
-						"of message buffers",
+		return srdma__err(SRDMA_ENOMEM,
+				  "out of memory for %zu bytes "
+				  "of message buffers",
 				  c->ring_len);
 	c->send_free = calloc(c->depth, sizeof(uint32_t));
 	ENSURE(c->send_free, SRDMA_ENOMEM, "out of memory");
@@ -351,8 +355,7 @@ static int post_record(struct srdma_conn *c, uint8_t type, const void *buf,
 	       "send window full");
 	slot = c->send_free[--c->nsend_free];
 	p = send_slot(c, slot);
-	n = srdma__record_seal(&c->tx, type, credits, buf, len, p,
-			       c->slot_len);
+	n = srdma__record_seal(&c->tx, type, credits, buf, len, p, c->slot_len);
 	if (n < 0) {
 		c->nsend_free++;
 		return n;
@@ -422,13 +425,30 @@ static void on_tp_prepared(void *arg, int status)
 		return;
 	if (status < 0) {
 		char d[300];
-		snprintf(d, sizeof(d), "fabric address resolution for %s "
-				       "failed: %s",
+		snprintf(d, sizeof(d),
+			 "fabric address resolution for %s "
+			 "failed: %s",
 			 c->host, srdma_error_detail());
 		srdma__conn_fail(c, status, d);
 		return;
 	}
 	client_prepared(c);
+}
+
+/* verbs: show that the QP carries the PSNs agreed over TLS. Called right
+ * after the QP reached RTS, before any traffic moved the counters. */
+static void log_psn_check(struct srdma_conn *c)
+{
+	struct srdma__tp_info ti = {0};
+
+	if (c->ctx->tp->kind != SRDMA_TRANSPORT_VERBS || !c->tc ||
+	    c->ctx->tp->ops->conn_info(c->tc, &ti) < 0)
+		return;
+	srdma__log(lg(c), SRDMA_LOG_INFO,
+		   "psn check %s: agreed sq 0x%06x rq 0x%06x, on QP %u sq "
+		   "0x%06x rq 0x%06x",
+		   who(c), c->local_psn, c->remote_psn, ti.local_qpn, ti.sq_psn,
+		   ti.rq_psn);
 }
 
 static void on_tp_established(void *arg)
@@ -440,17 +460,18 @@ static void on_tp_established(void *arg)
 	c->deadline_ms = 0;
 	leave_handshake(c);
 	c->app_owned = true;
-	srdma__log(lg(c), SRDMA_LOG_INFO,
-		   "connection %s established: %s, %s%s%s", who(c),
-		   srdma_transport_name(c->ctx->tp->kind),
-		   srdma_protect_name(c->protect),
-		   c->protect != SRDMA_PROTECT_NONE ? " with " : "",
-		   c->protect != SRDMA_PROTECT_NONE
-			   ? srdma__cipher_name(c->cipher)
-			   : "");
+	srdma__log(
+		lg(c), SRDMA_LOG_INFO, "connection %s established: %s, %s%s%s",
+		who(c), srdma_transport_name(c->ctx->tp->kind),
+		srdma_protect_name(c->protect),
+		c->protect != SRDMA_PROTECT_NONE ? " with " : "",
+		c->protect != SRDMA_PROTECT_NONE ? srdma__cipher_name(c->cipher)
+						 : "");
+	if (!c->server)
+		log_psn_check(c);
 	c->state = ST_ESTABLISHED;
-	queue(c, c->server ? SRDMA_EV_ACCEPTED : SRDMA_EV_CONNECTED, 0,
-	      c->user, "");
+	queue(c, c->server ? SRDMA_EV_ACCEPTED : SRDMA_EV_CONNECTED, 0, c->user,
+	      "");
 }
 
 static void maybe_finish_close(struct srdma_conn *c)
@@ -480,12 +501,14 @@ static void on_tp_closed(void *arg, int status, const char *detail)
 		return;
 	}
 	if (c->state == ST_FABRIC && status == SRDMA_ECONNREFUSED) {
-		snprintf(d, sizeof(d), "the server refused the fabric "
-				       "connection to %s port %u: %s",
+		snprintf(d, sizeof(d),
+			 "the server refused the fabric "
+			 "connection to %s port %u: %s",
 			 c->host, c->fabric_port, detail ? detail : "");
 	} else {
 		snprintf(d, sizeof(d), "fabric connection to %s lost: %s",
-			 who(c), detail && *detail ? detail : srdma_strerror(status));
+			 who(c),
+			 detail && *detail ? detail : srdma_strerror(status));
 	}
 	srdma__conn_fail(c, status ? status : SRDMA_ECLOSED, d);
 }
@@ -565,21 +588,18 @@ static int handle_notice(struct srdma_conn *c, const uint8_t *p, size_t len)
 	keys[my_writer(c)] = &c->blk_own;
 	keys[peer] = &c->blk_rx;
 	for (uint64_t b = first; b < first + nb; b++) {
-		int rc = srdma__block_open(keys, id, b,
-					   r->mem + b * r->stride, false,
-					   scratch, &bi);
+		int rc = srdma__block_open(keys, id, b, r->mem + b * r->stride,
+					   false, scratch, &bi);
 		if (rc < 0)
 			return srdma__err(SRDMA_EINTEGRITY,
 					  "block %llu of region %u failed "
 					  "verification after the peer's write",
 					  (unsigned long long)b, id);
-		ENSURE(bi.writer == peer && bi.version == ver,
-		       SRDMA_EINTEGRITY,
+		ENSURE(bi.writer == peer && bi.version == ver, SRDMA_EINTEGRITY,
 		       "block %llu of region %u holds version %llu, the "
 		       "notice says %llu",
 		       (unsigned long long)b, id,
-		       (unsigned long long)bi.version,
-		       (unsigned long long)ver);
+		       (unsigned long long)bi.version, (unsigned long long)ver);
 		r->newest[b] = ver;
 	}
 	OPENSSL_cleanse(scratch, sizeof(scratch));
@@ -605,8 +625,9 @@ static void handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
 	rc = srdma__record_open(&c->rx, recv_slot(c, slot), len, &rec);
 	if (rc < 0) {
 		char d[300];
-		snprintf(d, sizeof(d), "a message from %s failed "
-				       "verification: %s",
+		snprintf(d, sizeof(d),
+			 "a message from %s failed "
+			 "verification: %s",
 			 who(c), srdma_error_detail());
 		srdma__conn_fail(c, rc, d);
 		return;
@@ -620,8 +641,8 @@ static void handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
 	switch (rec.type) {
 	case REC_DATA: {
 		struct qev *e;
-		if (srdma__queue_event(c->ctx, SRDMA_EV_RECV, 0, c, c->user,
-				       "", &e) < 0) {
+		if (srdma__queue_event(c->ctx, SRDMA_EV_RECV, 0, c, c->user, "",
+				       &e) < 0) {
 			srdma__conn_fail(c, SRDMA_ENOMEM, srdma_error_detail());
 			return;
 		}
@@ -675,8 +696,8 @@ static void complete_op(struct srdma_conn *c, struct op *op, int status)
 	c->ops_head = op->next;
 	if (!c->ops_head)
 		c->ops_tail = NULL;
-	queue(c, op->kind == OP_WRITE ? SRDMA_EV_WRITE_DONE
-				      : SRDMA_EV_READ_DONE,
+	queue(c,
+	      op->kind == OP_WRITE ? SRDMA_EV_WRITE_DONE : SRDMA_EV_READ_DONE,
 	      status, op->user, "");
 	free(op);
 }
@@ -695,15 +716,15 @@ static int start_chunk(struct srdma_conn *c, struct op *op, int ci)
 	       op->region);
 	if (op->kind == OP_WRITE) {
 		for (uint64_t i = 0; i < n; i++) {
-			uint64_t rel = (b0 + i - op->first_block) *
-				       SRDMA_BLK_PAYLOAD;
+			uint64_t rel =
+				(b0 + i - op->first_block) * SRDMA_BLK_PAYLOAD;
 			size_t l = op->len - rel < SRDMA_BLK_PAYLOAD
 					   ? op->len - rel
 					   : SRDMA_BLK_PAYLOAD;
-			GUARD(srdma__block_seal(&c->blk_tx, op->region, b0 + i,
-						op->version, (uint8_t)my_writer(c),
-						op->buf + rel, l,
-						ch->mem + i * stride));
+			GUARD(srdma__block_seal(
+				&c->blk_tx, op->region, b0 + i, op->version,
+				(uint8_t)my_writer(c), op->buf + rel, l,
+				ch->mem + i * stride));
 		}
 		if (tamper("write"))
 			ch->mem[SRDMA_BLK_HDR_LEN] ^= 0x01;
@@ -793,11 +814,13 @@ static int open_read_chunk(struct srdma_conn *c, struct op *op,
 	for (uint64_t i = 0; i < ch->nblocks; i++) {
 		uint64_t b = ch->first_block + i;
 		uint64_t rel = (b - op->first_block) * SRDMA_BLK_PAYLOAD;
-		size_t l = op->len - rel < SRDMA_BLK_PAYLOAD ? op->len - rel
-							     : SRDMA_BLK_PAYLOAD;
+		size_t l = op->len - rel < SRDMA_BLK_PAYLOAD
+				   ? op->len - rel
+				   : SRDMA_BLK_PAYLOAD;
 		uint8_t *dst = l == SRDMA_BLK_PAYLOAD ? op->buf + rel : tmp;
-		int rc = srdma__block_open(keys, op->region, b,
-					   ch->mem + i * stride, true, dst, &bi);
+		int rc =
+			srdma__block_open(keys, op->region, b,
+					  ch->mem + i * stride, true, dst, &bi);
 		if (rc < 0)
 			return srdma__err(SRDMA_EINTEGRITY,
 					  "block %llu of region %u read from "
@@ -860,6 +883,11 @@ static void on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 	struct srdma_conn *c = arg;
 	uint32_t idx = WR_IDX(cqe->wr_id);
 
+	/* A backend may hand us the peer's first message before its own
+	 * "connected" event (libfabric reads the CQ before the EQ): a
+	 * successful completion proves the connection is up. */
+	if (c->state == ST_FABRIC && cqe->status == 0)
+		on_tp_established(c);
 	switch (WR_KIND(cqe->wr_id)) {
 	case WR_RECV:
 		if (cqe->status < 0) {
@@ -902,7 +930,8 @@ static bool transport_ok(uint8_t t)
 	return t == SRDMA_TRANSPORT_VERBS || t == SRDMA_TRANSPORT_OFI;
 }
 
-static int server_on_hello(struct srdma_conn *c, const struct srdma__msg_hello *h)
+static int server_on_hello(struct srdma_conn *c,
+			   const struct srdma__msg_hello *h)
 {
 	struct srdma_ctx *ctx = c->ctx;
 
@@ -938,7 +967,8 @@ static int server_on_hello(struct srdma_conn *c, const struct srdma__msg_hello *
 	return 0;
 }
 
-static int client_on_hello(struct srdma_conn *c, const struct srdma__msg_hello *h)
+static int client_on_hello(struct srdma_conn *c,
+			   const struct srdma__msg_hello *h)
 {
 	int rc;
 
@@ -1016,8 +1046,7 @@ static int client_on_params(struct srdma_conn *c,
 	pd.version = SRDMA_WIRE_VERSION;
 	pd.session_id = p->session_id;
 	pd.initiator_id = ops->local_qpn(c->tc);
-	rc = srdma__token_mac(p->token, p->session_id, pd.initiator_id,
-			      pd.mac);
+	rc = srdma__token_mac(p->token, p->session_id, pd.initiator_id, pd.mac);
 	if (rc == 0)
 		rc = srdma__pdata_encode(&pd, buf);
 	OPENSSL_cleanse(&pd, sizeof(pd));
@@ -1037,7 +1066,8 @@ static int client_on_params(struct srdma_conn *c,
 	return 0;
 }
 
-static int on_region_msg(struct srdma_conn *c, const struct srdma__msg_region *g)
+static int on_region_msg(struct srdma_conn *c,
+			 const struct srdma__msg_region *g)
 {
 	struct remote_region *rr;
 	uint64_t nb;
@@ -1070,8 +1100,8 @@ static int on_region_msg(struct srdma_conn *c, const struct srdma__msg_region *g
 	c->remote = rr;
 	{
 		struct qev *e;
-		GUARD(srdma__queue_event(c->ctx, SRDMA_EV_REGION, 0, c,
-					 c->user, "", &e));
+		GUARD(srdma__queue_event(c->ctx, SRDMA_EV_REGION, 0, c, c->user,
+					 "", &e));
 		e->ev.region = rr->id;
 		e->ev.len = rr->len;
 	}
@@ -1154,8 +1184,8 @@ static int handle_msg(struct srdma_conn *c, const struct srdma__msg *m)
 		int code = m->u.error.code;
 		if (code >= 0 || code < SRDMA_ERROR_MIN)
 			code = SRDMA_EPEER;
-		snprintf(d, sizeof(d), "%s said: %s", c->server ? "client" : "server",
-			 m->u.error.text);
+		snprintf(d, sizeof(d), "%s said: %s",
+			 c->server ? "client" : "server", m->u.error.text);
 		c->goodbye_rcvd = true;
 		/* Don't echo an ERROR back. */
 		struct srdma__ctrl *keep = c->ctrl;
@@ -1214,17 +1244,21 @@ static void read_ctrl(struct srdma_conn *c)
 			if (n != SRDMA_ECLOSED) {
 				/* e.g. the server rejected our certificate:
 				 * TLS 1.3 reports it on the first read. */
-				snprintf(d, sizeof(d), "%s", srdma_error_detail());
+				snprintf(d, sizeof(d), "%s",
+					 srdma_error_detail());
 			} else if (!c->server && c->state == ST_HELLO) {
 				snprintf(d, sizeof(d),
-					 "the server closed the connection right "
-					 "after TLS: is this client's identity on "
+					 "the server closed the connection "
+					 "right "
+					 "after TLS: is this client's identity "
+					 "on "
 					 "its allow-list?");
 				n = SRDMA_ENOT_ALLOWED;
 			} else {
 				snprintf(d, sizeof(d),
 					 "%s closed the control connection%s",
-					 c->server ? "the client" : "the server",
+					 c->server ? "the client"
+						   : "the server",
 					 c->state == ST_ESTABLISHED
 						 ? " (did it exit or crash?)"
 						 : "");
@@ -1269,22 +1303,22 @@ static void on_ctrl_fd(void *arg, uint32_t events)
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
 		if (err) {
 			char d[300];
-			snprintf(d, sizeof(d),
-				 "cannot connect to %s:%u: %s%s", c->host,
-				 c->port, strerror(err),
+			snprintf(d, sizeof(d), "cannot connect to %s:%u: %s%s",
+				 c->host, c->port, strerror(err),
 				 err == ECONNREFUSED
 					 ? " (is `srdma serve` running there?)"
 					 : "");
 			srdma__conn_fail(c,
-					 err == ECONNREFUSED ? SRDMA_ECONNREFUSED
-							     : SRDMA_EUNREACHABLE,
+					 err == ECONNREFUSED
+						 ? SRDMA_ECONNREFUSED
+						 : SRDMA_EUNREACHABLE,
 					 d);
 			return;
 		}
-		rc = srdma__ctrl_create(c->ctx->tls, c->fd,
-					c->ctx->cfg.peer_name ? c->ctx->cfg.peer_name
-							      : c->host,
-					&c->ctrl);
+		rc = srdma__ctrl_create(
+			c->ctx->tls, c->fd,
+			c->ctx->cfg.peer_name ? c->ctx->cfg.peer_name : c->host,
+			&c->ctrl);
 		if (rc < 0) {
 			srdma__conn_fail(c, rc, srdma_error_detail());
 			return;
@@ -1337,7 +1371,8 @@ void srdma__on_connreq(void *arg, struct srdma__tp_connreq *req)
 			    c->session_id == pd.session_id && !c->token.used)
 				break;
 		if (!c)
-			rc = srdma__err(SRDMA_ETOKEN, "unknown or used session");
+			rc = srdma__err(SRDMA_ETOKEN,
+					"unknown or used session");
 	}
 	if (rc == 0)
 		rc = srdma__token_check(&c->token, &pd, srdma__now_ms());
@@ -1356,13 +1391,15 @@ void srdma__on_connreq(void *arg, struct srdma__tp_connreq *req)
 			srdma__conn_fail(c, SRDMA_ETOKEN, d);
 		else
 			IGNORE_RESULT(srdma__queue_event(ctx, SRDMA_EV_REJECTED,
-						 SRDMA_ETOKEN, NULL, NULL, d,
-						 NULL));
+							 SRDMA_ETOKEN, NULL,
+							 NULL, d, NULL));
 		return;
 	}
 	rc = ops->accept(c->tc, req, NULL, 0);
-	if (rc == 0)
+	if (rc == 0) {
+		log_psn_check(c);
 		rc = post_all_recvs(c);
+	}
 	if (rc < 0)
 		srdma__conn_fail(c, rc, srdma_error_detail());
 }
@@ -1514,13 +1551,15 @@ void srdma__conn_check_timeouts(struct srdma_ctx *ctx, uint64_t now)
 				 c->peer_addr, ctx->cfg.handshake_timeout_ms,
 				 state_name(c->state));
 			srdma__conn_fail(c, SRDMA_ETIMEDOUT, d);
-		} else if (c->state == ST_CLOSING && now >= c->close_deadline_ms) {
+		} else if (c->state == ST_CLOSING &&
+			   now >= c->close_deadline_ms) {
 			if (c->goodbye_rcvd)
 				finish_close(c);
 			else
-				srdma__conn_fail(c, SRDMA_ECLOSED,
-						 "the peer disconnected without "
-						 "a goodbye");
+				srdma__conn_fail(
+					c, SRDMA_ECLOSED,
+					"the peer disconnected without "
+					"a goodbye");
 		}
 		if (c->state >= ST_CLOSED) {
 			if (!c->app_owned)
@@ -1541,8 +1580,8 @@ int srdma__conn_next_deadline(struct srdma_ctx *ctx, uint64_t now)
 			d = c->deadline_ms;
 		else if (c->state == ST_CLOSING)
 			d = c->close_deadline_ms;
-		else if (c->state >= ST_CLOSED && (c->tc || c->ctrl ||
-						   !c->app_owned))
+		else if (c->state >= ST_CLOSED &&
+			 (c->tc || c->ctrl || !c->app_owned))
 			return 0;
 		if (d && d < best)
 			best = d;
@@ -1594,8 +1633,8 @@ SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
 	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s:%u", host, port);
 	rc = srdma__random(&c->local_psn, sizeof(c->local_psn));
 	c->local_psn &= 0xffffff;
-	c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		       0);
+	c->fd = socket(ai->ai_family,
+		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 || rc < 0) {
 		rc = srdma__err(SRDMA_ESYS, "socket: %s", strerror(errno));
 		goto out_free;
@@ -1673,7 +1712,8 @@ static int remaining(uint64_t deadline)
 
 static uint64_t deadline_of(int timeout_ms)
 {
-	return timeout_ms < 0 ? UINT64_MAX : srdma__now_ms() + (uint64_t)timeout_ms;
+	return timeout_ms < 0 ? UINT64_MAX
+			      : srdma__now_ms() + (uint64_t)timeout_ms;
 }
 
 SRDMA_API int srdma_connect(srdma_ctx *ctx, const char *host, uint16_t port,
@@ -1738,8 +1778,9 @@ SRDMA_API int srdma_conn_info(const srdma_conn *c, struct srdma_conn_info *o)
 	}
 	snprintf(o->peer_addr, sizeof(o->peer_addr), "%s", c->peer_addr);
 	snprintf(o->cipher, sizeof(o->cipher), "%s",
-		 c->protect == SRDMA_PROTECT_NONE ? ""
-						  : srdma__cipher_name(c->cipher));
+		 c->protect == SRDMA_PROTECT_NONE
+			 ? ""
+			 : srdma__cipher_name(c->cipher));
 	o->session_id = c->session_id;
 	if (c->ctx->tp->kind == SRDMA_TRANSPORT_VERBS) {
 		o->local_psn = ti.sq_psn;
@@ -1799,7 +1840,8 @@ SRDMA_API void srdma_conn_destroy(srdma_conn *c)
 		if (srdma__ctx_run(ctx, remaining(dl)) < 0)
 			break;
 	if (c->state < ST_CLOSED)
-		srdma__conn_fail(c, SRDMA_ECLOSED, "destroyed by the application");
+		srdma__conn_fail(c, SRDMA_ECLOSED,
+				 "destroyed by the application");
 	srdma__conn_free(c);
 }
 
@@ -1812,12 +1854,14 @@ SRDMA_API int srdma_send(srdma_conn *c, const void *buf, size_t len)
 {
 	ENSURE(c && (buf || !len), SRDMA_EINVAL, "srdma_send: NULL argument");
 	if (c->state != ST_ESTABLISHED)
-		return srdma__err(c->state >= ST_CLOSING ? (c->fail_code ? c->fail_code : SRDMA_ECLOSED)
-						    : SRDMA_ESTATE,
-				  "the connection is %s", state_name(c->state));
+		return srdma__err(
+			c->state >= ST_CLOSING
+				? (c->fail_code ? c->fail_code : SRDMA_ECLOSED)
+				: SRDMA_ESTATE,
+			"the connection is %s", state_name(c->state));
 	ENSURE(len <= c->max_msg, SRDMA_EMSGSIZE,
-	       "message of %zu bytes is above the connection's max_msg %u",
-	       len, c->max_msg);
+	       "message of %zu bytes is above the connection's max_msg %u", len,
+	       c->max_msg);
 	/* Keep one credit back so credit returns can always flow. */
 	ENSURE(c->tx_credits > 1 && c->nsend_free > 0, SRDMA_EAGAIN,
 	       "send window full");
@@ -1868,11 +1912,11 @@ SRDMA_API int srdma_recv(srdma_conn *c, void *buf, size_t cap, size_t *len,
 			return 0;
 		}
 		if (c->state >= ST_CLOSING)
-			return srdma__err(c->fail_code ? c->fail_code
-						       : SRDMA_ECLOSED,
-					  "%s", c->fail_detail[0]
-							? c->fail_detail
-							: "the connection is closed");
+			return srdma__err(
+				c->fail_code ? c->fail_code : SRDMA_ECLOSED,
+				"%s",
+				c->fail_detail[0] ? c->fail_detail
+						  : "the connection is closed");
 		ENSURE(remaining(dl) != 0, SRDMA_ETIMEDOUT,
 		       "no message within %d ms", timeout_ms);
 		GUARD(srdma__ctx_run(c->ctx, remaining(dl)));
@@ -1889,9 +1933,11 @@ static int start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
 
 	ENSURE(c && buf && len, SRDMA_EINVAL, "write/read: bad argument");
 	if (c->state != ST_ESTABLISHED)
-		return srdma__err(c->state >= ST_CLOSING ? (c->fail_code ? c->fail_code : SRDMA_ECLOSED)
-						    : SRDMA_ESTATE,
-				  "the connection is %s", state_name(c->state));
+		return srdma__err(
+			c->state >= ST_CLOSING
+				? (c->fail_code ? c->fail_code : SRDMA_ECLOSED)
+				: SRDMA_ESTATE,
+			"the connection is %s", state_name(c->state));
 	rr = find_remote(c, region);
 	ENSURE(rr, SRDMA_ENOENT, "the peer granted no region %u", region);
 	ENSURE(rr->access & (kind == OP_WRITE ? SRDMA_ACCESS_REMOTE_WRITE
@@ -1960,7 +2006,9 @@ static int wait_op(srdma_conn *c, enum srdma_event_type type, void *user,
 			snprintf(d, sizeof(d), "%s", e->detail);
 			put_event(c->ctx, e);
 			if (st < 0)
-				return srdma__err(st, "%s", d[0] ? d : srdma_strerror(st));
+				return srdma__err(st, "%s",
+						  d[0] ? d
+						       : srdma_strerror(st));
 			return 0;
 		}
 		if (remaining(dl) == 0) {
@@ -2027,7 +2075,8 @@ SRDMA_API int srdma_conn_wait_region(srdma_conn *c, uint32_t region,
 			return (int)rr->id;
 		}
 		if (c->state >= ST_CLOSING)
-			return srdma__err(c->fail_code ? c->fail_code : SRDMA_ECLOSED,
+			return srdma__err(c->fail_code ? c->fail_code
+						       : SRDMA_ECLOSED,
 					  "%s", c->fail_detail);
 		ENSURE(remaining(dl) != 0, SRDMA_ETIMEDOUT,
 		       "the peer granted no region %u within %d ms", region,
@@ -2041,7 +2090,6 @@ SRDMA_API int srdma_conn_wait_region(srdma_conn *c, uint32_t region,
 SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 				  srdma_region **out)
 {
-	struct srdma__msg m = {.type = SRDMA_MSG_REGION};
 	unsigned tp_access = SRDMA_TP_LOCAL;
 	struct srdma_region *r;
 	int rc;
@@ -2049,8 +2097,12 @@ SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 	ENSURE(c && out && len, SRDMA_EINVAL, "srdma_region_create: bad args");
 	ENSURE(c->state == ST_ESTABLISHED, SRDMA_ESTATE,
 	       "regions can only be granted on an established connection");
-	ENSURE(!(access & ~(SRDMA_ACCESS_REMOTE_READ | SRDMA_ACCESS_REMOTE_WRITE)),
+	ENSURE(!(access &
+		 ~(SRDMA_ACCESS_REMOTE_READ | SRDMA_ACCESS_REMOTE_WRITE |
+		   SRDMA_REGION_DEFER_GRANT)),
 	       SRDMA_EINVAL, "unknown access bits 0x%x", access);
+	ENSURE(access & (SRDMA_ACCESS_REMOTE_READ | SRDMA_ACCESS_REMOTE_WRITE),
+	       SRDMA_EINVAL, "a region needs remote read or write access");
 	ENSURE(len <= (1ull << 40), SRDMA_EINVAL, "region too large");
 	ENSURE(c->next_region_id < 0xffff, SRDMA_ELIMIT,
 	       "too many regions on this connection");
@@ -2062,7 +2114,8 @@ SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 	r->len = r->nblocks * SRDMA_BLOCK_SIZE;
 	r->stride = (uint32_t)srdma__block_stride(c->protect);
 	r->mem_len = r->nblocks * r->stride;
-	if (c->server && c->quota_used + r->mem_len > c->ctx->cfg.client_quota) {
+	if (c->server &&
+	    c->quota_used + r->mem_len > c->ctx->cfg.client_quota) {
 		rc = srdma__err(SRDMA_EQUOTA,
 				"a region of %llu bytes would exceed the "
 				"client quota (%llu of %llu bytes used)",
@@ -2088,16 +2141,13 @@ SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 	if (rc < 0)
 		goto out_free;
 	r->id = ++c->next_region_id;
-	m.u.region.region_id = r->id;
-	m.u.region.access = (uint8_t)access;
-	m.u.region.len = r->len;
-	m.u.region.addr = r->mr->addr;
-	m.u.region.key = r->mr->key;
-	m.u.region.block_size = SRDMA_BLK_PAYLOAD;
-	m.u.region.block_stride = r->stride;
-	rc = ctrl_send_msg(c, &m);
-	if (rc < 0)
-		goto out_dereg;
+	r->access =
+		access & (SRDMA_ACCESS_REMOTE_READ | SRDMA_ACCESS_REMOTE_WRITE);
+	if (!(access & SRDMA_REGION_DEFER_GRANT)) {
+		rc = srdma_region_grant(r);
+		if (rc < 0)
+			goto out_dereg;
+	}
 	c->quota_used += r->mem_len;
 	r->next = c->regions;
 	c->regions = r;
@@ -2111,6 +2161,29 @@ out_free:
 	free(r->newest);
 	free(r);
 	return rc;
+}
+
+SRDMA_API int srdma_region_grant(srdma_region *r)
+{
+	struct srdma__msg m = {.type = SRDMA_MSG_REGION};
+	struct srdma_conn *c;
+
+	ENSURE(r, SRDMA_EINVAL, "srdma_region_grant: NULL");
+	c = r->conn;
+	ENSURE(!r->granted, SRDMA_ESTATE, "region %u is already granted",
+	       r->id);
+	ENSURE(c->state == ST_ESTABLISHED, SRDMA_ESTATE, "the connection is %s",
+	       state_name(c->state));
+	m.u.region.region_id = r->id;
+	m.u.region.access = (uint8_t)r->access;
+	m.u.region.len = r->len;
+	m.u.region.addr = r->mr->addr;
+	m.u.region.key = r->mr->key;
+	m.u.region.block_size = SRDMA_BLK_PAYLOAD;
+	m.u.region.block_stride = r->stride;
+	GUARD(ctrl_send_msg(c, &m));
+	r->granted = true;
+	return 0;
 }
 
 SRDMA_API uint32_t srdma_region_id(const srdma_region *r)
@@ -2146,9 +2219,8 @@ SRDMA_API int srdma_region_get(srdma_region *r, uint64_t offset, void *buf,
 		uint64_t b = (offset + done) / SRDMA_BLK_PAYLOAD;
 		size_t l = len - done < SRDMA_BLK_PAYLOAD ? len - done
 							  : SRDMA_BLK_PAYLOAD;
-		int rc = srdma__block_open(keys, r->id, b,
-					   r->mem + b * r->stride, true, tmp,
-					   &bi);
+		int rc = srdma__block_open(
+			keys, r->id, b, r->mem + b * r->stride, true, tmp, &bi);
 		if (rc == 0 && bi.writer != my_writer(c) &&
 		    bi.version < r->newest[b])
 			rc = SRDMA_EINTEGRITY;

@@ -238,7 +238,7 @@ SRDMA_API int srdma_ctx_fd(const srdma_ctx *ctx)
 }
 
 SRDMA_API enum srdma_transport srdma_ctx_transport(const srdma_ctx *ctx,
-						    const char **why)
+						   const char **why)
 {
 	if (why)
 		*why = ctx->tp_why;
@@ -400,8 +400,8 @@ static void on_listen_fd(void *arg, uint32_t events)
 				 peer, ctx->handshakes);
 			close(fd);
 			IGNORE_RESULT(srdma__queue_event(ctx, SRDMA_EV_REJECTED,
-						 SRDMA_ELIMIT, NULL, NULL, d,
-						 NULL));
+							 SRDMA_ELIMIT, NULL,
+							 NULL, d, NULL));
 			continue;
 		}
 		if (srdma__conn_new_server(l, fd, peer) < 0) {
@@ -409,8 +409,8 @@ static void on_listen_fd(void *arg, uint32_t events)
 			snprintf(d, sizeof(d), "refused %s: %s", peer,
 				 srdma_error_detail());
 			IGNORE_RESULT(srdma__queue_event(ctx, SRDMA_EV_REJECTED,
-						 SRDMA_ENOMEM, NULL, NULL, d,
-						 NULL));
+							 SRDMA_ENOMEM, NULL,
+							 NULL, d, NULL));
 		}
 	}
 }
@@ -444,8 +444,8 @@ SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 				host ? host : "*", port, gai_strerror(rc));
 		goto out_free;
 	}
-	l->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		       0);
+	l->fd = socket(ai->ai_family,
+		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (l->fd < 0) {
 		rc = srdma__err(SRDMA_ESYS, "socket: %s", strerror(errno));
 		goto out_free;
@@ -453,7 +453,8 @@ SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(l->fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
 	    listen(l->fd, 1024) < 0) {
-		rc = srdma__err(errno == EADDRINUSE ? SRDMA_ECONFIG : SRDMA_ESYS,
+		rc = srdma__err(errno == EADDRINUSE ? SRDMA_ECONFIG
+						    : SRDMA_ESYS,
 				"cannot listen on %s:%u: %s", host ? host : "*",
 				port, strerror(errno));
 		goto out_free;

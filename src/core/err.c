@@ -60,7 +60,8 @@ SRDMA_API const char *srdma_strerror(int err)
 	case SRDMA_ETLS:
 		return "The TLS handshake failed.";
 	case SRDMA_ETLS_VERSION:
-		return "The peer offered a TLS version older than 1.3; only TLS 1.3 is accepted.";
+		return "The peer offered a TLS version older than 1.3; only "
+		       "TLS 1.3 is accepted.";
 	case SRDMA_ENOT_TLS:
 		return "The peer does not speak TLS.";
 	case SRDMA_ECERT_UNKNOWN_CA:
@@ -70,7 +71,8 @@ SRDMA_API const char *srdma_strerror(int err)
 	case SRDMA_ECERT_NOT_YET_VALID:
 		return "The peer's certificate is not valid yet.";
 	case SRDMA_ECERT_NAME:
-		return "The peer's certificate does not match the expected name.";
+		return "The peer's certificate does not match the expected "
+		       "name.";
 	case SRDMA_ECERT_MISSING:
 		return "The peer did not present a certificate.";
 	case SRDMA_ENOT_ALLOWED:
@@ -78,11 +80,14 @@ SRDMA_API const char *srdma_strerror(int err)
 	case SRDMA_EPOLICY:
 		return "The protection mode is weaker than the server accepts.";
 	case SRDMA_EINTEGRITY:
-		return "Data failed authentication: it was tampered with or corrupted.";
+		return "Data failed authentication: it was tampered with or "
+		       "corrupted.";
 	case SRDMA_EREPLAY:
-		return "A record arrived out of sequence (replayed, dropped or reordered).";
+		return "A record arrived out of sequence (replayed, dropped or "
+		       "reordered).";
 	case SRDMA_ETOKEN:
-		return "The fabric connect token was missing, wrong, expired or already used.";
+		return "The fabric connect token was missing, wrong, expired "
+		       "or already used.";
 	case SRDMA_ELIMIT:
 		return "A server limit was reached; try again later.";
 	case SRDMA_EQUOTA:
@@ -106,7 +111,8 @@ SRDMA_API const char *srdma_strerror(int err)
 	case SRDMA_ECONFIG:
 		return "The configuration is unusable.";
 	case SRDMA_ESTATE:
-		return "The call is not valid in the connection's current state.";
+		return "The call is not valid in the connection's current "
+		       "state.";
 	case SRDMA_ENOTSUP:
 		return "Not supported by this transport.";
 	case SRDMA_ENOENT:
@@ -135,5 +141,8 @@ void srdma__log(const struct srdma__logger *lg, int level, const char *fmt, ...)
 	}
 	static const char *const names[] = {"error", "warn", "info", "debug"};
 	fprintf(stderr, "srdma: %s: %s\n",
-		names[level < 0 ? 0 : level > 3 ? 3 : level], line);
+		names[level < 0	  ? 0
+		      : level > 3 ? 3
+				  : level],
+		line);
 }

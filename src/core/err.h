@@ -13,13 +13,15 @@
 
 #include "srdma.h"
 
-#define SRDMA__WUR __attribute__((warn_unused_result))
+#define SRDMA__WUR	    __attribute__((warn_unused_result))
 #define SRDMA__PRINTF(a, b) __attribute__((format(printf, a, b)))
 
-/* Records detail for err; returns err so callers can `return srdma__err(...)`. */
+/* Records detail for err; returns err so callers can `return srdma__err(...)`.
+ */
 int srdma__err_at(int err, const char *file, int line, const char *fmt, ...)
 	SRDMA__PRINTF(4, 5);
-#define srdma__err(err, ...) srdma__err_at((err), __FILE__, __LINE__, __VA_ARGS__)
+#define srdma__err(err, ...)                                                   \
+	srdma__err_at((err), __FILE__, __LINE__, __VA_ARGS__)
 /* Clears the thread's detail. */
 void srdma__err_clear(void);
 /* Copies the current thread detail into buf (for async reporting). */
@@ -29,7 +31,7 @@ void srdma__err_copy(char *buf, size_t len);
 #define ENSURE(cond, err, ...)                                                 \
 	do {                                                                   \
 		if (!(cond))                                                   \
-			return srdma__err((err), __VA_ARGS__);                  \
+			return srdma__err((err), __VA_ARGS__);                 \
 	} while (0)
 
 /* Propagate a negative result. */
@@ -53,7 +55,7 @@ struct srdma__logger {
 	void *arg;
 	int level;
 };
-void srdma__log(const struct srdma__logger *lg, int level, const char *fmt,
-		...) SRDMA__PRINTF(3, 4);
+void srdma__log(const struct srdma__logger *lg, int level, const char *fmt, ...)
+	SRDMA__PRINTF(3, 4);
 
 #endif

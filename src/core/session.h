@@ -30,11 +30,11 @@ enum { WRITER_CLIENT = 0, WRITER_SERVER = 1 };
 
 enum conn_state {
 	ST_TCP_CONNECTING, /* client: non-blocking connect() in progress */
-	ST_TLS,            /* TLS 1.3 handshake */
-	ST_HELLO,          /* waiting for the peer's HELLO */
-	ST_PREPARE,        /* client: fabric address/route resolution */
-	ST_PARAMS,         /* waiting for the peer's PARAMS */
-	ST_FABRIC,         /* fabric connect in progress */
+	ST_TLS,		   /* TLS 1.3 handshake */
+	ST_HELLO,	   /* waiting for the peer's HELLO */
+	ST_PREPARE,	   /* client: fabric address/route resolution */
+	ST_PARAMS,	   /* waiting for the peer's PARAMS */
+	ST_FABRIC,	   /* fabric connect in progress */
 	ST_ESTABLISHED,
 	ST_CLOSING, /* goodbye sent or received; draining */
 	ST_CLOSED,  /* orderly end */
@@ -61,7 +61,7 @@ struct op {
 	uint64_t version;     /* write: version sealed into every block */
 	bool notice_sent;
 	uint32_t notice_slot; /* send slot carrying the notice */
-	bool sync;            /* issued by a *_sync call */
+	bool sync;	      /* issued by a *_sync call */
 	int status;
 	struct op *next;
 };
@@ -80,7 +80,7 @@ struct remote_region {
 	uint64_t len, addr, key;
 	uint32_t stride;
 	uint64_t write_version; /* our per-region write counter */
-	uint64_t *known;        /* per block: newest version we wrote */
+	uint64_t *known;	/* per block: newest version we wrote */
 	struct remote_region *next;
 };
 
@@ -96,6 +96,7 @@ struct srdma_region {
 	struct srdma__tp_mr *mr;
 	uint64_t put_version; /* our per-region write counter (owner puts) */
 	uint64_t *newest;     /* per block: newest version seen from a notice */
+	bool granted;
 	struct srdma_region *next;
 };
 
@@ -112,8 +113,8 @@ struct srdma_conn {
 	struct srdma_listener *listener; /* server side */
 	enum conn_state state;
 	bool server;
-	bool app_owned;   /* the app has seen it (ACCEPTED/CONNECTED or client) */
-	bool counted_hs;  /* counted in ctx->handshakes */
+	bool app_owned; /* the app has seen it (ACCEPTED/CONNECTED or client) */
+	bool counted_hs; /* counted in ctx->handshakes */
 	bool destroying;
 	void *user;
 	uint64_t deadline_ms; /* handshake deadline; 0 once established */
@@ -141,19 +142,19 @@ struct srdma_conn {
 	uint16_t fabric_port;
 	struct srdma__token token; /* server */
 	struct srdma__keys keys;
-	struct srdma__aead tx, rx;         /* records */
+	struct srdma__aead tx, rx; /* records */
 	/* sealed blocks: seal ours, open ours, open the peer's */
 	struct srdma__aead blk_tx, blk_own, blk_rx;
 
 	/* fabric */
 	struct srdma__tp_conn *tc;
-	uint8_t *ring;        /* recv slots then send slots */
+	uint8_t *ring; /* recv slots then send slots */
 	size_t ring_len;
 	struct srdma__tp_mr *ring_mr;
 	size_t slot_len;
 	uint32_t *send_free; /* stack of free send slots */
 	uint32_t nsend_free;
-	uint32_t tx_credits;     /* peer receive slots we may fill */
+	uint32_t tx_credits;	 /* peer receive slots we may fill */
 	uint32_t rx_credits_due; /* reposted slots not yet reported */
 	uint32_t recv_posted;
 
@@ -196,7 +197,7 @@ struct srdma_ctx {
 	struct srdma_listener *listeners;
 	uint32_t nclients, handshakes;
 	struct qev *q_head, *q_tail; /* pending events */
-	struct qev *delivered;       /* handed out by the last poll */
+	struct qev *delivered;	     /* handed out by the last poll */
 	struct qev *q_free;
 	bool in_poll;
 };

@@ -20,7 +20,8 @@ struct srdma__tls_config {
 	const char *cert_file; /* PEM: our certificate (chain) */
 	const char *key_file;  /* PEM: our private key */
 	const char *ca_file;   /* PEM: the CA that signs peers */
-	const char *const *allow; /* server: NULL-terminated identities or NULL */
+	const char *const
+		*allow; /* server: NULL-terminated identities or NULL */
 };
 
 struct srdma__tls_ctx; /* SSL_CTX plus policy (allow-list) */
@@ -75,8 +76,8 @@ bool srdma__ctrl_want_write(const struct srdma__ctrl *c);
  * Queues len bytes and tries to flush. Never blocks: unsent bytes stay in an
  * internal buffer (bounded: SRDMA_EAGAIN if it would exceed 64 KiB).
  */
-int srdma__ctrl_send(struct srdma__ctrl *c, const void *buf, size_t len)
-	SRDMA__WUR;
+int srdma__ctrl_send(struct srdma__ctrl *c, const void *buf,
+		     size_t len) SRDMA__WUR;
 /* Flushes queued bytes: 0 all sent, SRDMA_EAGAIN some left, <0 error. */
 int srdma__ctrl_flush(struct srdma__ctrl *c) SRDMA__WUR;
 bool srdma__ctrl_pending_out(const struct srdma__ctrl *c);
@@ -97,13 +98,14 @@ const char *srdma__ctrl_tls_version(const struct srdma__ctrl *c);
 /* ---- development PKI (srdma certs) ---- */
 struct srdma__pki_opts {
 	const char *dir;
-	const char *const *server_names; /* extra SANs (DNS or IP), NULL-terminated */
-	const char *const *clients;      /* client identities; NULL = {"client"} */
-	bool force;                      /* overwrite existing files */
-	int days;                        /* validity, default 825 */
+	const char *const
+		*server_names; /* extra SANs (DNS or IP), NULL-terminated */
+	const char *const *clients; /* client identities; NULL = {"client"} */
+	bool force;		    /* overwrite existing files */
+	int days;		    /* validity, default 825 */
 	/* Test hooks: a certificate window in the past or future. */
-	long not_before_offset_s;        /* added to now for notBefore */
-	long not_after_offset_s;         /* if non-zero, notAfter = now + this */
+	long not_before_offset_s; /* added to now for notBefore */
+	long not_after_offset_s;  /* if non-zero, notAfter = now + this */
 };
 
 /*

@@ -28,7 +28,8 @@ enum {
 	SRDMA_KEY_LEN = 32,
 	SRDMA_SALT_LEN = 12,
 	SRDMA_TAG_LEN = 16,
-	/* Record header: u8 type, u8 flags(0), u16 credits, u32 len, u64 seq. */
+	/* Record header: u8 type, u8 flags(0), u16 credits, u32 len, u64 seq.
+	 */
 	SRDMA_REC_HDR_LEN = 16,
 	/* Block header: u64 version, u32 valid_len, u8 writer, u8[3] zero. */
 	SRDMA_BLK_HDR_LEN = 16,
@@ -61,7 +62,7 @@ struct srdma__aead {
 	uint8_t salt[SRDMA_SALT_LEN];
 	uint64_t seq;
 	uint64_t rekey_interval; /* SRDMA_REKEY_AFTER_RECORDS; tests lower it */
-	uint64_t epoch;          /* number of rekeys so far */
+	uint64_t epoch;		 /* number of rekeys so far */
 };
 
 /*
@@ -79,7 +80,8 @@ struct srdma__keys {
 
 /* is_client picks which exporter outputs are tx and which rx. */
 int srdma__keys_derive(SSL *ssl, bool is_client, enum srdma_protect mode,
-		       enum srdma__cipher cipher, struct srdma__keys *out) SRDMA__WUR;
+		       enum srdma__cipher cipher,
+		       struct srdma__keys *out) SRDMA__WUR;
 void srdma__keys_wipe(struct srdma__keys *k);
 
 /* key/salt are copied. mode NONE needs no EVP context. */
@@ -101,8 +103,8 @@ size_t srdma__record_overhead(enum srdma_protect mode);
  * in and out must not overlap.
  */
 int srdma__record_seal(struct srdma__aead *a, uint8_t type, uint16_t credits,
-		       const void *in, size_t len, uint8_t *out, size_t cap)
-	SRDMA__WUR;
+		       const void *in, size_t len, uint8_t *out,
+		       size_t cap) SRDMA__WUR;
 
 struct srdma__record {
 	uint8_t type;
@@ -162,8 +164,8 @@ struct srdma__token {
 };
 
 /* New random secret and session id, valid ttl_ms from now_ms. */
-int srdma__token_new(struct srdma__token *t, uint64_t now_ms, uint32_t ttl_ms)
-	SRDMA__WUR;
+int srdma__token_new(struct srdma__token *t, uint64_t now_ms,
+		     uint32_t ttl_ms) SRDMA__WUR;
 /* HMAC-SHA256(secret, "srdma connect v1" | session_id | initiator_id). */
 int srdma__token_mac(const uint8_t secret[static SRDMA_WIRE_TOKEN_LEN],
 		     uint64_t session_id, uint32_t initiator_id,
@@ -175,8 +177,8 @@ int srdma__token_mac(const uint8_t secret[static SRDMA_WIRE_TOKEN_LEN],
  * SRDMA_ETOKEN with detail saying which check failed.
  */
 int srdma__token_check(struct srdma__token *t,
-		       const struct srdma__connect_pdata *pd, uint64_t now_ms)
-	SRDMA__WUR;
+		       const struct srdma__connect_pdata *pd,
+		       uint64_t now_ms) SRDMA__WUR;
 void srdma__token_wipe(struct srdma__token *t);
 
 #endif

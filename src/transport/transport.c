@@ -23,8 +23,8 @@ int srdma__tp_open(enum srdma_transport want, const char *provider,
 	case SRDMA_TRANSPORT_AUTO:
 		if (srdma__verbs_available(vwhy, sizeof(vwhy))) {
 			tp->kind = SRDMA_TRANSPORT_VERBS;
-			snprintf(reason, sizeof(reason),
-				 "auto chose verbs: %s", vwhy);
+			snprintf(reason, sizeof(reason), "auto chose verbs: %s",
+				 vwhy);
 		} else {
 			tp->kind = SRDMA_TRANSPORT_OFI;
 			snprintf(reason, sizeof(reason),

@@ -34,7 +34,7 @@ struct srdma__tp_listener;
 struct srdma__tp_conn;
 
 enum srdma__tp_access {
-	SRDMA_TP_LOCAL = 1,        /* send/recv buffers, read targets */
+	SRDMA_TP_LOCAL = 1,	   /* send/recv buffers, read targets */
 	SRDMA_TP_REMOTE_READ = 2,  /* the peer may RDMA-read it */
 	SRDMA_TP_REMOTE_WRITE = 4, /* the peer may RDMA-write it */
 };
@@ -43,9 +43,10 @@ enum srdma__tp_access {
 struct srdma__tp_mr {
 	void *buf;
 	size_t len;
-	uint64_t addr; /* what the peer passes as the remote address of buf[0] */
-	uint64_t key;  /* what the peer passes as the remote key (0 if local) */
-	void *desc;    /* backend's local descriptor */
+	uint64_t
+		addr; /* what the peer passes as the remote address of buf[0] */
+	uint64_t key; /* what the peer passes as the remote key (0 if local) */
+	void *desc;   /* backend's local descriptor */
 };
 
 enum srdma__tp_op {
@@ -58,7 +59,7 @@ enum srdma__tp_op {
 struct srdma__tp_cqe {
 	uint64_t wr_id;
 	enum srdma__tp_op op;
-	int status;   /* 0, SRDMA_EREMOTE_ACCESS, SRDMA_ECLOSED (flushed), ... */
+	int status; /* 0, SRDMA_EREMOTE_ACCESS, SRDMA_ECLOSED (flushed), ... */
 	uint32_t len; /* bytes received (RECV) */
 };
 
@@ -80,8 +81,8 @@ struct srdma__tp_connreq {
 	uint8_t pdata[256]; /* copied out of the fabric event */
 	size_t pdata_len;
 	uint32_t initiator_qpn; /* verbs; 0 on ofi */
-	char peer[64];          /* "ip:port" for logs */
-	void *handle;           /* backend's */
+	char peer[64];		/* "ip:port" for logs */
+	void *handle;		/* backend's */
 };
 
 struct srdma__tp_listener_cb {
@@ -93,8 +94,8 @@ struct srdma__tp_listener_cb {
 
 struct srdma__tp_conn_attr {
 	bool server;
-	uint32_t sq_depth; /* send/write/read work requests in flight */
-	uint32_t rq_depth; /* receives posted */
+	uint32_t sq_depth;   /* send/write/read work requests in flight */
+	uint32_t rq_depth;   /* receives posted */
 	uint32_t max_inline; /* wanted inline size for small sends (hint) */
 };
 
@@ -109,7 +110,8 @@ enum { SRDMA_TP_F_INLINE = 1 };
 
 struct srdma__tp_ops {
 	const char *name;
-	int (*open)(struct srdma__tp *tp, const char *provider, const char *device);
+	int (*open)(struct srdma__tp *tp, const char *provider,
+		    const char *device);
 	void (*close)(struct srdma__tp *tp);
 
 	int (*listen)(struct srdma__tp *tp, const char *host, uint16_t port,
@@ -119,26 +121,30 @@ struct srdma__tp_ops {
 	void (*listener_destroy)(struct srdma__tp_listener *l);
 	int (*accept)(struct srdma__tp_conn *c, struct srdma__tp_connreq *req,
 		      const void *pdata, size_t len);
-	int (*reject)(struct srdma__tp_listener *l, struct srdma__tp_connreq *req,
-		      const void *pdata, size_t len);
+	int (*reject)(struct srdma__tp_listener *l,
+		      struct srdma__tp_connreq *req, const void *pdata,
+		      size_t len);
 
 	int (*conn_create)(struct srdma__tp *tp,
 			   const struct srdma__tp_conn_attr *attr,
 			   const struct srdma__tp_conn_cb *cb,
 			   struct srdma__tp_conn **out);
 	/* Client: 0 = prepared now; SRDMA_EAGAIN = on_prepared follows. */
-	int (*resolve)(struct srdma__tp_conn *c, const char *host, uint16_t port,
-		       int timeout_ms);
+	int (*resolve)(struct srdma__tp_conn *c, const char *host,
+		       uint16_t port, int timeout_ms);
 	/* QPN once prepared (client) or accepted (server); 0 on ofi. */
 	uint32_t (*local_qpn)(const struct srdma__tp_conn *c);
 	/* Verbs: the PSNs for our sq and for our rq (= the peer's sq). */
-	void (*set_psn)(struct srdma__tp_conn *c, uint32_t sq_psn, uint32_t rq_psn);
+	void (*set_psn)(struct srdma__tp_conn *c, uint32_t sq_psn,
+			uint32_t rq_psn);
 	int (*connect)(struct srdma__tp_conn *c, const void *pdata, size_t len);
 	/* Orderly: on_closed follows. */
 	int (*disconnect)(struct srdma__tp_conn *c);
-	/* Any time; no callback fires after it returns; never blocks for long. */
+	/* Any time; no callback fires after it returns; never blocks for long.
+	 */
 	void (*conn_destroy)(struct srdma__tp_conn *c);
-	int (*conn_info)(const struct srdma__tp_conn *c, struct srdma__tp_info *out);
+	int (*conn_info)(const struct srdma__tp_conn *c,
+			 struct srdma__tp_info *out);
 
 	/* access: SRDMA_TP_* bits. Remote keys are unpredictable (random on
 	 * ofi; memory windows on verbs where supported). */

@@ -16,10 +16,11 @@
 
 enum {
 	SRDMA_WIRE_VERSION = 1,
-	SRDMA_WIRE_HDR_LEN = 8,      /* u16 version, u8 type, u8 flags(0), u32 body len */
-	SRDMA_WIRE_MAX_BODY = 1024,  /* no control message is larger */
-	SRDMA_WIRE_MAX_ADDR = 128,   /* fabric address bytes in PARAMS */
-	SRDMA_WIRE_MAX_TEXT = 200,   /* ERROR message text */
+	SRDMA_WIRE_HDR_LEN =
+		8, /* u16 version, u8 type, u8 flags(0), u32 body len */
+	SRDMA_WIRE_MAX_BODY = 1024, /* no control message is larger */
+	SRDMA_WIRE_MAX_ADDR = 128,  /* fabric address bytes in PARAMS */
+	SRDMA_WIRE_MAX_TEXT = 200,  /* ERROR message text */
 	SRDMA_WIRE_TOKEN_LEN = 32,
 	SRDMA_WIRE_MAC_LEN = 32,
 	SRDMA_WIRE_GID_LEN = 16,
@@ -48,38 +49,40 @@ enum {
 
 /* Both directions. Client: what it wants; server: what was chosen. */
 struct srdma__msg_hello {
-	uint16_t version;   /* SRDMA_WIRE_VERSION */
-	uint32_t caps;      /* SRDMA_CAP_* */
-	uint8_t transport;  /* enum srdma_transport (never AUTO on the wire) */
-	uint8_t protect;    /* enum srdma_protect */
-	uint8_t cipher;     /* enum srdma__cipher (protect.h) */
+	uint16_t version;  /* SRDMA_WIRE_VERSION */
+	uint32_t caps;	   /* SRDMA_CAP_* */
+	uint8_t transport; /* enum srdma_transport (never AUTO on the wire) */
+	uint8_t protect;   /* enum srdma_protect */
+	uint8_t cipher;	   /* enum srdma__cipher (protect.h) */
 	uint32_t max_msg;
 	uint32_t queue_depth;
-	uint16_t fabric_port; /* server: port of its fabric listener; client: 0 */
+	uint16_t fabric_port; /* server: port of its fabric listener; client: 0
+			       */
 };
 
 /* Each side's fabric parameters. */
 struct srdma__msg_params {
-	uint64_t session_id;  /* server: chosen at random; client: echoes 0 */
-	uint32_t psn;         /* the PSN this side sends with (verbs sq_psn) */
-	uint32_t qpn;         /* verbs QPN of this side; 0 if not yet known/ofi */
+	uint64_t session_id; /* server: chosen at random; client: echoes 0 */
+	uint32_t psn;	     /* the PSN this side sends with (verbs sq_psn) */
+	uint32_t qpn; /* verbs QPN of this side; 0 if not yet known/ofi */
 	uint8_t gid[SRDMA_WIRE_GID_LEN];
 	uint8_t token[SRDMA_WIRE_TOKEN_LEN]; /* server only; zero from client */
 	uint32_t token_ttl_ms; /* server only: token valid this long */
 	uint16_t fabric_port;  /* server: port of the fabric listener */
 	uint16_t addr_len;     /* bytes used in addr */
-	uint8_t addr[SRDMA_WIRE_MAX_ADDR]; /* fabric address (ofi), may be empty */
+	uint8_t addr[SRDMA_WIRE_MAX_ADDR]; /* fabric address (ofi), may be empty
+					    */
 };
 
 /* A grant of remote access to a region. */
 struct srdma__msg_region {
 	uint32_t region_id;
-	uint8_t access;       /* SRDMA_ACCESS_* */
-	uint64_t len;         /* payload bytes (whole blocks) */
-	uint64_t addr;        /* remote address to use for RMA */
-	uint64_t key;         /* remote key (verbs: 32-bit rkey) */
-	uint32_t block_size;  /* payload bytes per block */
-	uint32_t block_stride;/* bytes per sealed block in remote memory */
+	uint8_t access;	       /* SRDMA_ACCESS_* */
+	uint64_t len;	       /* payload bytes (whole blocks) */
+	uint64_t addr;	       /* remote address to use for RMA */
+	uint64_t key;	       /* remote key (verbs: 32-bit rkey) */
+	uint32_t block_size;   /* payload bytes per block */
+	uint32_t block_stride; /* bytes per sealed block in remote memory */
 };
 
 struct srdma__msg_revoke {
@@ -91,7 +94,7 @@ struct srdma__msg_goodbye {
 };
 
 struct srdma__msg_error {
-	int32_t code;  /* SRDMA_E* */
+	int32_t code; /* SRDMA_E* */
 	uint16_t text_len;
 	char text[SRDMA_WIRE_MAX_TEXT + 1]; /* NUL-terminated after parse */
 };
@@ -110,7 +113,7 @@ struct srdma__msg {
 
 /* Fabric connect private data: exactly SRDMA_WIRE_CONNECT_PDATA_LEN bytes. */
 struct srdma__connect_pdata {
-	uint8_t version;       /* SRDMA_WIRE_VERSION */
+	uint8_t version; /* SRDMA_WIRE_VERSION */
 	uint64_t session_id;
 	uint32_t initiator_id; /* verbs: initiator QPN; ofi: 0 */
 	uint8_t mac[SRDMA_WIRE_MAC_LEN];
@@ -127,7 +130,8 @@ int srdma__put_u8(struct srdma__cursor *c, uint8_t v) SRDMA__WUR;
 int srdma__put_u16(struct srdma__cursor *c, uint16_t v) SRDMA__WUR;
 int srdma__put_u32(struct srdma__cursor *c, uint32_t v) SRDMA__WUR;
 int srdma__put_u64(struct srdma__cursor *c, uint64_t v) SRDMA__WUR;
-int srdma__put_bytes(struct srdma__cursor *c, const void *p, size_t n) SRDMA__WUR;
+int srdma__put_bytes(struct srdma__cursor *c, const void *p,
+		     size_t n) SRDMA__WUR;
 int srdma__get_u8(struct srdma__cursor *c, uint8_t *v) SRDMA__WUR;
 int srdma__get_u16(struct srdma__cursor *c, uint16_t *v) SRDMA__WUR;
 int srdma__get_u32(struct srdma__cursor *c, uint32_t *v) SRDMA__WUR;
@@ -139,8 +143,8 @@ size_t srdma__cursor_left(const struct srdma__cursor *c);
  * Encodes msg (header + body) into out. Returns the byte count (>0) or
  * SRDMA_EINVAL (bad field) / SRDMA_EMSGSIZE (cap too small).
  */
-int srdma__msg_encode(const struct srdma__msg *msg, uint8_t *out, size_t cap)
-	SRDMA__WUR;
+int srdma__msg_encode(const struct srdma__msg *msg, uint8_t *out,
+		      size_t cap) SRDMA__WUR;
 /*
  * Given at least SRDMA_WIRE_HDR_LEN bytes, returns the total frame length
  * (header + body), or SRDMA_EVERSION / SRDMA_EPROTO for a header that can
@@ -153,12 +157,13 @@ int srdma__msg_frame_len(const uint8_t *hdr, size_t len) SRDMA__WUR;
  * that is not zero, or an out-of-range value gives SRDMA_EPROTO or
  * SRDMA_EVERSION with detail.
  */
-int srdma__msg_decode(const uint8_t *in, size_t len, struct srdma__msg *msg)
-	SRDMA__WUR;
+int srdma__msg_decode(const uint8_t *in, size_t len,
+		      struct srdma__msg *msg) SRDMA__WUR;
 const char *srdma__msg_type_name(uint8_t type);
 
 int srdma__pdata_encode(const struct srdma__connect_pdata *pd,
-			uint8_t out[static SRDMA_WIRE_CONNECT_PDATA_LEN]) SRDMA__WUR;
+			uint8_t out[static SRDMA_WIRE_CONNECT_PDATA_LEN])
+	SRDMA__WUR;
 /*
  * Decodes private data. Receivers may get more bytes than were sent (rdma_cm
  * pads); len must be >= SRDMA_WIRE_CONNECT_PDATA_LEN and only the first

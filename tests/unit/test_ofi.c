@@ -41,11 +41,12 @@ struct side {
 	char detail[256];
 	int posted_recv, recv_done, send_done, write_done, read_done;
 	int errors, flushed;
-	int last_status;
+	int last_status, rma_status;
 	uint8_t rbuf[NRECV][MSG];
 	uint8_t sbuf[NSEND][MSG];
 	struct srdma__tp_mr *rmr, *smr;
 	bool repost;
+	bool destroy_on_close, destroy_on_recv; /* destroy inside callbacks */
 	char last_msg[MSG];
 	uint32_t last_len;
 	void (*on_recv)(struct side *s, const struct srdma__tp_cqe *e);
@@ -73,6 +74,8 @@ static char g_peer[64];
 			if (srdma__loop_run_once(loop, 20) < 0)                \
 				break;                                         \
 	} while (0)
+
+static void side_destroy(struct side *s);
 
 static void post_recv(struct side *s, int i)
 {
@@ -102,6 +105,8 @@ static void on_closed(void *arg, int status, const char *detail)
 	s->closed = true;
 	s->close_status = status;
 	snprintf(s->detail, sizeof(s->detail), "%s", detail ? detail : "");
+	if (s->destroy_on_close)
+		side_destroy(s);
 }
 
 static void on_cqe(void *arg, const struct srdma__tp_cqe *e)
@@ -120,6 +125,8 @@ static void on_cqe(void *arg, const struct srdma__tp_cqe *e)
 			s->write_done++;
 		if (e->op == SRDMA_TP_OP_READ)
 			s->read_done++;
+		if (e->op == SRDMA_TP_OP_WRITE || e->op == SRDMA_TP_OP_READ)
+			s->rma_status = e->status;
 		return;
 	}
 	switch (e->op) {
@@ -129,6 +136,10 @@ static void on_cqe(void *arg, const struct srdma__tp_cqe *e)
 		memcpy(s->last_msg, s->rbuf[e->wr_id], MSG);
 		if (s->on_recv)
 			s->on_recv(s, e);
+		if (s->destroy_on_recv) {
+			side_destroy(s);
+			return;
+		}
 		if (s->repost && !s->closed)
 			post_recv(s, (int)e->wr_id);
 		break;
@@ -437,13 +448,15 @@ static void test_isolation(struct pair *p1)
 			 0);
 		RUN_UNTIL(p2.cli.closed || p2.cli.write_done, 5000);
 		RUN_UNTIL(p2.cli.closed, 1000);
-		printf("isolation write: completions status %d, closed %d "
+		printf("isolation write: completion status %d, closed %d "
 		       "(%d, %s), server side closed %d\n",
-		       p2.cli.last_status, p2.cli.closed, p2.cli.close_status,
+		       p2.cli.rma_status, p2.cli.closed, p2.cli.close_status,
 		       p2.cli.detail, p2.srv.closed);
 		CHECK(p2.cli.write_done == 1);
-		CHECK(p2.cli.last_status != 0); /* never reported success */
-		CHECK(p2.cli.closed);
+		/* Never reported as success (FI_DELIVERY_COMPLETE). */
+		CHECK(p2.cli.rma_status == SRDMA_EREMOTE_ACCESS);
+		CHECK(p2.cli.closed &&
+		      p2.cli.close_status == SRDMA_EREMOTE_ACCESS);
 		ops->mr_dereg(emr);
 		emr = NULL;
 	}
@@ -466,8 +479,11 @@ static void test_isolation(struct pair *p1)
 		RUN_UNTIL(p3.cli.closed || p3.cli.read_done, 5000);
 		RUN_UNTIL(p3.cli.closed, 1000);
 		printf("isolation read: status %d, closed %d (%d)\n",
-		       p3.cli.last_status, p3.cli.closed, p3.cli.close_status);
-		CHECK(p3.cli.read_done == 1 && p3.cli.last_status != 0);
+		       p3.cli.rma_status, p3.cli.closed, p3.cli.close_status);
+		CHECK(p3.cli.read_done == 1 &&
+		      p3.cli.rma_status == SRDMA_EREMOTE_ACCESS);
+		CHECK(p3.cli.closed &&
+		      p3.cli.close_status == SRDMA_EREMOTE_ACCESS);
 		for (i = 0; i < 4096; i++)
 			if (evil[i] == 0x11)
 				break;
@@ -622,6 +638,19 @@ static void test_destroy_quiet(void)
 		RUN_UNTIL(false, 100);
 		CHECK(!p.cli.cb_after_destroy && !p.srv.cb_after_destroy);
 	}
+	/* Destroy from inside on_closed (server) and on_cqe (client). */
+	if (pair_open(&p)) {
+		p.srv.destroy_on_close = true;
+		p.cli.destroy_on_recv = true;
+		send_msgs(&p.srv, &p.cli, 1);
+		CHECK(p.cli.c == NULL && p.cli.recv_done == 1);
+		RUN_UNTIL(p.srv.closed, 5000);
+		CHECK(p.srv.closed && p.srv.c == NULL);
+		RUN_UNTIL(false, 100);
+		CHECK(!p.cli.cb_after_destroy && !p.srv.cb_after_destroy);
+	}
+	side_destroy(&p.cli);
+	side_destroy(&p.srv);
 }
 
 static void test_cycles(void)
@@ -711,7 +740,9 @@ static void test_stranger(void)
 
 int main(void)
 {
-	struct srdma__logger lg = {.level = getenv("OFI_DEBUG") ? SRDMA_LOG_DEBUG : SRDMA_LOG_WARN};
+	struct srdma__logger lg = {.level = getenv("OFI_DEBUG")
+						    ? SRDMA_LOG_DEBUG
+						    : SRDMA_LOG_WARN};
 	struct srdma__tp_listener_cb lcb = {.on_connreq = on_connreq};
 	struct srdma__tp bad = {0};
 	struct pair p;

@@ -25,6 +25,7 @@ struct side {
 	const char *name;
 	struct srdma__tp_conn *c;
 	bool prepared, established, closed, destroyed;
+	bool destroy_on_closed; /* conn_destroy from inside on_closed */
 	int prep_status, close_status;
 	char close_detail[192];
 	int after_destroy; /* callbacks that fired after conn_destroy */
@@ -55,6 +56,16 @@ static struct {
 	int seen, pdata_ok, qpn_ok, accept_rc;
 } req;
 
+static int warnings; /* log lines at WARN or worse */
+
+static void log_line(void *arg, int level, const char *line)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+
+	warnings += level <= SRDMA_LOG_WARN;
+	fprintf(stderr, "srdma: %s: %s\n", names[level & 3], line);
+}
+
 static void on_prepared(void *arg, int status)
 {
 	struct side *s = arg;
@@ -81,6 +92,10 @@ static void on_closed(void *arg, int status, const char *detail)
 	s->close_status = status;
 	snprintf(s->close_detail, sizeof(s->close_detail), "%s",
 		 detail ? detail : "");
+	if (s->destroy_on_closed) {
+		ops->conn_destroy(s->c);
+		s->destroyed = true;
+	}
 }
 
 static void on_cqe(void *arg, const struct srdma__tp_cqe *e)
@@ -448,9 +463,12 @@ static void test_main_pair(void)
 	ops->mr_dereg(late);
 	pair_free(&p1);
 	pair_free(&p3);
-	/* Destroy established pairs without disconnecting (zombies). */
+	/* Destroy established pairs without disconnecting: zombies wait
+	 * for DISCONNECTED, which frees them. */
 	pair_free(&p2);
 	pair_free(&p4);
+	CHECK(srdma__verbs_conn_count(&tp) == 4);
+	WAIT(srdma__verbs_conn_count(&tp) == 0);
 }
 
 /* The server refuses: explicitly with data, or by not deciding. */
@@ -562,6 +580,7 @@ static void test_cycles(void)
 	for (i = 0; i < 20; i++) {
 		pair_up(&p, 2, NULL, NULL);
 		if (i % 2 == 0) {
+			p.s.destroy_on_closed = i % 8 == 0;
 			CHECK_RC(ops->disconnect(i % 4 ? p.s.c : p.c.c), 0);
 			WAIT(p.c.closed && p.s.closed);
 			CHECK(p.c.close_status == 0 && p.s.close_status == 0);
@@ -571,6 +590,7 @@ static void test_cycles(void)
 		if (srdma__loop_run_once(loop, 10) < 0)
 			break;
 	}
+	WAIT(srdma__verbs_conn_count(&tp) == 0);
 	printf("20 connect/destroy cycles done\n");
 }
 
@@ -578,7 +598,7 @@ int main(void)
 {
 	char why[160];
 	const char *twhy = NULL;
-	struct srdma__logger log = {.level = SRDMA_LOG_INFO};
+	struct srdma__logger log = {.fn = log_line, .level = SRDMA_LOG_INFO};
 	struct srdma__tp_listener_cb lcb = {.on_connreq = on_connreq};
 	struct srdma__tp *tpo = NULL;
 
@@ -625,5 +645,7 @@ int main(void)
 	ops->listener_destroy(lis);
 	ops->close(&tp);
 	srdma__loop_destroy(loop);
+	/* Nothing leaked to close(), no unexpected failure logged. */
+	CHECK(warnings == 0);
 	TEST_DONE();
 }

@@ -251,13 +251,13 @@ extract_vmlinux() {
 
 make_cpio() {
 	# $1 = root dir, $2 = output file. newc, owned by root, stable inode numbers.
-	local root=$1 out=$2
+	local root=$1 dest=$2
 	if command -v cpio >/dev/null; then
 		(cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
-			cpio -o -H newc -R 0:0 --reproducible --quiet) >"$out"
+			cpio -o -H newc -R 0:0 --reproducible --quiet) >"$dest"
 	else
 		(cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
-			busybox cpio -o -H newc -R 0:0 --ignore-devno --renumber-inodes 2>/dev/null) >"$out"
+			busybox cpio -o -H newc -R 0:0 --ignore-devno --renumber-inodes 2>/dev/null) >"$dest"
 	fi
 }
 
@@ -371,11 +371,11 @@ build() {
 	cp "$vmlinuz" "$work/vmlinuz"
 	# Booting the uncompressed ELF through its PVH entry skips the firmware's
 	# real-mode loader and the in-guest xz decompression: about 4 s less under TCG.
-	rm -f "$CACHE/vmlinux"
 	if grep -q '^CONFIG_PVH=y' "$work/pkg/boot/config-$kver" 2>/dev/null &&
 		extract_vmlinux "$vmlinuz" >"$work/vmlinux"; then
 		mv -f "$work/vmlinux" "$CACHE/vmlinux"
 	else
+		rm -f "$CACHE/vmlinux"
 		log "no PVH-bootable vmlinux; booting the compressed bzImage"
 	fi
 

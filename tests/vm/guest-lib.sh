@@ -93,6 +93,7 @@ bg_start() {
 }
 
 bg_wait() {
+	pid=""
 	eval "pid=\$BG_PID_$(printf '%s' "$1" | tr -c 'A-Za-z0-9_' '_')"
 	wait "$pid"
 }

@@ -11,6 +11,7 @@ echo "# guest: $(uname -r), $(nproc) vCPUs, $(awk '/MemTotal/ { print $2 / 1024 
 for part in "$TESTS"/guest.d/*.sh; do
 	[ -f "$part" ] || continue
 	section "$(basename "$part" .sh)"
+	# shellcheck disable=SC1090
 	. "$part"
 done
 summary

@@ -18,6 +18,8 @@
 #   VM_ENV      "NAME=value ..." exported to the guest script
 #   VM_APPEND   extra kernel command line
 #   VM_LOG      console log path
+#   VM_QEMU     qemu binary (default qemu-system-x86_64)
+#   VM_KERNEL_DEB  use this kernel .deb instead of apt's newest
 #   CI=true     a missing qemu or kernel package is a failure, not a skip
 set -uo pipefail
 
@@ -45,7 +47,9 @@ die() {
 	exit 1
 }
 
-[ $# -ge 1 ] && [ $# -le 2 ] || die "usage: $0 BUILD_DIR [GUEST_SCRIPT]"
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+	die "usage: $0 BUILD_DIR [GUEST_SCRIPT]"
+fi
 BUILD=$1
 GUEST=${2:-$HERE/guest-tests.sh}
 [ -d "$BUILD" ] || die "build dir $BUILD does not exist"
@@ -56,8 +60,8 @@ case "$VM_TIMEOUT" in '' | *[!0-9]*) die "VM_TIMEOUT must be a number of seconds
 T_START=$(date +%s.%N)
 elapsed() { awk -v a="$T_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
-QEMU=$(command -v qemu-system-x86_64) ||
-	unavailable "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"
+QEMU=$(command -v "${VM_QEMU:-qemu-system-x86_64}") ||
+	unavailable "${VM_QEMU:-qemu-system-x86_64} not found (apt-get install qemu-system-x86)"
 
 bash "$HERE/build-image.sh"
 case $? in
@@ -71,6 +75,7 @@ T_IMAGE=$(elapsed)
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/srdma-vm.XXXXXX") || die "mktemp failed"
 QEMU_PID=""
+# shellcheck disable=SC2317 # called from the EXIT trap
 cleanup() {
 	[ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null
 	rm -rf "$WORK"
@@ -175,12 +180,15 @@ timeout -k 5 "$VM_TIMEOUT" "$QEMU" \
 	-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= \
 	</dev/null >"$LOG" 2>&1 &
 QEMU_PID=$!
-# Stream the console (without carriage returns and terminal escapes).
+# Stream the console (without carriage returns and terminal escapes). Both run
+# in the background so that a signal to this script is handled at once.
 tail -s 0.1 -n +1 -f --pid="$QEMU_PID" "$LOG" |
-	sed -u -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g'
+	sed -u -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' &
+TAIL_PID=$!
 wait "$QEMU_PID"
 QRC=$?
 QEMU_PID=""
+wait "$TAIL_PID"
 
 STATUS=$(tr -d '\r' <"$LOG" | sed -n 's/^.*VM-EXIT-STATUS=\([0-9][0-9]*\).*$/\1/p' | tail -n1)
 if [ -z "$STATUS" ]; then

@@ -22,12 +22,15 @@ struct figures {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: srdma client --connect HOST[:PORT] --certs DIR [options]\n\n"
+		"usage: srdma client --connect HOST[:PORT] --certs DIR "
+		"[options]\n\n"
 		"  --connect HOST[:PORT]  server (default localhost:%d)\n"
-		"  --op OP                echo | write | read | all (default all)\n"
+		"  --op OP                echo | write | read | all (default "
+		"all)\n"
 		"  --size BYTES           bytes per operation (default 4096)\n"
 		"  --count N              operations per kind (default 10)\n"
-		"  --timeout MS           per operation and for connecting (default 10000)\n"
+		"  --timeout MS           per operation and for connecting "
+		"(default 10000)\n"
 		"  --quiet                only the summary line\n"
 		"%s",
 		DEFAULT_PORT, common_help());
@@ -44,7 +47,8 @@ static int fail(const char *what, uint64_t i, int rc)
 static int run_echo(srdma_conn *c, uint64_t size, uint64_t count, int tmo,
 		    struct figures *fig)
 {
-	unsigned char *out = malloc(size ? size : 1), *in = malloc(size ? size : 1);
+	unsigned char *out = malloc(size ? size : 1),
+		      *in = malloc(size ? size : 1);
 	size_t got;
 	int rc = 0;
 	double t0 = now_s();
@@ -85,7 +89,8 @@ static int run_echo(srdma_conn *c, uint64_t size, uint64_t count, int tmo,
 }
 
 static int run_write(srdma_conn *c, uint32_t region, uint64_t rlen,
-		     uint64_t size, uint64_t count, int tmo, struct figures *fig)
+		     uint64_t size, uint64_t count, int tmo,
+		     struct figures *fig)
 {
 	unsigned char *out = malloc(size), *in = malloc(size);
 	uint64_t span = (size + 4095) & ~4095ull;
@@ -210,8 +215,10 @@ int cmd_client(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(argv[i], "--connect") && i + 1 < argc) {
 			if (parse_hostport(argv[++i], o.host, sizeof(o.host),
-					   &o.port) < 0 || !o.host[0]) {
-				fprintf(stderr, "srdma client: bad --connect '%s'\n",
+					   &o.port) < 0 ||
+			    !o.host[0]) {
+				fprintf(stderr,
+					"srdma client: bad --connect '%s'\n",
 					argv[i]);
 				return 2;
 			}
@@ -220,11 +227,12 @@ int cmd_client(int argc, char **argv)
 			ops = !strcmp(s, "echo")    ? OP_ECHO
 			      : !strcmp(s, "write") ? OP_WRITE
 			      : !strcmp(s, "read")  ? OP_READ
-			      : !strcmp(s, "all")   ? OP_ECHO | OP_WRITE | OP_READ
-						    : 0;
+			      : !strcmp(s, "all") ? OP_ECHO | OP_WRITE | OP_READ
+						  : 0;
 			if (!ops) {
 				fprintf(stderr,
-					"srdma client: unknown --op '%s' (echo, "
+					"srdma client: unknown --op '%s' "
+					"(echo, "
 					"write, read, all)\n",
 					s);
 				return 2;
@@ -232,13 +240,15 @@ int cmd_client(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
 			if (parse_size(argv[++i], &size) < 0 || size == 0 ||
 			    size > (1ull << 30)) {
-				fprintf(stderr, "srdma client: bad --size '%s'\n",
+				fprintf(stderr,
+					"srdma client: bad --size '%s'\n",
 					argv[i]);
 				return 2;
 			}
 		} else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
 			if (parse_size(argv[++i], &count) < 0) {
-				fprintf(stderr, "srdma client: bad --count '%s'\n",
+				fprintf(stderr,
+					"srdma client: bad --count '%s'\n",
 					argv[i]);
 				return 2;
 			}
@@ -246,11 +256,13 @@ int cmd_client(int argc, char **argv)
 			   parse_size(argv[i + 1], &v) == 0 && v > 0) {
 			tmo = (int)v;
 			i++;
-		} else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
+		} else if (!strcmp(argv[i], "--quiet") ||
+			   !strcmp(argv[i], "-q")) {
 			quiet = 1;
 		} else {
 			fprintf(stderr,
-				"srdma client: unknown or incomplete option '%s'\n",
+				"srdma client: unknown or incomplete option "
+				"'%s'\n",
 				argv[i]);
 			usage(stderr);
 			return 2;
@@ -258,7 +270,8 @@ int cmd_client(int argc, char **argv)
 	}
 	if ((ops & OP_ECHO) && size > o.cfg.max_msg) {
 		if (size > (16u << 20)) {
-			fprintf(stderr, "srdma client: echo --size above 16M\n");
+			fprintf(stderr,
+				"srdma client: echo --size above 16M\n");
 			return 2;
 		}
 		o.cfg.max_msg = (uint32_t)size;
@@ -287,7 +300,8 @@ int cmd_client(int argc, char **argv)
 		       info.peer_addr, info.peer_identity, (now_s() - t0) * 1e3,
 		       srdma_transport_name(info.transport), info.provider,
 		       srdma_protect_name(info.protect),
-		       info.cipher[0] ? " " : "", info.cipher, info.tls_version);
+		       info.cipher[0] ? " " : "", info.cipher,
+		       info.tls_version);
 	if ((ops & OP_ECHO) && size > info.max_msg) {
 		fprintf(stderr,
 			"srdma client: FAILED: --size %llu is above the "
@@ -326,18 +340,21 @@ int cmd_client(int argc, char **argv)
 				 "write+readback %llux%llu B (%.1f MB/s)",
 				 (unsigned long long)fig.write_n,
 				 (unsigned long long)size,
-				 2.0 * (double)(fig.write_n * size) / fig.write_s / 1e6);
+				 2.0 * (double)(fig.write_n * size) /
+					 fig.write_s / 1e6);
 		if (fig.read_n)
 			snprintf(parts[np++], sizeof(parts[0]),
 				 "read %llux%llu B (%.1f MB/s)",
 				 (unsigned long long)fig.read_n,
 				 (unsigned long long)size,
-				 (double)(fig.read_n * size) / fig.read_s / 1e6);
+				 (double)(fig.read_n * size) / fig.read_s /
+					 1e6);
 		printf("srdma client: OK: %s%s%s%s%s verified, %s/%s, %s\n",
 		       np > 0 ? parts[0] : "nothing", np > 1 ? ", " : "",
 		       np > 1 ? parts[1] : "", np > 2 ? ", " : "",
-		       np > 2 ? parts[2] : "", srdma_transport_name(info.transport),
-		       info.provider, srdma_protect_name(info.protect));
+		       np > 2 ? parts[2] : "",
+		       srdma_transport_name(info.transport), info.provider,
+		       srdma_protect_name(info.protect));
 	}
 out:
 	srdma_conn_destroy(c);

@@ -21,18 +21,25 @@ void common_init(struct common_opts *o, enum srdma_role role)
 
 const char *common_help(void)
 {
-	return "  --certs DIR          identities written by `srdma certs DIR`\n"
-	       "  --identity NAME      which identity in DIR (default: server / client)\n"
-	       "  --cert F --key F --ca F   explicit PEM files instead of --certs\n"
+	return "  --certs DIR          identities written by `srdma certs "
+	       "DIR`\n"
+	       "  --identity NAME      which identity in DIR (default: server "
+	       "/ client)\n"
+	       "  --cert F --key F --ca F   explicit PEM files instead of "
+	       "--certs\n"
 	       "  --transport T        auto (default) | verbs | ofi\n"
-	       "  --provider NAME      libfabric provider for ofi (default tcp)\n"
+	       "  --provider NAME      libfabric provider for ofi (default "
+	       "tcp)\n"
 	       "  --device NAME        verbs device (default: any active)\n"
 	       "  --protect MODE       encrypt (default) | integrity | none\n"
 	       "                       (server: the weakest mode it accepts)\n"
-	       "  --peer-name NAME     client: name the server certificate must carry\n"
-	       "  --allow ID           server: accept only this client identity (repeatable)\n"
+	       "  --peer-name NAME     client: name the server certificate "
+	       "must carry\n"
+	       "  --allow ID           server: accept only this client "
+	       "identity (repeatable)\n"
 	       "  --max-msg BYTES      largest message (default 64K)\n"
-	       "  --queue-depth N      messages in flight each way (default 16)\n"
+	       "  --queue-depth N      messages in flight each way (default "
+	       "16)\n"
 	       "  --handshake-timeout MS   set-up deadline (default 10000)\n"
 	       "  -v, --verbose        log more (repeat for debug)\n";
 }
@@ -195,8 +202,9 @@ int common_parse(struct common_opts *o, const char *cmd, int argc, char **argv,
 	} else if (!strcmp(a, "--max-msg")) {
 		VAL();
 		if (parse_size(argv[*i], &v) < 0 || v < 64 || v > (16u << 20)) {
-			fprintf(stderr, "srdma %s: bad --max-msg '%s' (64..16M)\n",
-				cmd, argv[*i]);
+			fprintf(stderr,
+				"srdma %s: bad --max-msg '%s' (64..16M)\n", cmd,
+				argv[*i]);
 			return -1;
 		}
 		o->cfg.max_msg = (uint32_t)v;
@@ -242,7 +250,10 @@ void tool_log(void *arg, int level, const char *line)
 
 	(void)arg;
 	fprintf(stderr, "srdma: %s: %s\n",
-		names[level < 0 ? 0 : level > 3 ? 3 : level], line);
+		names[level < 0	  ? 0
+		      : level > 3 ? 3
+				  : level],
+		line);
 }
 
 int fill_random(void *buf, size_t len)

@@ -180,7 +180,8 @@ static int annotated_session(const char *certs, uint16_t port,
 	for (int i = 0; i < N_BIG; i++) {
 		rc = srdma_read_sync(c, 1, 0, chk, BIG, 10000);
 		if (rc < 0 || memcmp(big, chk, BIG)) {
-			printf("  read-back failed: %s\n", srdma_error_detail());
+			printf("  read-back failed: %s\n",
+			       srdma_error_detail());
 			goto fail;
 		}
 	}
@@ -265,7 +266,8 @@ int cmd_demo(int argc, char **argv)
 			      : !strcmp(tp, "ofi") ? SRDMA_TRANSPORT_OFI
 						   : SRDMA_TRANSPORT_AUTO;
 		} else {
-			printf("usage: srdma demo [--transport auto|verbs|ofi]\n");
+			printf("usage: srdma demo [--transport "
+			       "auto|verbs|ofi]\n");
 			return !strcmp(argv[i], "--help") ? 0 : 2;
 		}
 	}
@@ -302,10 +304,10 @@ int cmd_demo(int argc, char **argv)
 
 	step("2. The server (srdma serve)");
 	{
-		char *sargv[] = {"srdma",      "serve",  "--listen",
-				 "127.0.0.1:0", "--certs", certs,
-				 "--transport", (char *)tp, "--port-file",
-				 portfile,     "--protect", "integrity",
+		char *sargv[] = {"srdma",	"serve",     "--listen",
+				 "127.0.0.1:0", "--certs",   certs,
+				 "--transport", (char *)tp,  "--port-file",
+				 portfile,	"--protect", "integrity",
 				 NULL};
 		server_pid = spawn(sargv, logpath);
 	}
@@ -346,14 +348,14 @@ int cmd_demo(int argc, char **argv)
 		for (int i = 0; i < 3; i++) {
 			char hp[64];
 			snprintf(hp, sizeof(hp), "127.0.0.1:%s", port);
-			char *cargv[] = {"srdma",    "client",
-					 "--connect", hp,
-					 "--certs",  certs,
-					 "--identity", (char *)clients[i],
+			char *cargv[] = {"srdma",	"client",
+					 "--connect",	hp,
+					 "--certs",	certs,
+					 "--identity",	(char *)clients[i],
 					 "--transport", (char *)tp,
-					 "--size",   "64K",
-					 "--count",  "20",
-					 "--quiet",  NULL};
+					 "--size",	"64K",
+					 "--count",	"20",
+					 "--quiet",	NULL};
 			pids[i] = spawn(cargv, NULL);
 		}
 		for (int i = 0; i < 3; i++) {
@@ -379,10 +381,11 @@ int cmd_demo(int argc, char **argv)
 	{
 		char hp[64];
 		snprintf(hp, sizeof(hp), "127.0.0.1:%s", port);
-		char *cargv[] = {"srdma", "client", "--connect", hp, "--certs",
-				 certs, "--identity", "bob", "--transport",
-				 (char *)tp, "--protect", "none", "--quiet",
-				 NULL};
+		char *cargv[] = {"srdma",      "client",    "--connect",
+				 hp,	       "--certs",   certs,
+				 "--identity", "bob",	    "--transport",
+				 (char *)tp,   "--protect", "none",
+				 "--quiet",    NULL};
 		int st;
 		pid_t pid = spawn(cargv, NULL);
 		waitpid(pid, &st, 0);

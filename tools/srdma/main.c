@@ -20,7 +20,8 @@ static const struct {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: srdma COMMAND [options]   (srdma COMMAND --help)\n\n");
+	fprintf(f,
+		"usage: srdma COMMAND [options]   (srdma COMMAND --help)\n\n");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(f, "  %-7s %s\n", cmds[i].name, cmds[i].what);
 	fprintf(f, "\nlibsrdma %s\n", srdma_version());

@@ -59,16 +59,21 @@ static void stamp(FILE *f)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: srdma serve [--listen HOST[:PORT]] --certs DIR [options]\n\n"
+		"usage: srdma serve [--listen HOST[:PORT]] --certs DIR "
+		"[options]\n\n"
 		"Serves many clients at once: each gets an echo service, a %s\n"
-		"region it may write and read (id 1), and a read-only region with\n"
+		"region it may write and read (id 1), and a read-only region "
+		"with\n"
 		"a known pattern (id 2).\n\n"
 		"  --listen HOST[:PORT]  control address (default 0.0.0.0:%d)\n"
 		"  --max-clients N       clients at once (default 4096)\n"
 		"  --max-handshakes N    TLS handshakes at once (default 128)\n"
-		"  --quota BYTES         region memory per client (default 64M)\n"
-		"  --region-size BYTES   size of each client region (default 1M)\n"
-		"  --port-file FILE      write \"CONTROL_PORT FABRIC_PORT\" once listening\n"
+		"  --quota BYTES         region memory per client (default "
+		"64M)\n"
+		"  --region-size BYTES   size of each client region (default "
+		"1M)\n"
+		"  --port-file FILE      write \"CONTROL_PORT FABRIC_PORT\" "
+		"once listening\n"
 		"%s",
 		"per-client", DEFAULT_PORT, common_help());
 }
@@ -105,14 +110,14 @@ static int setup_client(struct client *cl, uint64_t region_size)
 	unsigned char *pat;
 	int rc;
 
-	rc = srdma_region_create(cl->conn, region_size,
-				 SRDMA_ACCESS_REMOTE_READ |
-					 SRDMA_ACCESS_REMOTE_WRITE,
-				 &cl->rw);
+	rc = srdma_region_create(
+		cl->conn, region_size,
+		SRDMA_ACCESS_REMOTE_READ | SRDMA_ACCESS_REMOTE_WRITE, &cl->rw);
 	if (rc < 0)
 		return rc;
-	rc = srdma_region_create(cl->conn, region_size,
-				 SRDMA_ACCESS_REMOTE_READ, &cl->ro);
+	rc = srdma_region_create(
+		cl->conn, region_size,
+		SRDMA_ACCESS_REMOTE_READ | SRDMA_REGION_DEFER_GRANT, &cl->ro);
 	if (rc < 0)
 		return rc;
 	pat = malloc(region_size);
@@ -122,7 +127,11 @@ static int setup_client(struct client *cl, uint64_t region_size)
 		pat[i] = pattern_byte(i);
 	rc = srdma_region_put(cl->ro, 0, pat, region_size);
 	free(pat);
-	return rc;
+	if (rc < 0)
+		return rc;
+	/* Grant only once the pattern is sealed in: the NIC serves reads
+	 * without us. */
+	return srdma_region_grant(cl->ro);
 }
 
 int cmd_serve(int argc, char **argv)
@@ -152,7 +161,8 @@ int cmd_serve(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
 			if (parse_hostport(argv[++i], o.host, sizeof(o.host),
 					   &o.port) < 0) {
-				fprintf(stderr, "srdma serve: bad --listen '%s'\n",
+				fprintf(stderr,
+					"srdma serve: bad --listen '%s'\n",
 					argv[i]);
 				return 2;
 			}
@@ -160,8 +170,9 @@ int cmd_serve(int argc, char **argv)
 			   parse_size(argv[i + 1], &v) == 0 && v > 0) {
 			o.cfg.max_clients = (uint32_t)v;
 			i++;
-		} else if (!strcmp(argv[i], "--max-handshakes") && i + 1 < argc &&
-			   parse_size(argv[i + 1], &v) == 0 && v > 0) {
+		} else if (!strcmp(argv[i], "--max-handshakes") &&
+			   i + 1 < argc && parse_size(argv[i + 1], &v) == 0 &&
+			   v > 0) {
 			o.cfg.max_handshakes = (uint32_t)v;
 			i++;
 		} else if (!strcmp(argv[i], "--quota") && i + 1 < argc &&
@@ -176,7 +187,9 @@ int cmd_serve(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--port-file") && i + 1 < argc) {
 			port_file = argv[++i];
 		} else {
-			fprintf(stderr, "srdma serve: unknown or incomplete option '%s'\n",
+			fprintf(stderr,
+				"srdma serve: unknown or incomplete option "
+				"'%s'\n",
 				argv[i]);
 			usage(stderr);
 			return 2;
@@ -223,12 +236,14 @@ int cmd_serve(int argc, char **argv)
 	while (!stop_signal) {
 		int n = srdma_ctx_poll(ctx, evs, 64, 200);
 		if (n < 0) {
-			fprintf(stderr, "srdma serve: %s\n", srdma_error_detail());
+			fprintf(stderr, "srdma serve: %s\n",
+				srdma_error_detail());
 			break;
 		}
 		for (int i = 0; i < n; i++) {
 			struct srdma_event *e = &evs[i];
-			struct client *cl = e->conn ? srdma_conn_user(e->conn) : NULL;
+			struct client *cl =
+				e->conn ? srdma_conn_user(e->conn) : NULL;
 			switch (e->type) {
 			case SRDMA_EV_ACCEPTED:
 				cl = calloc(1, sizeof(*cl));
@@ -299,7 +314,8 @@ int cmd_serve(int argc, char **argv)
 				    cl->info.peer_addr, cl->info.peer_identity,
 				    e->status ? "error: " : "orderly",
 				    e->status ? e->detail : "",
-				    e->status ? "" : "", (unsigned long long)cl->msgs,
+				    e->status ? "" : "",
+				    (unsigned long long)cl->msgs,
 				    (unsigned long long)cl->peer_writes,
 				    nlive - 1);
 				if (cl->prev)

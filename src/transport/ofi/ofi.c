@@ -121,6 +121,8 @@ struct srdma__tp_conn {
 	int depth; /* handlers of this conn on the stack */
 	bool dead; /* conn_destroy called: no more callbacks */
 	bool close_pending;
+	bool peer_dropped; /* the peer, not us, ended the connection */
+	int rma_lost;	   /* RDMA ops flushed because the peer dropped us */
 	int close_status;
 	char close_detail[DETAIL_LEN];
 };
@@ -285,7 +287,7 @@ static int ofi_open(struct srdma__tp *tp, const char *provider,
 	o->info = info;
 	/* FI_DELIVERY_COMPLETE: a write to a bad key drops the connection
 	 * while the default completion would still report success. */
-	o->write_flags = getenv("OFI_NO_DC") ? 0 : FI_DELIVERY_COMPLETE;
+	o->write_flags = FI_DELIVERY_COMPLETE;
 	rc = fi_fabric(info->fabric_attr, &o->fabric, o);
 	if (rc) {
 		ret = srdma__err(SRDMA_ENODEV, "fi_fabric(%s): %s", prov,
@@ -347,6 +349,22 @@ static struct op *own_op(struct srdma__tp_conn *c, void *ctx)
 	return op;
 }
 
+/*
+ * The tcp provider answers a remote access error (bad key, out-of-range
+ * address) by dropping the connection: the initiator only sees its RDMA ops
+ * flushed. Report those as remote access errors, not as a plain close.
+ */
+static int flush_status(struct srdma__tp_conn *c, const struct op *op,
+			int status)
+{
+	if (status == SRDMA_ECLOSED && c->peer_dropped &&
+	    (op->type == SRDMA_TP_OP_WRITE || op->type == SRDMA_TP_OP_READ)) {
+		c->rma_lost++;
+		return SRDMA_EREMOTE_ACCESS;
+	}
+	return status;
+}
+
 static void ring_push(struct srdma__tp_conn *c, void *ctx, int status,
 		      uint32_t len)
 {
@@ -357,20 +375,30 @@ static void ring_push(struct srdma__tp_conn *c, void *ctx, int status,
 		return;
 	d = &c->ring[(c->ring_head + c->ring_count) % c->nops];
 	d->op = op;
-	d->status = status;
+	d->status = flush_status(c, op, status);
 	d->len = len;
 	c->ring_count++;
+}
+
+static void start_close(struct srdma__tp_conn *c, int status,
+			const char *detail)
+{
+	if (c->close_pending || c->state == C_CLOSED)
+		return;
+	c->close_pending = true;
+	c->close_status = status;
+	snprintf(c->close_detail, sizeof(c->close_detail), "%s", detail);
 }
 
 /* Reads the CQ (driving progress) into the ring. Returns entries read. */
 static int drain_cq(struct srdma__tp_conn *c)
 {
 	struct fi_cq_data_entry ent[CQ_BATCH];
+	ssize_t n, i;
 	int got = 0;
 
 	while (c->cq && c->ring_count < c->nops) {
 		size_t room = c->nops - c->ring_count;
-		ssize_t n, i;
 
 		n = fi_cq_read(c->cq, ent, room < CQ_BATCH ? room : CQ_BATCH);
 		if (n == -FI_EAGAIN)
@@ -385,13 +413,16 @@ static int drain_cq(struct srdma__tp_conn *c)
 				break;
 			if (n < 0)
 				goto out_fail;
-			if (err.err != FI_ECANCELED)
-				srdma__log(c->o->tp->log, SRDMA_LOG_DEBUG,
-					   "ofi: completion error: %s (%s)",
-					   fi_strerror(err.err),
-					   fi_cq_strerror(c->cq, err.prov_errno,
-							  err.err_data, buf,
-							  sizeof(buf)));
+			srdma__log(c->o->tp->log, SRDMA_LOG_DEBUG,
+				   "ofi: completion error: %s (%s)",
+				   fi_strerror(err.err),
+				   fi_cq_strerror(c->cq, err.prov_errno,
+						  err.err_data, buf,
+						  sizeof(buf)));
+			/* A flush we did not cause: the peer dropped us. */
+			if (err.err == FI_ECANCELED && c->state != C_CLOSING &&
+			    c->state != C_CLOSED)
+				c->peer_dropped = true;
 			ring_push(c, err.op_context, map_cq_err(err.err), 0);
 			got++;
 			continue;
@@ -406,7 +437,10 @@ static int drain_cq(struct srdma__tp_conn *c)
 	return got;
 
 out_fail:
-	srdma__log(c->o->tp->log, SRDMA_LOG_WARN, "ofi: fi_cq_read failed");
+	/* A broken CQ fails the connection as a whole (DESIGN.md §3.6). */
+	srdma__log(c->o->tp->log, SRDMA_LOG_WARN, "ofi: fi_cq_read: %s",
+		   fi_strerror((int)-n));
+	start_close(c, SRDMA_EFABRIC, "reading the completion queue failed");
 	return got;
 }
 
@@ -426,16 +460,6 @@ static void deliver(struct srdma__tp_conn *c)
 		op_put(c, d.op); /* the callback may post again */
 		c->cb.on_cqe(c->cb.arg, &e);
 	}
-}
-
-static void start_close(struct srdma__tp_conn *c, int status,
-			const char *detail)
-{
-	if (c->close_pending || c->state == C_CLOSED)
-		return;
-	c->close_pending = true;
-	c->close_status = status;
-	snprintf(c->close_detail, sizeof(c->close_detail), "%s", detail);
 }
 
 /*
@@ -468,14 +492,24 @@ static void finish_close(struct srdma__tp_conn *c)
 
 		if (!op->busy)
 			continue;
-		e = (struct srdma__tp_cqe){.wr_id = op->wr_id,
-					   .op = op->type,
-					   .status = SRDMA_ECLOSED};
+		e = (struct srdma__tp_cqe){
+			.wr_id = op->wr_id,
+			.op = op->type,
+			.status = flush_status(c, op, SRDMA_ECLOSED)};
 		op_put(c, op);
 		c->cb.on_cqe(c->cb.arg, &e);
 	}
 	if (c->dead)
 		return;
+	if (c->rma_lost && (status == 0 || status == SRDMA_ECLOSED)) {
+		status = SRDMA_EREMOTE_ACCESS;
+		snprintf(detail, sizeof(detail),
+			 "the peer dropped the fabric connection with %d RDMA "
+			 "read/write operations outstanding (how the %s "
+			 "provider "
+			 "reports a bad key or an out-of-range address)",
+			 c->rma_lost, c->o->prov);
+	}
 	c->cb.on_closed(c->cb.arg, status, detail);
 }
 
@@ -505,8 +539,9 @@ static void eq_error(struct srdma__tp_conn *c)
 			off += snprintf(detail + off, sizeof(detail) - off,
 					"%s%02x", k ? "" : " ",
 					((const uint8_t *)err.err_data)[k]);
-		snprintf(detail + off, sizeof(detail) - off, "%s)",
-			 len > 32 ? "..." : "");
+		snprintf(detail + off, sizeof(detail) - off, "%s)%s",
+			 len > 32 ? "..." : "",
+			 len ? "" : "; or nothing listens on that port");
 		start_close(c, SRDMA_ECONNREFUSED, detail);
 		return;
 	}
@@ -556,6 +591,7 @@ static void eq_poll(struct srdma__tp_conn *c)
 				c->cb.on_established(c->cb.arg);
 			}
 		} else if (event == FI_SHUTDOWN) {
+			c->peer_dropped = c->state != C_CLOSING;
 			start_close(c, 0,
 				    "the peer closed the fabric connection");
 		}

@@ -13,8 +13,10 @@
  *   move it INIT->RTR->RTS with rdma_init_qp_attr, overriding rq_psn (RTR)
  *   and sq_psn (RTS) with the values from set_psn(). The client reaches
  *   INIT when the route is resolved (on_prepared), RTR/RTS on
- *   CONNECT_RESPONSE, then calls rdma_establish; the passive side gets no
- *   ESTABLISHED event for that, so on_established fires right after it.
+ *   CONNECT_RESPONSE, then calls rdma_establish (which sends the RTU); the
+ *   active side gets no ESTABLISHED event of its own, so on_established
+ *   fires right after it. The server's fires on ESTABLISHED, or on its first
+ *   successful completion if that comes first.
  *   The server creates its QP in accept() and reaches RTS before
  *   rdma_accept sends the REP.
  * - Server receives: the session may call post_recv() before accept() (the
@@ -33,6 +35,8 @@
  *   MR's own rkey then grants nothing remotely. Without MW support the MR
  *   gets the remote flags and its rkey is handed out (logged at INFO).
  *   mr_dereg deallocates the MW (invalidating the key at once), then the MR.
+ *   The send queue has room for 64 binds beyond sq_depth: register at most
+ *   that many remote regions before the connection is up.
  * - Work requests carry a slot index as wr_id; the slot keeps the session's
  *   wr_id and the opcode, since an error completion's opcode is undefined.
  * - Close: disconnect() sends the DREQ and moves the QP to ERR itself (a
@@ -70,7 +74,7 @@ enum {
 	KIND_LISTENER = 0x4c53,
 	KIND_CONN = 0x434e,
 	OP_BIND = 64,  /* internal work request: memory window bind */
-	SQ_EXTRA = 32, /* send-queue room for binds */
+	SQ_EXTRA = 64, /* send-queue room for MW binds */
 	DEFAULT_DEPTH = 64,
 	LISTEN_BACKLOG = 128,
 	MAX_RD_ATOM = 16,
@@ -1509,10 +1513,15 @@ static int c_disconnect(struct srdma__tp_conn *c)
 	case VS_CLOSED:
 		return srdma__err(SRDMA_ESTATE, "disconnect: already closed");
 	default:
-		/* Not connected (yet): nothing to tell the peer. */
+		/*
+		 * Not up yet. Mid-handshake, destroying the cm_id makes the
+		 * CM send a REJ, so the peer hears of it at once.
+		 */
 		if (c->id &&
-		    (c->state == VS_CONNECTING || c->state == VS_ACCEPTING))
-			rdma_disconnect(c->id);
+		    (c->state == VS_CONNECTING || c->state == VS_ACCEPTING)) {
+			rdma_destroy_id(c->id);
+			c->id = NULL;
+		}
 		begin_close(c, 0, "closed before the connection was up");
 		return 0;
 	}
@@ -1674,6 +1683,17 @@ uint32_t srdma__verbs_mr_rkey(const struct srdma__tp_mr *pub)
 	const struct vmr *m = (const struct vmr *)pub;
 
 	return m && m->mr ? m->mr->rkey : 0;
+}
+
+int srdma__verbs_conn_count(const struct srdma__tp *tp)
+{
+	const struct vtp *v = tp->priv;
+	const struct srdma__tp_conn *c;
+	int n = 0;
+
+	for (c = v->conns; c; c = c->next)
+		n++;
+	return n;
 }
 
 /* ---- ops: data path ------------------------------------------------------ */

@@ -15,5 +15,8 @@
 bool srdma__verbs_mr_uses_mw(const struct srdma__tp_mr *mr);
 /* The underlying MR's own rkey (differs from mr->key when an MW is used). */
 uint32_t srdma__verbs_mr_rkey(const struct srdma__tp_mr *mr);
+/* Connections the instance still holds, zombies awaiting DISCONNECTED
+ * included. */
+int srdma__verbs_conn_count(const struct srdma__tp *tp);
 
 #endif

@@ -9,10 +9,13 @@ while :; do
 	timeout 60 rping -c -a "$VM_IP" -C 3 -v >"$f" 2>&1
 	rc=$?
 	n=$((n + 1))
-	[ $rc -eq 0 ] || [ $n -ge 5 ] || ! grep -q "REJECTED\|refused\|error" "$f" || { sleep 0.5; continue; }
+	if [ "$rc" -ne 0 ] && [ "$n" -lt 5 ] && grep -qiE 'reject|refused|unreachable' "$f"; then
+		sleep 0.5
+		continue
+	fi
 	break
 done
-if [ $rc -eq 0 ] && [ "$(grep -c 'ping data: rdma-ping-' "$f")" -ge 3 ]; then
+if [ "$rc" -eq 0 ] && [ "$(grep -c 'ping data: rdma-ping-' "$f")" -ge 3 ]; then
 	ok "rping client: 3 pings over rdma_cm to $VM_IP"
 else
 	notok "rping client: 3 pings over rdma_cm to $VM_IP" "exit $rc"
@@ -20,7 +23,7 @@ else
 fi
 bg_wait rping-server
 rc=$?
-if [ $rc -eq 0 ] && grep -q 'server ping data: rdma-ping-' "$OUT/rping-server.bg"; then
+if [ "$rc" -eq 0 ] && grep -q 'server ping data: rdma-ping-' "$OUT/rping-server.bg"; then
 	ok "rping server: served 3 pings"
 else
 	notok "rping server: served 3 pings" "exit $rc"

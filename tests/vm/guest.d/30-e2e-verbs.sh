@@ -1,0 +1,90 @@
+# End to end over verbs on the real kernel RDMA stack (rxe0): the real
+# `srdma serve` and `srdma client`, every op in every mode, 8 concurrent
+# clients, a client killed mid-transfer, negotiated PSNs on the QPs,
+# strangers (rping, raw rdma_cm with no/wrong/replayed token) rejected.
+if have srdma; then
+	P=/tmp/e2e
+	rm -rf $P && mkdir -p $P
+	check "verbs e2e: srdma certs" srdma certs $P/pki --name "$VM_IP"
+	srdma serve --listen "$VM_IP:0" --port-file $P/ports --certs $P/pki \
+		--transport verbs --protect none -v >$P/serve.log 2>&1 &
+	SPID=$!
+	n=0
+	while [ ! -s $P/ports ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+	read CP FP <$P/ports
+	expect_out "verbs e2e: server listening on verbs" "listening on .*fabric port" $P/serve.log
+	cli() { timeout 120 srdma client --connect "$VM_IP:$CP" --certs $P/pki --transport verbs "$@"; }
+	for m in encrypt integrity none; do
+		for op in echo write read; do
+			check "verbs e2e: $op $m 5000 B" cli --protect $m --op $op --size 5000 --count 4 --quiet
+		done
+		check "verbs e2e: all $m 64K" cli --protect $m --op all --size 64K --count 4 --quiet
+	done
+	# 8 concurrent clients.
+	i=0
+	while [ $i -lt 8 ]; do
+		cli --op all --size 16K --count 5 --quiet >$P/c$i.out 2>&1 &
+		eval "C$i=\$!"
+		i=$((i + 1))
+	done
+	bad=0
+	i=0
+	while [ $i -lt 8 ]; do
+		eval "wait \$C$i" || bad=$((bad + 1))
+		i=$((i + 1))
+	done
+	if [ $bad -eq 0 ]; then ok "verbs e2e: 8 concurrent clients verified"; else
+		notok "verbs e2e: 8 concurrent clients verified" "$bad failed"; cat $P/c*.out | tail -20; fi
+	# A client killed mid-transfer; another runs meanwhile.
+	# Directly, not through cli's `timeout`, which would take the SIGKILL.
+	srdma client --connect "$VM_IP:$CP" --certs $P/pki --transport verbs \
+		--op write --size 256K --count 100000 --quiet >/dev/null 2>&1 &
+	V=$!
+	cli --op all --size 64K --count 20 --quiet >$P/other.out 2>&1 &
+	O=$!
+	sleep 3
+	kill -9 $V
+	if wait $O; then ok "verbs e2e: other client unharmed by a killed one"; else
+		notok "verbs e2e: other client unharmed by a killed one"; cat $P/other.out; fi
+	n=0
+	while ! grep -q "disconnect .* error" $P/serve.log && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+	expect_out "verbs e2e: server freed the killed client" "disconnect .* error" $P/serve.log
+	# PSNs agreed over TLS are on the QPs (read back with ibv_query_qp right
+	# after the QP reached RTS), and differ between connections.
+	grep "psn check" $P/serve.log | sed 's/.*agreed sq \(0x[0-9a-f]*\) rq \(0x[0-9a-f]*\), on QP [0-9]* sq \(0x[0-9a-f]*\) rq \(0x[0-9a-f]*\).*/\1 \2 \3 \4/' >$P/psn.txt
+	if [ "$(wc -l <$P/psn.txt)" -ge 4 ] &&
+		awk '$1 != $3 || $2 != $4 { bad = 1 } END { exit bad }' $P/psn.txt &&
+		[ "$(cut -d' ' -f1 $P/psn.txt | sort -u | wc -l)" -eq "$(wc -l <$P/psn.txt)" ]; then
+		ok "verbs e2e: agreed PSNs are on the QPs and differ per connection ($(wc -l <$P/psn.txt) connections)"
+	else
+		notok "verbs e2e: agreed PSNs are on the QPs and differ per connection"
+		head -5 $P/psn.txt
+	fi
+	# Strangers at the rdma_cm port.
+	if have rping; then
+		timeout 20 rping -c -a "$VM_IP" -p "$FP" -C 1 >$P/rping.out 2>&1
+		if [ $? -ne 0 ]; then ok "verbs e2e: rping -c at the fabric port is rejected"; else
+			notok "verbs e2e: rping -c at the fabric port is rejected"; cat $P/rping.out; fi
+	fi
+	if have rdmacm_stranger; then
+		check_t 30 "verbs e2e: raw rdma_cm, no private data -> rejected" rdmacm_stranger "$VM_IP" "$FP" --none
+		check_t 30 "verbs e2e: raw rdma_cm, zero private data -> rejected" rdmacm_stranger "$VM_IP" "$FP" --zero
+		check "verbs e2e: legit client saves its connect data" env SRDMA_TEST_SAVE_PDATA=$P/pdata \
+			timeout 60 srdma client --connect "$VM_IP:$CP" --certs $P/pki --transport verbs --op echo --count 2 --quiet
+		check_t 30 "verbs e2e: replayed token -> rejected" rdmacm_stranger "$VM_IP" "$FP" --replay $P/pdata
+	fi
+	check "verbs e2e: server still serves after strangers" cli --op all --count 3 --quiet
+	# Tampering is caught on verbs too.
+	check "verbs e2e: tampered write detected" sh -c "! SRDMA_TAMPER=write timeout 60 srdma client \
+		--connect $VM_IP:$CP --certs $P/pki --transport verbs --op write --count 2 --quiet"
+	check "verbs e2e: auto picks verbs here" sh -c "timeout 60 srdma client --connect $VM_IP:$CP \
+		--certs $P/pki --op echo --count 1 | grep -q 'verbs/rxe0'"
+	kill -TERM $SPID
+	n=0
+	while kill -0 $SPID 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+	if kill -0 $SPID 2>/dev/null; then notok "verbs e2e: orderly server shutdown"; kill -9 $SPID; else
+		ok "verbs e2e: orderly server shutdown"; fi
+	grep -E "reject|psn check" $P/serve.log | head -8 | sed 's/^/#   /'
+else
+	skip "verbs e2e" "srdma not in the build dir"
+fi
