@@ -48,7 +48,8 @@ bad() {
 
 # The numeric value of an error code, from the public header.
 code_of() {
-	sed -n "s/^[[:space:]]*$1 = \(-[0-9]*\),.*/\1/p" "$SRC/include/srdma.h"
+	# clang-format may wrap "NAME =\n\t\t-17": join lines first.
+	tr '\n\t' '  ' <"$SRC/include/srdma.h" | grep -o "$1 = *-[0-9]*" | grep -o -- '-[0-9]*$'
 }
 
 # ---- srdma certs ----

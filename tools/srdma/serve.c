@@ -13,6 +13,7 @@
 
 #include "common.h"
 #include "cmd.h"
+#include "bench_sink.h" /* bench sink (end of file) */
 
 struct pending {
 	struct pending *next;
@@ -27,7 +28,12 @@ struct client {
 	struct srdma_conn_info info;
 	uint64_t msgs, peer_writes;
 	struct client *next, *prev;
+	/* bench sink (end of file): 0 = echo */
+	uint32_t sink_every, sink_flags;
+	uint64_t sink_count, sink_hash;
 };
+
+static int sink_recv(struct client *cl, const void *data, size_t len);
 
 static volatile sig_atomic_t stop_signal;
 
@@ -284,6 +290,8 @@ int cmd_serve(int argc, char **argv)
 				if (!cl)
 					break;
 				cl->msgs++;
+				if (sink_recv(cl, e->data, e->len))
+					break; /* bench sink: consumed */
 				{
 					struct pending *p =
 						malloc(sizeof(*p) + e->len);
@@ -356,4 +364,61 @@ int cmd_serve(int argc, char **argv)
 	srdma_ctx_destroy(ctx);
 	LOG("stopped: %lu clients served, %lu refused", nconn, nrej);
 	return 0;
+}
+
+/* ---- bench sink (for `srdma bench --op send --mode bw`) ----
+ * Protocol in bench_sink.h: after SINK_MAGIC the connection stops echoing
+ * and acknowledges every sink_every messages with the count (and hash);
+ * SINK_DONE gets a final ack and restores echoing. */
+static void sink_ack(struct client *cl)
+{
+	struct pending *p = malloc(sizeof(*p) + SINK_ACK_LEN);
+
+	if (!p)
+		return;
+	p->next = NULL;
+	p->len = SINK_ACK_LEN;
+	memset(p->data, 0, SINK_ACK_LEN);
+	memcpy(p->data, SINK_ACK, strlen(SINK_ACK));
+	sink_put_be(p->data + 16, cl->sink_count, 8);
+	sink_put_be(p->data + 24, cl->sink_hash, 8);
+	if (cl->echo_tail)
+		cl->echo_tail->next = p;
+	else
+		cl->echo_head = p;
+	cl->echo_tail = p;
+	flush_echo(cl);
+}
+
+/* Returns 1 when the message belonged to the sink protocol. */
+static int sink_recv(struct client *cl, const void *data, size_t len)
+{
+	if (!cl->sink_every) {
+		if (len < SINK_MAGIC_LEN ||
+		    memcmp(data, SINK_MAGIC, SINK_MAGIC_LEN))
+			return 0;
+		cl->sink_every = SINK_DEFAULT_EVERY;
+		cl->sink_flags = 0;
+		if (len >= SINK_HELLO_LEN) {
+			uint64_t k = sink_get_be((const uint8_t *)data + 16, 4);
+			cl->sink_every = k ? (uint32_t)k : 1;
+			cl->sink_flags = (uint32_t)sink_get_be(
+				(const uint8_t *)data + 20, 4);
+		}
+		cl->sink_count = 0;
+		cl->sink_hash = SINK_HASH_SEED;
+		sink_ack(cl);
+		return 1;
+	}
+	if (len == SINK_MAGIC_LEN && !memcmp(data, SINK_DONE, SINK_MAGIC_LEN)) {
+		sink_ack(cl);
+		cl->sink_every = 0;
+		return 1;
+	}
+	cl->sink_count++;
+	if (cl->sink_flags & SINK_F_HASH)
+		cl->sink_hash = sink_hash(cl->sink_hash, data, len);
+	if (cl->sink_count % cl->sink_every == 0)
+		sink_ack(cl);
+	return 1;
 }
