@@ -290,7 +290,8 @@ static int setup_rings(struct srdma_conn *c)
 				  "of message buffers",
 				  c->ring_len);
 	c->send_free = calloc(c->depth, sizeof(uint32_t));
-	ENSURE(c->send_free, SRDMA_ENOMEM, "out of memory");
+	c->acks = calloc(c->depth, sizeof(*c->acks));
+	ENSURE(c->send_free && c->acks, SRDMA_ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < c->depth; i++)
 		c->send_free[i] = c->depth - 1 - i;
 	c->nsend_free = c->depth;
@@ -376,12 +377,16 @@ static int post_record(struct srdma_conn *c, uint8_t type, const void *buf,
 	return 0;
 }
 
+static void flush_acks(struct srdma_conn *c);
+
 static void maybe_send_credit(struct srdma_conn *c)
 {
 	uint32_t want = c->depth / 2 ? c->depth / 2 : 1;
 
 	if (c->state != ST_ESTABLISHED && c->state != ST_CLOSING)
 		return;
+	if (c->nacks)
+		flush_acks(c);
 	if (c->rx_credits_due < want || c->tx_credits < 1 || !c->nsend_free)
 		return;
 	IGNORE_RESULT(post_record(c, REC_CREDIT, NULL, 0));
@@ -559,6 +564,65 @@ static void put_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
+/* Sends acknowledgements for verified writes, in order, as credits allow.
+ * Like credit returns they may use the last credit. */
+static void flush_acks(struct srdma_conn *c)
+{
+	uint32_t done = 0;
+
+	while (done < c->nacks && c->tx_credits >= 1 && c->nsend_free) {
+		uint8_t p[WRITE_ACK_LEN];
+		put_be32(p, c->acks[done].region);
+		put_be64(p + 4, c->acks[done].version);
+		if (post_record(c, REC_WRITE_ACK, p, sizeof(p)) < 0)
+			break;
+		done++;
+	}
+	if (done) {
+		memmove(c->acks, c->acks + done,
+			(c->nacks - done) * sizeof(*c->acks));
+		c->nacks -= done;
+	}
+}
+
+static void unlink_op(struct srdma_conn *c, struct op *op)
+{
+	struct op **pp, *prev = NULL;
+
+	for (pp = &c->ops_head; *pp; prev = *pp, pp = &(*pp)->next)
+		if (*pp == op) {
+			*pp = op->next;
+			if (c->ops_tail == op)
+				c->ops_tail = prev;
+			op->next = NULL;
+			return;
+		}
+}
+
+static void complete_op(struct srdma_conn *c, struct op *op, int status);
+
+/* The owner verified one of our writes: that write is done. */
+static int handle_ack(struct srdma_conn *c, const uint8_t *p, size_t len)
+{
+	uint32_t id;
+	uint64_t ver;
+
+	ENSURE(len == WRITE_ACK_LEN, SRDMA_EPROTO,
+	       "write acknowledgement of %zu bytes", len);
+	id = get_be32(p);
+	ver = get_be64(p + 4);
+	for (struct op *op = c->ops_head; op; op = op->next)
+		if (op->kind == OP_WRITE && op->notice_sent &&
+		    op->region == id && op->version == ver) {
+			complete_op(c, op, 0);
+			return 0;
+		}
+	return srdma__err(SRDMA_EPROTO,
+			  "acknowledgement for a write we did not make "
+			  "(region %u version %llu)",
+			  id, (unsigned long long)ver);
+}
+
 /* The peer wrote blocks into one of our regions: verify them all. */
 static int handle_notice(struct srdma_conn *c, const uint8_t *p, size_t len)
 {
@@ -611,6 +675,14 @@ static int handle_notice(struct srdma_conn *c, const uint8_t *p, size_t len)
 		e->ev.offset = off;
 		e->ev.len = n;
 	}
+	/* The writer completes its write only on our acknowledgement, so it
+	 * never overwrites blocks we have not verified yet. */
+	ENSURE(c->nacks < c->depth, SRDMA_EPROTO,
+	       "the peer has more unacknowledged writes than its window");
+	c->acks[c->nacks].region = id;
+	c->acks[c->nacks].version = ver;
+	c->nacks++;
+	flush_acks(c);
 	return 0;
 }
 
@@ -659,6 +731,14 @@ static void handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
 		}
 		srdma__repost_slot(c, (int)slot);
 		break;
+	case REC_WRITE_ACK:
+		rc = handle_ack(c, rec.payload, rec.len);
+		if (rc < 0) {
+			srdma__conn_fail(c, rc, srdma_error_detail());
+			return;
+		}
+		srdma__repost_slot(c, (int)slot);
+		break;
 	case REC_CREDIT:
 		srdma__repost_slot(c, (int)slot);
 		break;
@@ -693,9 +773,7 @@ static int ensure_staging(struct srdma_conn *c)
 
 static void complete_op(struct srdma_conn *c, struct op *op, int status)
 {
-	c->ops_head = op->next;
-	if (!c->ops_head)
-		c->ops_tail = NULL;
+	unlink_op(c, op);
 	queue(c,
 	      op->kind == OP_WRITE ? SRDMA_EV_WRITE_DONE : SRDMA_EV_READ_DONE,
 	      status, op->user, "");
@@ -757,39 +835,82 @@ static int send_notice(struct srdma_conn *c, struct op *op)
 	return post_record(c, REC_WRITE_NOTICE, p, sizeof(p));
 }
 
+static bool overlaps(const struct op *a, const struct op *b)
+{
+	return a->region == b->region &&
+	       a->first_block < b->first_block + b->nblocks &&
+	       b->first_block < a->first_block + a->nblocks;
+}
+
+/*
+ * An op may not start while an earlier op on overlapping blocks is still
+ * open when either is a write: a read must not see a write half placed,
+ * and a write must not overwrite blocks whose previous write the owner has
+ * not verified and acknowledged yet.
+ */
+static bool blocked(const struct srdma_conn *c, const struct op *op)
+{
+	for (const struct op *e = c->ops_head; e && e != op; e = e->next)
+		if ((e->kind == OP_WRITE || op->kind == OP_WRITE) &&
+		    overlaps(e, op))
+			return true;
+	return false;
+}
+
+/*
+ * Moves every op forward as far as it can: ops take staging chunks in
+ * order; a write whose chunks all completed sends its notice (in order)
+ * and completes when the owner acknowledges it; a read completes when its
+ * last chunk has been verified.
+ */
 static void progress_ops(struct srdma_conn *c)
 {
-	struct op *op;
+	struct op *op, *next;
+	bool issuing = true, noticing = true;
 	int rc;
 
-	while ((op = c->ops_head) && c->state == ST_ESTABLISHED) {
-		if (op->done_blocks == op->nblocks) {
-			if (op->kind == OP_WRITE && !op->notice_sent) {
-				rc = send_notice(c, op);
-				if (rc == SRDMA_EAGAIN)
-					return;
-				if (rc < 0)
-					goto fail;
-				op->notice_sent = true;
+	if (c->state != ST_ESTABLISHED || !c->ops_head)
+		return;
+	rc = ensure_staging(c);
+	if (rc < 0)
+		goto fail;
+	for (op = c->ops_head; op && c->state == ST_ESTABLISHED; op = next) {
+		next = op->next;
+		if (issuing && op->next_block < op->first_block + op->nblocks) {
+			if (blocked(c, op)) {
+				issuing = false;
+			} else {
+				for (int i = 0; i < NCHUNKS; i++) {
+					if (op->next_block >=
+					    op->first_block + op->nblocks)
+						break;
+					if (c->chunks[i].busy)
+						continue;
+					rc = start_chunk(c, op, i);
+					if (rc == SRDMA_EAGAIN)
+						break;
+					if (rc < 0)
+						goto fail;
+				}
+				if (op->next_block <
+				    op->first_block + op->nblocks)
+					issuing = false; /* keep order */
 			}
-			complete_op(c, op, 0);
-			continue;
 		}
-		rc = ensure_staging(c);
-		if (rc < 0)
-			goto fail;
-		for (int i = 0; i < NCHUNKS; i++) {
-			if (op->next_block >= op->first_block + op->nblocks)
-				break;
-			if (c->chunks[i].busy)
+		if (op->done_blocks != op->nblocks)
+			continue;
+		if (op->kind == OP_READ) {
+			complete_op(c, op, 0);
+		} else if (!op->notice_sent && noticing) {
+			rc = send_notice(c, op);
+			if (rc == SRDMA_EAGAIN) {
+				noticing = false; /* notices go in order */
 				continue;
-			rc = start_chunk(c, op, i);
-			if (rc == SRDMA_EAGAIN)
-				return;
+			}
 			if (rc < 0)
 				goto fail;
+			op->notice_sent = true;
 		}
-		return;
 	}
 	return;
 fail:
@@ -1514,6 +1635,7 @@ void srdma__conn_free(struct srdma_conn *c)
 		free(c->staging);
 	}
 	free(c->send_free);
+	free(c->acks);
 	srdma__aead_wipe(&c->tx);
 	srdma__aead_wipe(&c->rx);
 	srdma__aead_wipe(&c->blk_tx);

@@ -22,8 +22,10 @@ enum rec_type {
 	REC_DATA = 1,
 	REC_WRITE_NOTICE = 2,
 	REC_CREDIT = 3,
+	REC_WRITE_ACK = 4,
 };
 enum { WRITE_NOTICE_LEN = 4 + 8 + 8 + 8 }; /* region, offset, len, version */
+enum { WRITE_ACK_LEN = 4 + 8 };		   /* region, version */
 
 /* Who wrote a block: the byte in the sealed block header. */
 enum { WRITER_CLIENT = 0, WRITER_SERVER = 1 };
@@ -168,6 +170,12 @@ struct srdma_conn {
 	struct remote_region *remote;
 	struct srdma_region *regions;
 	uint32_t next_region_id;
+	/* owner: verified writes not yet acknowledged to the writer */
+	struct pending_ack {
+		uint32_t region;
+		uint64_t version;
+	} * acks;
+	uint32_t nacks;
 	uint64_t quota_used;
 
 	struct srdma_conn *next, *prev; /* ctx->conns */

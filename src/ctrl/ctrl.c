@@ -20,14 +20,19 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "ctrl/ctrl.h"
+#include "ctrl/resume.h"
 
 enum {
 	OUT_CAP = 64 * 1024, /* bound of the send queue (ctrl.h) */
 	NAME_MAX_LEN = 256,
 	PEEK_LEN = 5, /* one TLS record header */
+	ROTATE_DEFAULT_S = 3600,
+	/* RFC 8446 §4.6.1: a ticket lives at most 7 days (two periods) */
+	ROTATE_MAX_S = 7 * 24 * 3600 / 2,
 };
 
 struct srdma__tls_ctx {
@@ -37,6 +42,11 @@ struct srdma__tls_ctx {
 	char *ca_file;
 	char *cert_file;
 	char *key_file;
+	/* session resumption (NULL when off, or not this role's part) */
+	struct srdma__ticket_keys *keys;     /* server */
+	struct srdma__replay *replay;	     /* server */
+	struct srdma__sess_cache *cache;     /* client */
+	long clock_offset;		     /* test hook */
 };
 
 struct srdma__ctrl {
@@ -56,6 +66,11 @@ struct srdma__ctrl {
 	char version[96];
 	unsigned char *out; /* send queue: out[out_off..out_len) unsent */
 	size_t out_off, out_len;
+	char *cache_key;	   /* client: peer name + cache key, or NULL */
+	bool started;		   /* the handshake was driven at least once */
+	bool offered;		   /* a ticket was offered (client: by us) */
+	enum srdma__resume resume; /* set when the handshake is done */
+	char resume_note[200];
 };
 
 /* ---------------------------------------------------------------------- */

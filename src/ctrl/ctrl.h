@@ -22,6 +22,19 @@ struct srdma__tls_config {
 	const char *ca_file;   /* PEM: the CA that signs peers */
 	const char *const
 		*allow; /* server: NULL-terminated identities or NULL */
+	/*
+	 * TLS 1.3 session resumption (RFC 8446 §2.2, §4.6.1) is on unless
+	 * this is set. Server: issues stateless tickets sealed under a
+	 * rotating key ring. Client: keeps the tickets it gets in a cache
+	 * per context (see srdma__ctrl_create_client).
+	 */
+	bool no_resumption;
+	/*
+	 * Server: seconds between ticket key rotations (0 = 3600). A ticket
+	 * is accepted under the current and the previous key, so it lives
+	 * at most two periods; its advertised lifetime is two periods.
+	 */
+	unsigned int ticket_rotate_s;
 };
 
 struct srdma__tls_ctx; /* SSL_CTX plus policy (allow-list) */
@@ -53,6 +66,18 @@ struct srdma__ctrl; /* one TLS connection */
  */
 int srdma__ctrl_create(struct srdma__tls_ctx *t, int fd, const char *peer_name,
 		       struct srdma__ctrl **out) SRDMA__WUR;
+/*
+ * Client with session resumption: as srdma__ctrl_create, and cache_key (for
+ * example "host:port"; NULL = no resumption for this connection) names,
+ * together with peer_name, the server whose tickets are kept and offered.
+ * A cached ticket is offered once and then dropped (RFC 8446 §C.4: tickets
+ * are single use); a fresh one arrives with the first srdma__ctrl_recv
+ * after the handshake. srdma__ctrl_create on a client is this with a NULL
+ * cache_key.
+ */
+int srdma__ctrl_create_client(struct srdma__tls_ctx *t, int fd,
+			      const char *peer_name, const char *cache_key,
+			      struct srdma__ctrl **out) SRDMA__WUR;
 /* Frees SSL and closes fd. NULL ok. */
 void srdma__ctrl_destroy(struct srdma__ctrl *c);
 int srdma__ctrl_fd(const struct srdma__ctrl *c);
@@ -94,6 +119,41 @@ SSL *srdma__ctrl_ssl(struct srdma__ctrl *c);
 const char *srdma__ctrl_peer_identity(const struct srdma__ctrl *c);
 /* "TLSv1.3" and the TLS cipher suite, for info. */
 const char *srdma__ctrl_tls_version(const struct srdma__ctrl *c);
+
+/* ---- session resumption ---- */
+enum srdma__resume {
+	SRDMA__RESUME_NONE = 0, /* no ticket was offered: full handshake */
+	SRDMA__RESUME_OK,	/* resumed from a ticket (identity re-checked) */
+	SRDMA__RESUME_REFUSED,	/* a ticket was offered and not used: full */
+};
+
+/* After the handshake: how it went. */
+enum srdma__resume srdma__ctrl_resumption(const struct srdma__ctrl *c);
+/* True when the handshake resumed a session (SSL_session_reused). */
+bool srdma__ctrl_resumed(const struct srdma__ctrl *c);
+/*
+ * For SRDMA__RESUME_REFUSED: one sentence saying why the ticket was not
+ * used (unknown or rotated-out key, forged, expired, replayed, resumption
+ * off), for one log line; "" otherwise.
+ */
+const char *srdma__ctrl_resume_note(const struct srdma__ctrl *c);
+
+/*
+ * Test hooks and multi-process servers. Rotate the ticket key ring now
+ * (the current key becomes the previous one; the previous one is gone).
+ */
+int srdma__tls_ctx_rotate_ticket_keys(struct srdma__tls_ctx *t) SRDMA__WUR;
+/*
+ * Makes dst seal and open tickets with src's key ring (a copy: each rotates
+ * on its own afterwards). Both must be servers with resumption on.
+ */
+int srdma__tls_ctx_copy_ticket_keys(struct srdma__tls_ctx *dst,
+				    const struct srdma__tls_ctx *src) SRDMA__WUR;
+/* Client: how many sessions are cached for (peer_name, cache_key). */
+size_t srdma__tls_ctx_cached(struct srdma__tls_ctx *t, const char *peer_name,
+			     const char *cache_key);
+/* Shifts the server's clock for ticket age checks (tests only). */
+void srdma__tls_ctx_test_clock(struct srdma__tls_ctx *t, long offset_s);
 
 /* ---- development PKI (srdma certs) ---- */
 struct srdma__pki_opts {

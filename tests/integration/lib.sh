@@ -72,7 +72,10 @@ stop_server() {
 		return 1
 	fi
 	wait "$SERVER_PID" 2>/dev/null
-	return 0
+	local rc=$?
+	# Non-zero after SIGTERM means a crash or a sanitizer report.
+	[ "$rc" -eq 0 ] || { echo "server exited with $rc"; tail -30 "$T"/*.log; }
+	return "$rc"
 }
 
 # client ARGS...: runs `srdma client` against the current server.

@@ -9,7 +9,8 @@
  *   client -> server  data messages: counted (and hashed if
  *                     SINK_F_HASH); an ack every ack_every messages
  *   client -> server  "SRDMA-BENCH-DONE": a final ack, back to echoing
- *   server -> client  ack: "SRDMA-BENCH-ACK" NUL, be64 count, be64 hash
+ *   server -> client  ack: "SRDMA-BENCH-ACK", a kind byte (SINK_ACK_*),
+ *                     be64 count, be64 hash
  */
 #ifndef SRDMA_TOOL_BENCH_SINK_H
 #define SRDMA_TOOL_BENCH_SINK_H
@@ -28,6 +29,10 @@ enum {
 	SINK_ACK_LEN = 32,
 	SINK_F_HASH = 1,
 	SINK_DEFAULT_EVERY = 64,
+	/* ack kinds (byte 15) */
+	SINK_ACK_MORE = 0,
+	SINK_ACK_START = 'S',
+	SINK_ACK_DONE = 'D',
 };
 
 static inline void sink_put_be(uint8_t *p, uint64_t v, int n)

@@ -5,6 +5,7 @@
  * (read-only) filled with a known pattern the client verifies.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,15 +247,24 @@ int cmd_serve(int argc, char **argv)
 				srdma_error_detail());
 			break;
 		}
+		/* Connections are destroyed after the batch: later events in
+		 * it may still name them. */
+		srdma_conn *dead[64];
+		int ndead = 0;
 		for (int i = 0; i < n; i++) {
 			struct srdma_event *e = &evs[i];
-			struct client *cl =
-				e->conn ? srdma_conn_user(e->conn) : NULL;
+			struct client *cl;
+			bool gone = false;
+			for (int k = 0; k < ndead; k++)
+				gone |= dead[k] == e->conn;
+			if (gone)
+				continue;
+			cl = e->conn ? srdma_conn_user(e->conn) : NULL;
 			switch (e->type) {
 			case SRDMA_EV_ACCEPTED:
 				cl = calloc(1, sizeof(*cl));
 				if (!cl) {
-					srdma_conn_destroy(e->conn);
+					dead[ndead++] = e->conn;
 					break;
 				}
 				cl->conn = e->conn;
@@ -266,7 +276,7 @@ int cmd_serve(int argc, char **argv)
 					    cl->info.peer_addr,
 					    cl->info.peer_identity,
 					    srdma_error_detail());
-					srdma_conn_destroy(e->conn);
+					dead[ndead++] = e->conn;
 					free_client(cl);
 					nrej++;
 					break;
@@ -314,7 +324,7 @@ int cmd_serve(int argc, char **argv)
 				break;
 			case SRDMA_EV_CLOSED:
 				if (!cl) {
-					srdma_conn_destroy(e->conn);
+					dead[ndead++] = e->conn;
 					break;
 				}
 				LOG("disconnect %s id=%s %s%s%s msgs=%llu "
@@ -333,7 +343,7 @@ int cmd_serve(int argc, char **argv)
 				if (cl->next)
 					cl->next->prev = cl->prev;
 				nlive--;
-				srdma_conn_destroy(e->conn);
+				dead[ndead++] = e->conn;
 				free_client(cl);
 				break;
 			case SRDMA_EV_REJECTED:
@@ -345,6 +355,8 @@ int cmd_serve(int argc, char **argv)
 				break;
 			}
 		}
+		for (int k = 0; k < ndead; k++)
+			srdma_conn_destroy(dead[k]);
 		for (struct client *cl = clients; cl; cl = cl->next)
 			if (cl->echo_head)
 				flush_echo(cl);
@@ -370,7 +382,7 @@ int cmd_serve(int argc, char **argv)
  * Protocol in bench_sink.h: after SINK_MAGIC the connection stops echoing
  * and acknowledges every sink_every messages with the count (and hash);
  * SINK_DONE gets a final ack and restores echoing. */
-static void sink_ack(struct client *cl)
+static void sink_ack(struct client *cl, uint8_t kind)
 {
 	struct pending *p = malloc(sizeof(*p) + SINK_ACK_LEN);
 
@@ -380,6 +392,7 @@ static void sink_ack(struct client *cl)
 	p->len = SINK_ACK_LEN;
 	memset(p->data, 0, SINK_ACK_LEN);
 	memcpy(p->data, SINK_ACK, strlen(SINK_ACK));
+	p->data[15] = kind;
 	sink_put_be(p->data + 16, cl->sink_count, 8);
 	sink_put_be(p->data + 24, cl->sink_hash, 8);
 	if (cl->echo_tail)
@@ -407,11 +420,11 @@ static int sink_recv(struct client *cl, const void *data, size_t len)
 		}
 		cl->sink_count = 0;
 		cl->sink_hash = SINK_HASH_SEED;
-		sink_ack(cl);
+		sink_ack(cl, SINK_ACK_START);
 		return 1;
 	}
 	if (len == SINK_MAGIC_LEN && !memcmp(data, SINK_DONE, SINK_MAGIC_LEN)) {
-		sink_ack(cl);
+		sink_ack(cl, SINK_ACK_DONE);
 		cl->sink_every = 0;
 		return 1;
 	}
@@ -419,6 +432,6 @@ static int sink_recv(struct client *cl, const void *data, size_t len)
 	if (cl->sink_flags & SINK_F_HASH)
 		cl->sink_hash = sink_hash(cl->sink_hash, data, len);
 	if (cl->sink_count % cl->sink_every == 0)
-		sink_ack(cl);
+		sink_ack(cl, SINK_ACK_MORE);
 	return 1;
 }
