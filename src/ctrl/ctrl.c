@@ -43,10 +43,10 @@ struct srdma__tls_ctx {
 	char *cert_file;
 	char *key_file;
 	/* session resumption (NULL when off, or not this role's part) */
-	struct srdma__ticket_keys *keys;     /* server */
-	struct srdma__replay *replay;	     /* server */
-	struct srdma__sess_cache *cache;     /* client */
-	long clock_offset;		     /* test hook */
+	struct srdma__ticket_keys *keys; /* server */
+	struct srdma__replay *replay;	 /* server */
+	struct srdma__sess_cache *cache; /* client */
+	long clock_offset;		 /* test hook */
 };
 
 struct srdma__ctrl {
@@ -321,6 +321,13 @@ static int check_readable(const char *what, const char *path)
  * failure libssl does not keep the peer's certificate, and the detail
  * should still name whom we rejected and, for an expired one, since when.
  */
+static bool allowed_by(const struct srdma__tls_ctx *t, X509 *peer)
+{
+	if (!t->allow)
+		return true;
+	return for_each_identity(peer, on_allow_list, t->allow);
+}
+
 static int verify_cb(int ok, X509_STORE_CTX *x)
 {
 	SSL *ssl = X509_STORE_CTX_get_ex_data(
@@ -330,7 +337,213 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 
 	if (c && leaf && !c->leaf && X509_up_ref(leaf))
 		c->leaf = leaf;
+	/*
+	 * A client we are about to refuse gets no ticket (the refusal itself
+	 * happens in handshake_done, as for everyone).
+	 */
+	if (c && c->server && ok && leaf &&
+	    X509_STORE_CTX_get_error_depth(x) == 0 && !allowed_by(c->t, leaf))
+		SSL_set_num_tickets(ssl, 0);
 	return ok;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Session resumption (RFC 8446 §2.2): the OpenSSL callbacks               */
+
+static time_t now_s(const struct srdma__tls_ctx *t)
+{
+	return time(NULL) + t->clock_offset;
+}
+
+static void note(struct srdma__ctrl *c, const char *why)
+{
+	if (c && !c->resume_note[0])
+		snprintf(c->resume_note, sizeof(c->resume_note), "%s", why);
+}
+
+/* Server: seals and opens tickets with the context's key ring. */
+static int ticket_key_cb(SSL *ssl, unsigned char key_name[16],
+			 unsigned char iv[EVP_MAX_IV_LENGTH],
+			 EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	struct srdma__ctrl *c = SSL_get_ex_data(ssl, ctrl_idx);
+
+	if (!c)
+		return enc ? -1 : 0;
+	return srdma__ticket_keys_cb(c->t->keys, key_name, iv, cctx, hctx, enc);
+}
+
+/* Server: every ticket carries a random id, sealed inside it. */
+static int ticket_gen_cb(SSL *ssl, void *arg)
+{
+	unsigned char id[TICKET_ID_LEN];
+	SSL_SESSION *sess = SSL_get0_session(ssl);
+	int ok;
+
+	ok = sess && RAND_bytes(id, sizeof(id)) == 1 &&
+	     SSL_SESSION_set1_ticket_appdata(sess, id, sizeof(id)) == 1;
+	return ok;
+}
+
+/*
+ * Server: decides on a ticket that decrypted (or not). Anything doubtful
+ * means a full handshake, never a failure: the client still has its
+ * certificate. The allow-list is not decided here but in handshake_done,
+ * the one place every handshake, full or resumed, passes.
+ */
+static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess,
+				       const unsigned char *keyname,
+				       size_t keyname_len,
+				       SSL_TICKET_STATUS status, void *arg)
+{
+	struct srdma__tls_ctx *t = arg;
+	struct srdma__ctrl *c = SSL_get_ex_data(ssl, ctrl_idx);
+	time_t now = now_s(t);
+	const void *id = NULL;
+	size_t id_len = 0;
+	X509 *peer;
+	int seen;
+
+	if (status == SSL_TICKET_EMPTY || status == SSL_TICKET_NONE)
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	if (c)
+		c->offered = true;
+	if (status != SSL_TICKET_SUCCESS &&
+	    status != SSL_TICKET_SUCCESS_RENEW) {
+		note(c, "the client's session ticket is sealed under a key "
+			"this server does not hold (rotated out, from another "
+			"server, or forged)");
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	}
+	if ((time_t)(SSL_SESSION_get_time(sess) +
+		     SSL_SESSION_get_timeout(sess)) < now) {
+		note(c, "the client's session ticket has expired");
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	}
+	peer = SSL_SESSION_get0_peer(sess);
+	if (!peer || X509_cmp_time(X509_get0_notAfter(peer), &now) <= 0) {
+		note(c, "the client certificate in the session ticket has "
+			"expired since it was issued");
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	}
+	if (SSL_SESSION_get0_ticket_appdata(sess, (void **)&id, &id_len) != 1 ||
+	    id_len != TICKET_ID_LEN) {
+		note(c, "the client's session ticket carries no ticket id");
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	}
+	/* Single use (RFC 8446 §8.1 recommends it; OpenSSL's stateless
+	 * tickets alone would accept one ticket any number of times). */
+	seen = srdma__replay_check(t->replay, id,
+				   now + SSL_SESSION_get_timeout(sess), now);
+	if (seen != 0) {
+		note(c, seen > 0
+				? "the client's session ticket was already "
+				  "used (replayed)"
+				: "this server's ticket replay filter is full");
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	}
+	if (!allowed_by(t, peer))
+		SSL_set_num_tickets(ssl, 0); /* refused in handshake_done */
+	return SSL_TICKET_RETURN_USE_RENEW;
+}
+
+/* Client: a NewSessionTicket arrived (after the handshake, on a read). */
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct srdma__ctrl *c = SSL_get_ex_data(ssl, ctrl_idx);
+
+	if (!c || !c->cache_key || !c->done || c->failed || !c->t->cache)
+		return 0;
+	/* 1: the cache keeps our reference */
+	return srdma__sess_cache_put(c->t->cache, c->cache_key, sess) ? 1 : 0;
+}
+
+/*
+ * Server: tickets are bound to this trust configuration (our certificate
+ * and the CAs we accept): OpenSSL refuses to resume a session whose id
+ * context differs, and requires one when it verifies clients.
+ */
+static int set_sid_ctx(SSL_CTX *ctx)
+{
+	static const char label[] = "srdma ctrl session v1";
+	STACK_OF(X509_OBJECT) *objs =
+		X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+	X509 *me = SSL_CTX_get0_certificate(ctx);
+	unsigned char md[EVP_MAX_MD_SIZE], d[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0, d_len;
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	int ok;
+
+	ok = m && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(m, label, sizeof(label)) == 1 && me &&
+	     X509_digest(me, EVP_sha256(), d, &d_len) == 1 &&
+	     EVP_DigestUpdate(m, d, d_len) == 1;
+	for (int i = 0; ok && i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+
+		if (x)
+			ok = X509_digest(x, EVP_sha256(), d, &d_len) == 1 &&
+			     EVP_DigestUpdate(m, d, d_len) == 1;
+	}
+	ok = ok && EVP_DigestFinal_ex(m, md, &md_len) == 1 &&
+	     md_len <= SSL_MAX_SID_CTX_LENGTH &&
+	     SSL_CTX_set_session_id_context(ctx, md, md_len) == 1;
+	EVP_MD_CTX_free(m);
+	return ok ? 0 : -1;
+}
+
+static int resumption_setup(struct srdma__tls_ctx *t,
+			    const struct srdma__tls_config *cfg)
+{
+	SSL_CTX *ctx = t->ssl_ctx;
+	unsigned int rotate =
+		cfg->ticket_rotate_s ? cfg->ticket_rotate_s : ROTATE_DEFAULT_S;
+	char why[256];
+
+	/*
+	 * RFC 8446 §4.2.9: psk_ke (no (EC)DHE) would give a resumed session
+	 * no forward secrecy; offer and accept psk_dhe_ke only. No 0-RTT
+	 * data either (§8: replayable).
+	 */
+	SSL_CTX_clear_options(ctx, SSL_OP_ALLOW_NO_DHE_KEX);
+	if (!SSL_CTX_set_max_early_data(ctx, 0) ||
+	    !SSL_CTX_set_recv_max_early_data(ctx, 0))
+		return srdma__err(SRDMA_ETLS, "cannot turn off early data: %s",
+				  ossl_reason(why, sizeof(why)));
+	if (cfg->no_resumption) {
+		/* Every connection authenticates in full. */
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_num_tickets(ctx, 0);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		return 0;
+	}
+	/* stateless tickets: SSL_OP_NO_TICKET would make them stateful */
+	SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+	if (!cfg->server) {
+		GUARD(srdma__sess_cache_create(&t->cache));
+		SSL_CTX_set_session_cache_mode(
+			ctx, SSL_SESS_CACHE_CLIENT |
+				     SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+		return 0;
+	}
+	ENSURE(rotate <= ROTATE_MAX_S, SRDMA_ECONFIG,
+	       "a ticket key rotation period of %u s is too long (at most "
+	       "%d s: tickets live two periods, 7 days at most)",
+	       rotate, ROTATE_MAX_S);
+	GUARD(srdma__ticket_keys_create(rotate, &t->keys));
+	GUARD(srdma__replay_create(&t->replay));
+	SSL_CTX_set_session_cache_mode(
+		ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_set_timeout(ctx, 2 * (long)rotate);
+	if (!SSL_CTX_set_num_tickets(ctx, 1) ||
+	    !SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb) ||
+	    !SSL_CTX_set_session_ticket_cb(ctx, ticket_gen_cb, ticket_dec_cb,
+					   t))
+		return srdma__err(SRDMA_ETLS,
+				  "cannot set up session tickets: %s",
+				  ossl_reason(why, sizeof(why)));
+	return 0;
 }
 
 int srdma__tls_ctx_create(const struct srdma__tls_config *cfg,
@@ -398,10 +611,9 @@ int srdma__tls_ctx_create(const struct srdma__tls_config *cfg,
 				ossl_reason(why, sizeof(why)));
 		goto out_free_t;
 	}
-	/* No resumption yet: every connection authenticates in full. */
-	SSL_CTX_set_options(t->ssl_ctx, SSL_OP_NO_TICKET);
-	SSL_CTX_set_num_tickets(t->ssl_ctx, 0);
-	SSL_CTX_set_session_cache_mode(t->ssl_ctx, SSL_SESS_CACHE_OFF);
+	rc = resumption_setup(t, cfg);
+	if (rc < 0)
+		goto out_free_t;
 	SSL_CTX_set_mode(t->ssl_ctx,
 			 SSL_MODE_ENABLE_PARTIAL_WRITE |
 				 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -457,6 +669,13 @@ int srdma__tls_ctx_create(const struct srdma__tls_config *cfg,
 		cas = SSL_load_client_CA_file(cfg->ca_file);
 		if (cas)
 			SSL_CTX_set_client_CA_list(t->ssl_ctx, cas);
+		if (set_sid_ctx(t->ssl_ctx) < 0) {
+			rc = srdma__err(SRDMA_ETLS,
+					"cannot set the TLS session id "
+					"context: %s",
+					ossl_reason(why, sizeof(why)));
+			goto out_free_t;
+		}
 	} else {
 		SSL_CTX_set_verify(t->ssl_ctx, SSL_VERIFY_PEER, verify_cb);
 	}
@@ -474,6 +693,9 @@ void srdma__tls_ctx_destroy(struct srdma__tls_ctx *t)
 	if (!t)
 		return;
 	SSL_CTX_free(t->ssl_ctx);
+	srdma__sess_cache_destroy(t->cache);
+	srdma__replay_destroy(t->replay);
+	srdma__ticket_keys_destroy(t->keys); /* wipes them */
 	if (t->allow) {
 		for (size_t i = 0; t->allow[i]; i++)
 			free(t->allow[i]);
@@ -523,6 +745,36 @@ int srdma__certs_paths(const char *dir, const char *name, char *cert,
 
 int srdma__ctrl_create(struct srdma__tls_ctx *t, int fd, const char *peer_name,
 		       struct srdma__ctrl **out)
+{
+	return srdma__ctrl_create_client(t, fd, peer_name, NULL, out);
+}
+
+/* Client: offers the newest cached ticket for this server, if any. */
+static int offer_session(struct srdma__ctrl *c, const char *cache_key)
+{
+	SSL_SESSION *sess;
+	size_t n;
+
+	if (!cache_key || !c->t->cache)
+		return 0;
+	/* the name the certificate was checked against is part of the key */
+	n = strlen(c->peer_name) + strlen(cache_key) + 2;
+	c->cache_key = malloc(n);
+	ENSURE(c->cache_key, SRDMA_ENOMEM, "out of memory for a cache key");
+	snprintf(c->cache_key, n, "%s\n%s", c->peer_name, cache_key);
+	sess = srdma__sess_cache_take(c->t->cache, c->cache_key, time(NULL));
+	if (!sess)
+		return 0;
+	/* the SSL takes its own reference; ours is dropped: single use */
+	if (SSL_set_session(c->ssl, sess) != 1)
+		ERR_clear_error();
+	SSL_SESSION_free(sess);
+	return 0;
+}
+
+int srdma__ctrl_create_client(struct srdma__tls_ctx *t, int fd,
+			      const char *peer_name, const char *cache_key,
+			      struct srdma__ctrl **out)
 {
 	char why[256];
 	struct srdma__ctrl *c;
@@ -614,6 +866,9 @@ int srdma__ctrl_create(struct srdma__tls_ctx *t, int fd, const char *peer_name,
 			}
 		}
 		SSL_set_connect_state(c->ssl);
+		rc = offer_session(c, cache_key);
+		if (rc < 0)
+			goto out_destroy;
 	}
 	*out = c;
 	return 0;
@@ -636,6 +891,7 @@ void srdma__ctrl_destroy(struct srdma__ctrl *c)
 		OPENSSL_cleanse(c->out, OUT_CAP);
 		free(c->out);
 	}
+	free(c->cache_key);
 	free(c);
 }
 
@@ -662,6 +918,53 @@ const char *srdma__ctrl_peer_identity(const struct srdma__ctrl *c)
 const char *srdma__ctrl_tls_version(const struct srdma__ctrl *c)
 {
 	return c ? c->version : "";
+}
+
+enum srdma__resume srdma__ctrl_resumption(const struct srdma__ctrl *c)
+{
+	return c ? c->resume : SRDMA__RESUME_NONE;
+}
+
+bool srdma__ctrl_resumed(const struct srdma__ctrl *c)
+{
+	return c && c->ssl && SSL_session_reused(c->ssl) == 1;
+}
+
+const char *srdma__ctrl_resume_note(const struct srdma__ctrl *c)
+{
+	return c && c->resume == SRDMA__RESUME_REFUSED ? c->resume_note : "";
+}
+
+int srdma__tls_ctx_rotate_ticket_keys(struct srdma__tls_ctx *t)
+{
+	ENSURE(t && t->server, SRDMA_EINVAL,
+	       "only a server context has session ticket keys");
+	return srdma__ticket_keys_rotate(t->keys);
+}
+
+int srdma__tls_ctx_copy_ticket_keys(struct srdma__tls_ctx *dst,
+				    const struct srdma__tls_ctx *src)
+{
+	ENSURE(dst && src && dst->server && src->server, SRDMA_EINVAL,
+	       "session ticket keys are copied between server contexts");
+	return srdma__ticket_keys_copy(dst->keys, src->keys);
+}
+
+size_t srdma__tls_ctx_cached(struct srdma__tls_ctx *t, const char *peer_name,
+			     const char *cache_key)
+{
+	char key[2 * NAME_MAX_LEN + 2];
+
+	if (!t || !peer_name || !cache_key)
+		return 0;
+	snprintf(key, sizeof(key), "%s\n%s", peer_name, cache_key);
+	return srdma__sess_cache_count(t->cache, key);
+}
+
+void srdma__tls_ctx_test_clock(struct srdma__tls_ctx *t, long offset_s)
+{
+	if (t)
+		t->clock_offset = offset_s;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -972,17 +1275,34 @@ static int tls_failure(struct srdma__ctrl *c, int ssl_err, int sys_errno)
 			  c->done ? "connection" : "handshake", why);
 }
 
-static bool allowed(struct srdma__ctrl *c, X509 *peer)
+/* Error blinding: no alert, no close_notify; the socket just closes. */
+static void blind_close(struct srdma__ctrl *c)
 {
-	if (!c->t->allow)
-		return true;
-	return for_each_identity(peer, on_allow_list, c->t->allow);
+	c->failed = true;
+	shutdown(c->fd, SHUT_RDWR);
 }
 
+/*
+ * Runs after every successful handshake, full or resumed: on a resumed one
+ * the peer certificate comes from the session (the ticket, on a server),
+ * and is held to the same allow-list.
+ */
 static int handshake_done(struct srdma__ctrl *c)
 {
 	X509 *peer = SSL_get0_peer_certificate(c->ssl);
+	bool resumed = SSL_session_reused(c->ssl) == 1;
+	char when[64];
 
+	c->resume = resumed	 ? SRDMA__RESUME_OK
+		    : c->offered ? SRDMA__RESUME_REFUSED
+				 : SRDMA__RESUME_NONE;
+	if (c->resume == SRDMA__RESUME_REFUSED)
+		note(c, c->server ? "the client's session ticket was not "
+				    "accepted (issued under another "
+				    "certificate or CA)"
+				  : "the server did not accept our session "
+				    "ticket (rotated key, expired, already "
+				    "used, or resumption off there)");
 	if (!peer) {
 		c->failed = true;
 		return srdma__err(SRDMA_ECERT_MISSING,
@@ -991,16 +1311,24 @@ static int handshake_done(struct srdma__ctrl *c)
 	}
 	c->identity[0] = '\0';
 	for_each_identity(peer, take_first, c->identity);
-	if (c->server && !allowed(c, peer)) {
+	/* A resumed session skipped chain verification: recheck the date. */
+	if (resumed && X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0) {
+		asn1_time_str(X509_get0_notAfter(peer), when, sizeof(when));
+		if (c->server)
+			blind_close(c);
 		c->failed = true;
-		/*
-		 * Tell the peer nothing (error blinding): no alert, no
-		 * close_notify; the socket just closes.
-		 */
-		shutdown(c->fd, SHUT_RDWR);
+		return srdma__err(SRDMA_ECERT_EXPIRED,
+				  "the resumed session's %s certificate '%s' "
+				  "expired on %s",
+				  c->server ? "client" : "server", c->identity,
+				  when);
+	}
+	if (c->server && !allowed_by(c->t, peer)) {
+		blind_close(c);
 		return srdma__err(SRDMA_ENOT_ALLOWED,
-				  "client '%s' is not on the allow-list",
-				  c->identity[0] ? c->identity : "(no name)");
+				  "client '%s' is not on the allow-list%s",
+				  c->identity[0] ? c->identity : "(no name)",
+				  resumed ? " (resumed session)" : "");
 	}
 	snprintf(c->version, sizeof(c->version), "%s %s",
 		 SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl));
@@ -1017,6 +1345,12 @@ int srdma__ctrl_handshake(struct srdma__ctrl *c)
 		return 0;
 	ENSURE(!c->failed, SRDMA_ESTATE,
 	       "the TLS handshake already failed on this connection");
+	if (!c->started && !c->server) {
+		SSL_SESSION *sess = SSL_get0_session(c->ssl);
+
+		c->offered = sess && SSL_SESSION_is_resumable(sess);
+	}
+	c->started = true;
 	ERR_clear_error();
 	errno = 0;
 	rc = SSL_do_handshake(c->ssl);

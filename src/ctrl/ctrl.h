@@ -123,8 +123,8 @@ const char *srdma__ctrl_tls_version(const struct srdma__ctrl *c);
 /* ---- session resumption ---- */
 enum srdma__resume {
 	SRDMA__RESUME_NONE = 0, /* no ticket was offered: full handshake */
-	SRDMA__RESUME_OK,	/* resumed from a ticket (identity re-checked) */
-	SRDMA__RESUME_REFUSED,	/* a ticket was offered and not used: full */
+	SRDMA__RESUME_OK,      /* resumed from a ticket (identity re-checked) */
+	SRDMA__RESUME_REFUSED, /* a ticket was offered and not used: full */
 };
 
 /* After the handshake: how it went. */
@@ -148,7 +148,8 @@ int srdma__tls_ctx_rotate_ticket_keys(struct srdma__tls_ctx *t) SRDMA__WUR;
  * on its own afterwards). Both must be servers with resumption on.
  */
 int srdma__tls_ctx_copy_ticket_keys(struct srdma__tls_ctx *dst,
-				    const struct srdma__tls_ctx *src) SRDMA__WUR;
+				    const struct srdma__tls_ctx *src)
+	SRDMA__WUR;
 /* Client: how many sessions are cached for (peer_name, cache_key). */
 size_t srdma__tls_ctx_cached(struct srdma__tls_ctx *t, const char *peer_name,
 			     const char *cache_key);

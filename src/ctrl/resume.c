@@ -283,8 +283,8 @@ int srdma__replay_check(struct srdma__replay *r,
 	}
 	if (reuse) {
 		reuse->tag = tag;
-		reuse->expires = expires > now ? (int64_t)expires
-					       : (int64_t)now + 1;
+		reuse->expires =
+			expires > now ? (int64_t)expires : (int64_t)now + 1;
 		ret = 0;
 	}
 out_unlock:
@@ -296,7 +296,7 @@ out_unlock:
 /* Client session cache                                                    */
 
 struct centry {
-	char *key; /* NULL = free */
+	char *key;		      /* NULL = free */
 	SSL_SESSION *s[SESS_PER_KEY]; /* oldest first */
 	int n;
 	uint64_t used; /* LRU stamp */

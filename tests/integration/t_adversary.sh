@@ -124,7 +124,7 @@ H="$BUILD/half_client"
 # half NAME: a session held open between PARAMS and the fabric connect.
 half() {
 	rm -f "$T/$1.sid"
-	sleep 60 | "$H" 127.0.0.1 "$CTRL_PORT" "$T/pki" "$T/$1" --hold 60 \
+	"$H" 127.0.0.1 "$CTRL_PORT" "$T/pki" "$T/$1" --hold 60 \
 		>"$T/$1.out" 2>&1 &
 	PIDS+=($!)
 	for _ in $(seq 200); do [ -s "$T/$1.sid" ] && return 0; sleep 0.05; done
