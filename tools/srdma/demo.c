@@ -18,6 +18,7 @@
 #include "ctrl/ctrl.h"
 
 static char dir[256], other[300], logpath[300];
+static const char *host = "127.0.0.1";
 static long log_off;
 static pid_t server_pid;
 
@@ -110,7 +111,7 @@ static int annotated_session(const char *certs, uint16_t port,
 		return 1;
 	}
 	t = now_s();
-	rc = srdma_connect(ctx, "127.0.0.1", port, 10000, &c);
+	rc = srdma_connect(ctx, host, port, 10000, &c);
 	if (rc < 0) {
 		printf("  connect failed: %s\n", srdma_error_detail());
 		srdma_ctx_destroy(ctx);
@@ -121,10 +122,10 @@ static int annotated_session(const char *certs, uint16_t port,
 	srdma_conn_info(c, &ci);
 	printf("  connected in %.1f ms\n", (now_s() - t) * 1e3);
 	printf("  1) %s with mutual X.509: alice verified the server's "
-	       "certificate (CN '%s', name 127.0.0.1, signed by the demo CA)\n"
+	       "certificate (CN '%s', name %s, signed by the demo CA)\n"
 	       "     and the server verified alice's certificate against the "
 	       "same CA before saying anything else\n",
-	       ci.tls_version, ci.peer_identity);
+	       ci.tls_version, ci.peer_identity, host);
 	printf("  2) agreed over TLS: transport %s (%s), protection %s%s%s, "
 	       "max message %u B, %u in flight\n",
 	       srdma_transport_name(ci.transport), ci.provider,
@@ -226,7 +227,7 @@ static int run_client(const char *id, const char *certs, const char *port,
 	int n = 0, st;
 	pid_t pid;
 
-	snprintf(hp, sizeof(hp), "127.0.0.1:%s", port);
+	snprintf(hp, sizeof(hp), "%s:%s", host, port);
 	argv[n++] = "srdma";
 	argv[n++] = "client";
 	argv[n++] = "--connect";
@@ -260,7 +261,9 @@ int cmd_demo(int argc, char **argv)
 	enum srdma_transport tpk = SRDMA_TRANSPORT_AUTO;
 
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--transport") && i + 1 < argc) {
+		if (!strcmp(argv[i], "--host") && i + 1 < argc) {
+			host = argv[++i];
+		} else if (!strcmp(argv[i], "--transport") && i + 1 < argc) {
 			tp = argv[++i];
 			tpk = !strcmp(tp, "verbs") ? SRDMA_TRANSPORT_VERBS
 			      : !strcmp(tp, "ofi") ? SRDMA_TRANSPORT_OFI
@@ -287,6 +290,7 @@ int cmd_demo(int argc, char **argv)
 	step("1. A throwaway PKI (srdma certs)");
 	po.dir = certs;
 	po.clients = clients;
+	po.server_names = (const char *const[]){host, NULL};
 	if (srdma__pki_write(&po) < 0) {
 		printf("  %s\n", srdma_error_detail());
 		return 1;
@@ -295,6 +299,7 @@ int cmd_demo(int argc, char **argv)
 	       "host), alice/bob/carol.crt; keys 0600\n",
 	       certs);
 	po.dir = other;
+	po.server_names = NULL;
 	po.clients = (const char *const[]){"mallory", NULL};
 	if (srdma__pki_write(&po) < 0) {
 		printf("  %s\n", srdma_error_detail());
@@ -303,9 +308,11 @@ int cmd_demo(int argc, char **argv)
 	printf("  %s: a second, unrelated CA with a client 'mallory'\n", other);
 
 	step("2. The server (srdma serve)");
+	char listen[300];
+	snprintf(listen, sizeof(listen), "%s:0", host);
 	{
 		char *sargv[] = {"srdma",	"serve",     "--listen",
-				 "127.0.0.1:0", "--certs",   certs,
+				 listen,	"--certs",   certs,
 				 "--transport", (char *)tp,  "--port-file",
 				 portfile,	"--protect", "integrity",
 				 NULL};
@@ -347,7 +354,7 @@ int cmd_demo(int argc, char **argv)
 		pid_t pids[3];
 		for (int i = 0; i < 3; i++) {
 			char hp[64];
-			snprintf(hp, sizeof(hp), "127.0.0.1:%s", port);
+			snprintf(hp, sizeof(hp), "%s:%s", host, port);
 			char *cargv[] = {"srdma",	"client",
 					 "--connect",	hp,
 					 "--certs",	certs,
@@ -380,7 +387,7 @@ int cmd_demo(int argc, char **argv)
 	       "'integrity'):\n");
 	{
 		char hp[64];
-		snprintf(hp, sizeof(hp), "127.0.0.1:%s", port);
+		snprintf(hp, sizeof(hp), "%s:%s", host, port);
 		char *cargv[] = {"srdma",      "client",    "--connect",
 				 hp,	       "--certs",   certs,
 				 "--identity", "bob",	    "--transport",

@@ -88,3 +88,15 @@ if have srdma; then
 else
 	skip "verbs e2e" "srdma not in the build dir"
 fi
+if have srdma; then
+	f=$(outfile demo-verbs)
+	timeout 180 srdma demo --transport verbs --host "$VM_IP" >"$f" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ] && grep -q "every transfer verified" "$f" && grep -q "verbs (rxe0)" "$f"; then
+		ok "srdma demo --transport verbs on rxe0"
+	else
+		notok "srdma demo --transport verbs on rxe0" "exit $rc"
+		show_tail "$f" 40
+	fi
+	grep -E "random PSNs|RDMA write of|RDMA read back|echo:" "$f" | sed 's/^/#   /'
+fi
