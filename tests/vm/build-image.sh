@@ -30,7 +30,7 @@ die() {
 # the modules' own "depends=" field are inserted before their users.
 MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
 failover net_failover virtio_net udp_tunnel ip6_udp_tunnel configfs crc32_generic
-ib_core ib_cm iw_cm rdma_cm ib_uverbs rdma_ucm rdma_rxe dummy"
+ib_core ib_cm iw_cm rdma_cm ib_uverbs rdma_ucm rdma_rxe dummy veth"
 
 # Host programs copied into the image (with every library ldd lists).
 BINARIES="/usr/bin/rdma /usr/sbin/ip /usr/bin/rping /usr/bin/ibv_devices
