@@ -150,6 +150,13 @@ struct srdma_config {
 	uint32_t max_msg;     /* largest srdma_send() payload, default 64 KiB */
 	uint32_t queue_depth; /* messages in flight each way, default 16 */
 
+	/* TLS 1.3 session resumption (tickets): on unless set. Server: issue
+	 * and accept tickets; client: offer a cached one on reconnect. The
+	 * allow-list and mode policy are checked on resumed sessions too. */
+	uint8_t no_resumption;
+	uint32_t
+		ticket_rotate_s; /* server: ticket key lifetime, default 3600 */
+
 	srdma_log_fn log_fn; /* NULL = stderr */
 	void *log_arg;
 	int log_level; /* default SRDMA_LOG_WARN */
@@ -200,6 +207,7 @@ struct srdma_conn_info {
 	uint32_t local_qpn, remote_qpn; /* verbs; 0 on ofi */
 	uint32_t max_msg;
 	uint32_t queue_depth;
+	uint8_t resumed; /* the TLS session was resumed from a ticket */
 };
 
 /* ---- library ---- */
@@ -323,6 +331,52 @@ SRDMA_API int srdma_region_put(srdma_region *r, uint64_t offset,
 			       const void *buf, size_t len);
 /* Revokes the peer's access (invalidates the key) and frees the memory. */
 SRDMA_API void srdma_region_destroy(srdma_region *r);
+
+/* ---- client connection pool ---- */
+/*
+ * Up to max_conns authenticated connections to one server. Each pooled
+ * connection has its own context, so a borrowed connection may be used from
+ * any thread (one thread at a time) while others use theirs. All srdma_pool_*
+ * calls are thread-safe. A connection that failed is replaced for the next
+ * borrower (its own pending operations still get their error); connections
+ * idle longer than idle_timeout_ms are closed. Reconnects reuse the context,
+ * so TLS resumption applies where the server allows it.
+ */
+typedef struct srdma_pool srdma_pool;
+
+struct srdma_pool_config {
+	const struct srdma_config *cfg; /* client configuration (copied) */
+	const char *host;
+	uint16_t port;
+	uint32_t max_conns;	  /* default 8 */
+	uint32_t idle_timeout_ms; /* default 60000; 0 keeps the default */
+	int connect_timeout_ms;	  /* default 10000 */
+};
+
+struct srdma_pool_stats {
+	uint32_t open;	   /* connections held */
+	uint32_t borrowed; /* of which lent out */
+	uint64_t connects; /* connections made over the pool's life */
+	uint64_t replaced; /* failed connections replaced */
+	uint64_t idle_closed;
+};
+
+SRDMA_API int srdma_pool_create(const struct srdma_pool_config *pc,
+				srdma_pool **out);
+/* Closes every connection; borrowed ones must have been returned. */
+SRDMA_API void srdma_pool_destroy(srdma_pool *p);
+/*
+ * Lends a healthy connection, connecting a new one if none is idle and the
+ * pool is below max_conns, else waits up to timeout_ms for a return.
+ * SRDMA_ETIMEDOUT when none came back; a connect error (for example
+ * SRDMA_ELIMIT from a full server) is returned as is, and the pool keeps
+ * the connections it has.
+ */
+SRDMA_API int srdma_pool_borrow(srdma_pool *p, int timeout_ms,
+				srdma_conn **out);
+/* Gives a borrowed connection back; a failed one is dropped. */
+SRDMA_API void srdma_pool_return(srdma_pool *p, srdma_conn *c);
+SRDMA_API void srdma_pool_stats(srdma_pool *p, struct srdma_pool_stats *out);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +259,8 @@ static void on_tp_prepared(void *arg, int status);
 static void on_tp_established(void *arg);
 static void on_tp_closed(void *arg, int status, const char *detail);
 static void on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe);
+static int on_region_msg(struct srdma_conn *c,
+			 const struct srdma__msg_region *g);
 
 static int create_tp_conn(struct srdma_conn *c)
 {
@@ -477,6 +481,12 @@ static void on_tp_established(void *arg)
 	c->state = ST_ESTABLISHED;
 	queue(c, c->server ? SRDMA_EV_ACCEPTED : SRDMA_EV_CONNECTED, 0, c->user,
 	      "");
+	for (uint32_t i = 0; i < c->nearly && c->state == ST_ESTABLISHED; i++) {
+		int rc = on_region_msg(c, &c->early_grants[i]);
+		if (rc < 0)
+			srdma__conn_fail(c, rc, srdma_error_detail());
+	}
+	c->nearly = 0;
 }
 
 static void maybe_finish_close(struct srdma_conn *c)
@@ -1290,6 +1300,15 @@ static int handle_msg(struct srdma_conn *c, const struct srdma__msg *m)
 	case SRDMA_MSG_REGION:
 		if (c->state == ST_CLOSING)
 			return 0; /* crossed our goodbye: moot */
+		if (c->state == ST_FABRIC && !c->server) {
+			/* The server is up before our fabric event arrived:
+			 * hold the grant until we are established too. */
+			ENSURE(c->nearly < 4, SRDMA_EPROTO,
+			       "too many region grants before the connection "
+			       "was established");
+			c->early_grants[c->nearly++] = m->u.region;
+			return 0;
+		}
 		ENSURE(c->state == ST_ESTABLISHED && !c->server, SRDMA_EPROTO,
 		       "unexpected REGION grant in state %s",
 		       state_name(c->state));
@@ -1395,7 +1414,13 @@ static void tls_done(struct srdma_conn *c)
 {
 	struct srdma_ctx *ctx = c->ctx;
 
-	srdma__log(lg(c), SRDMA_LOG_DEBUG, "TLS 1.3 with %s complete", who(c));
+	srdma__log(lg(c), SRDMA_LOG_DEBUG, "TLS 1.3 with %s complete%s", who(c),
+		   srdma__ctrl_resumed(c->ctrl) ? " (resumed)" : "");
+	/* A refused ticket falls back to a full handshake: say why, once. */
+	if (srdma__ctrl_resumption(c->ctrl) == SRDMA__RESUME_REFUSED)
+		srdma__log(lg(c), SRDMA_LOG_INFO,
+			   "full TLS handshake with %s: %s", who(c),
+			   srdma__ctrl_resume_note(c->ctrl));
 	if (c->server && ctx->nclients > ctx->cfg.max_clients) {
 		char d[200];
 		c->state = ST_HELLO; /* authenticated: tell it why */
@@ -1436,10 +1461,17 @@ static void on_ctrl_fd(void *arg, uint32_t events)
 					 d);
 			return;
 		}
-		rc = srdma__ctrl_create(
-			c->ctx->tls, c->fd,
-			c->ctx->cfg.peer_name ? c->ctx->cfg.peer_name : c->host,
-			&c->ctrl);
+		{
+			/* Tickets are cached per server: resumption needs the
+			 * same name, host and port. */
+			char key[300];
+			snprintf(key, sizeof(key), "%s:%u", c->host, c->port);
+			rc = srdma__ctrl_create_client(
+				c->ctx->tls, c->fd,
+				c->ctx->cfg.peer_name ? c->ctx->cfg.peer_name
+						      : c->host,
+				key, &c->ctrl);
+		}
 		if (rc < 0) {
 			srdma__conn_fail(c, rc, srdma_error_detail());
 			return;
@@ -1761,6 +1793,9 @@ SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
 		rc = srdma__err(SRDMA_ESYS, "socket: %s", strerror(errno));
 		goto out_free;
 	}
+	/* TLS flights are several small writes: without NODELAY, Nagle and
+	 * delayed ACKs add ~40 ms to a handshake. */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
 	    errno != EINPROGRESS) {
 		int e = errno;
@@ -1897,6 +1932,7 @@ SRDMA_API int srdma_conn_info(const srdma_conn *c, struct srdma_conn_info *o)
 			 srdma__ctrl_peer_identity(c->ctrl));
 		snprintf(o->tls_version, sizeof(o->tls_version), "%s",
 			 srdma__ctrl_tls_version(c->ctrl));
+		o->resumed = srdma__ctrl_resumed(c->ctrl);
 	}
 	snprintf(o->peer_addr, sizeof(o->peer_addr), "%s", c->peer_addr);
 	snprintf(o->cipher, sizeof(o->cipher), "%s",

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,8 @@ SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out)
 	tc.key_file = ctx->s_key;
 	tc.ca_file = ctx->s_ca;
 	tc.allow = ctx->cfg.allow;
+	tc.no_resumption = cfg->no_resumption;
+	tc.ticket_rotate_s = cfg->ticket_rotate_s;
 	rc = srdma__tls_ctx_create(&tc, &ctx->tls);
 	if (rc < 0)
 		goto out_free;
@@ -388,6 +391,8 @@ static void on_listen_fd(void *arg, uint32_t events)
 					   "accept: %s", strerror(errno));
 			return;
 		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1},
+			   sizeof(int));
 		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host),
 			    NULL, 0, NI_NUMERICHOST);
 		snprintf(peer, sizeof(peer), "%s:%u", host,

@@ -176,6 +176,9 @@ struct srdma_conn {
 		uint64_t version;
 	} * acks;
 	uint32_t nacks;
+	/* client: grants that overtook our own "established" event */
+	struct srdma__msg_region early_grants[4];
+	uint32_t nearly;
 	uint64_t quota_used;
 
 	struct srdma_conn *next, *prev; /* ctx->conns */

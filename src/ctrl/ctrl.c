@@ -452,10 +452,20 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
 	struct srdma__ctrl *c = SSL_get_ex_data(ssl, ctrl_idx);
 
+	SSL_SESSION *copy;
+
 	if (!c || !c->cache_key || !c->done || c->failed || !c->t->cache)
 		return 0;
-	/* 1: the cache keeps our reference */
-	return srdma__sess_cache_put(c->t->cache, c->cache_key, sess) ? 1 : 0;
+	/*
+	 * A copy: sess stays the connection's current session, which libssl
+	 * marks not resumable if the connection is freed without a
+	 * close_notify (ssl_clear_bad_session, a TLS 1.2-era rule). The
+	 * ticket came over the authenticated channel and stays good.
+	 */
+	copy = SSL_SESSION_dup(sess);
+	if (copy && !srdma__sess_cache_put(c->t->cache, c->cache_key, copy))
+		SSL_SESSION_free(copy);
+	return 0; /* libssl keeps (and drops) its own reference */
 }
 
 /*

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "ctrl/ctrl.h"
 #include "test.h"
@@ -851,6 +852,691 @@ static void test_raw_clients(void)
 	CHECK_RC(raw_server(TLS1_3_VERSION, d, sizeof(d)), 0);
 }
 
+/* ---- TLS 1.3 session resumption ---- */
+
+static struct srdma__tls_ctx *mk_ctx_off(const char *name, bool server,
+					 bool no_resumption)
+{
+	char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
+	struct srdma__tls_config cfg = {.server = server,
+					.no_resumption = no_resumption};
+	struct srdma__tls_ctx *t = NULL;
+
+	snprintf(cert, sizeof(cert), "%s/%s.crt", dir_a, name);
+	snprintf(key, sizeof(key), "%s/%s.key", dir_a, name);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", dir_a);
+	cfg.cert_file = cert;
+	cfg.key_file = key;
+	cfg.ca_file = ca;
+	if (srdma__tls_ctx_create(&cfg, &t) < 0)
+		fprintf(stderr, "tls_ctx_create(%s): %s\n", name,
+			srdma_error_detail());
+	return t;
+}
+
+/*
+ * A handshake whose client caches tickets under key (NULL: none), and
+ * offers `force` instead of a cached ticket when given.
+ */
+static void hs_key(struct srdma__tls_ctx *ct, struct srdma__tls_ctx *st,
+		   const char *peer_name, const char *key, SSL_SESSION *force,
+		   struct side *cli, struct side *srv)
+{
+	int sv[2];
+
+	memset(cli, 0, sizeof(*cli));
+	memset(srv, 0, sizeof(*srv));
+	cli->rc = srv->rc = -1000;
+	if (!ct || !st || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return;
+	cli->fd = sv[0];
+	srv->fd = sv[1];
+	if (srdma__ctrl_create_client(ct, sv[0], peer_name, key, &cli->c) < 0 ||
+	    srdma__ctrl_create(st, sv[1], NULL, &srv->c) < 0) {
+		fprintf(stderr, "ctrl_create: %s\n", srdma_error_detail());
+		return;
+	}
+	if (force && SSL_set_session(srdma__ctrl_ssl(cli->c), force) != 1)
+		fprintf(stderr, "SSL_set_session failed\n");
+	drive(cli, srv);
+	if (getenv("TEST_VERBOSE"))
+		printf("  resume %s/%s: client %d %d \"%s\" / server %d %d "
+		       "\"%s\" [%s]\n",
+		       peer_name, key ? key : "-", cli->rc,
+		       (int)srdma__ctrl_resumption(cli->c), cli->detail,
+		       srv->rc, (int)srdma__ctrl_resumption(srv->c),
+		       srv->detail, srdma__ctrl_resume_note(srv->c));
+}
+
+/* Server to client: the NewSessionTicket precedes it, so it has arrived. */
+static bool ticket_in(struct side *cli, struct side *srv)
+{
+	return cli->c && srv->c &&
+	       pump_send(srv->c, cli->c, (const unsigned char *)"t", 1);
+}
+
+/* One cached session, taken out of the client's cache (single use). */
+static SSL_SESSION *take_ticket(struct srdma__tls_ctx *ct, const char *peer,
+				const char *key)
+{
+	struct srdma__ctrl *c = NULL;
+	SSL_SESSION *s = NULL;
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return NULL;
+	if (srdma__ctrl_create_client(ct, sv[0], peer, key, &c) == 0)
+		s = SSL_get1_session(srdma__ctrl_ssl(c));
+	srdma__ctrl_destroy(c);
+	close(sv[1]);
+	return s;
+}
+
+/* A copy of s whose ticket has one byte flipped at offset `at`. */
+static SSL_SESSION *forge(SSL_SESSION *s, size_t at)
+{
+	const unsigned char *tick = NULL, *q;
+	unsigned char *der, *p, *hit;
+	SSL_SESSION *f = NULL;
+	size_t tlen = 0;
+	int len;
+
+	SSL_SESSION_get0_ticket(s, &tick, &tlen);
+	len = i2d_SSL_SESSION(s, NULL);
+	if (!tick || tlen <= at || len <= 0)
+		return NULL;
+	der = malloc((size_t)len);
+	if (!der)
+		return NULL;
+	p = der;
+	i2d_SSL_SESSION(s, &p);
+	hit = memmem(der, (size_t)len, tick, tlen);
+	if (hit) {
+		hit[at] ^= 0x5a;
+		q = der;
+		f = d2i_SSL_SESSION(NULL, &q, len);
+	}
+	free(der);
+	return f;
+}
+
+static void test_resume_basic(void)
+{
+	struct srdma__tls_ctx *st = mk_ctx(dir_a, "server", dir_a, true, NULL);
+	struct srdma__tls_ctx *ct = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	unsigned char k1[32] = {0}, k2[32] = {0}, zero[32] = {0};
+	struct side cli, srv;
+
+	/* first contact: full handshake, one ticket cached */
+	hs_key(ct, st, "localhost", "h:1", NULL, &cli, &srv);
+	CHECK_RC(cli.rc, 0);
+	CHECK_RC(srv.rc, 0);
+	CHECK(!srdma__ctrl_resumed(cli.c) && !srdma__ctrl_resumed(srv.c));
+	CHECK(srdma__ctrl_resumption(cli.c) == SRDMA__RESUME_NONE);
+	CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_NONE);
+	CHECK(srdma__tls_ctx_cached(ct, "localhost", "h:1") == 0);
+	CHECK(ticket_in(&cli, &srv));
+	CHECK(srdma__tls_ctx_cached(ct, "localhost", "h:1") == 1);
+	side_free(&cli);
+	side_free(&srv);
+
+	/* second: resumed, and the ticket was used up */
+	hs_key(ct, st, "localhost", "h:1", NULL, &cli, &srv);
+	CHECK(srdma__tls_ctx_cached(ct, "localhost", "h:1") == 0);
+	CHECK_RC(cli.rc, 0);
+	CHECK_RC(srv.rc, 0);
+	CHECK(srdma__ctrl_resumed(cli.c) && srdma__ctrl_resumed(srv.c));
+	CHECK(srdma__ctrl_resumption(cli.c) == SRDMA__RESUME_OK);
+	CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_OK);
+	CHECK(!strcmp(srdma__ctrl_resume_note(srv.c), ""));
+	if (cli.rc == 0 && srv.rc == 0) {
+		SSL *ss = srdma__ctrl_ssl(srv.c), *cs = srdma__ctrl_ssl(cli.c);
+
+		/* identities come from the session, on both ends */
+		CHECK(!strcmp(srdma__ctrl_peer_identity(srv.c), "client"));
+		CHECK(!strcmp(srdma__ctrl_peer_identity(cli.c), "server"));
+		CHECK(SSL_get0_peer_certificate(ss) != NULL);
+		CHECK(!strncmp(srdma__ctrl_tls_version(cli.c), "TLSv1.3 ", 8));
+		/* psk_dhe_ke: the resumed handshake still did (EC)DHE */
+		CHECK(SSL_get_negotiated_group(ss) != 0);
+		CHECK(SSL_get_negotiated_group(cs) != 0);
+		CHECK((SSL_get_options(ss) & SSL_OP_ALLOW_NO_DHE_KEX) == 0);
+		CHECK((SSL_get_options(cs) & SSL_OP_ALLOW_NO_DHE_KEX) == 0);
+		CHECK(SSL_get_early_data_status(ss) != SSL_EARLY_DATA_ACCEPTED);
+		CHECK(SSL_export_keying_material(cs, k1, sizeof(k1),
+						 "srdma test", 10, NULL, 0,
+						 0) == 1);
+		CHECK(SSL_export_keying_material(ss, k2, sizeof(k2),
+						 "srdma test", 10, NULL, 0,
+						 0) == 1);
+		CHECK(!memcmp(k1, k2, sizeof(k1)));
+		CHECK(memcmp(k1, zero, sizeof(k1)) != 0);
+		CHECK(pump_send(cli.c, srv.c, (const unsigned char *)"hello",
+				5));
+		/* a fresh ticket for the next time */
+		CHECK(ticket_in(&cli, &srv));
+		CHECK(srdma__tls_ctx_cached(ct, "localhost", "h:1") == 1);
+	}
+	side_free(&cli);
+	side_free(&srv);
+
+	/* another key or another server name: nothing offered, none used */
+	hs_key(ct, st, "localhost", "h:2", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(srdma__ctrl_resumption(cli.c) == SRDMA__RESUME_NONE);
+	CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_NONE);
+	side_free(&cli);
+	side_free(&srv);
+	hs_key(ct, st, "127.0.0.1", "h:1", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_NONE);
+	CHECK(srdma__tls_ctx_cached(ct, "localhost", "h:1") == 1);
+	side_free(&cli);
+	side_free(&srv);
+	/* the old call never resumes */
+	hs(ct, st, "localhost", &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_NONE);
+	side_free(&cli);
+	side_free(&srv);
+
+	/* and the third connection resumes from the second's ticket */
+	hs_key(ct, st, "localhost", "h:1", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(srdma__ctrl_resumed(srv.c) && srdma__ctrl_resumed(cli.c));
+	side_free(&cli);
+	side_free(&srv);
+
+	srdma__tls_ctx_destroy(st);
+	srdma__tls_ctx_destroy(ct);
+}
+
+static void test_resume_off(void)
+{
+	struct srdma__tls_ctx *st = mk_ctx(dir_a, "server", dir_a, true, NULL);
+	struct srdma__tls_ctx *ct = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	struct srdma__tls_ctx *st_off = mk_ctx_off("server", true, true);
+	struct srdma__tls_ctx *ct_off = mk_ctx_off("client", false, true);
+	struct side cli, srv;
+
+	/* a server with resumption off sends no ticket */
+	hs_key(ct, st_off, "localhost", "off", NULL, &cli, &srv);
+	CHECK_RC(cli.rc, 0);
+	CHECK_RC(srv.rc, 0);
+	CHECK(ticket_in(&cli, &srv));
+	CHECK(srdma__tls_ctx_cached(ct, "localhost", "off") == 0);
+	side_free(&cli);
+	side_free(&srv);
+	hs_key(ct, st_off, "localhost", "off", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(!srdma__ctrl_resumed(srv.c) && !srdma__ctrl_resumed(cli.c));
+	side_free(&cli);
+	side_free(&srv);
+
+	/* nor does it accept one from a server with resumption on */
+	hs_key(ct, st, "localhost", "off", NULL, &cli, &srv);
+	CHECK(ticket_in(&cli, &srv));
+	CHECK(srdma__tls_ctx_cached(ct, "localhost", "off") == 1);
+	side_free(&cli);
+	side_free(&srv);
+	hs_key(ct, st_off, "localhost", "off", NULL, &cli, &srv);
+	CHECK_RC(cli.rc, 0);
+	CHECK_RC(srv.rc, 0);
+	CHECK(!srdma__ctrl_resumed(srv.c) && !srdma__ctrl_resumed(cli.c));
+	CHECK(srdma__ctrl_resumption(cli.c) == SRDMA__RESUME_REFUSED);
+	CHECK(contains(srdma__ctrl_resume_note(cli.c), "did not accept"));
+	side_free(&cli);
+	side_free(&srv);
+
+	/* a client with resumption off keeps nothing */
+	hs_key(ct_off, st, "localhost", "x", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(ticket_in(&cli, &srv));
+	CHECK(srdma__tls_ctx_cached(ct_off, "localhost", "x") == 0);
+	side_free(&cli);
+	side_free(&srv);
+	hs_key(ct_off, st, "localhost", "x", NULL, &cli, &srv);
+	CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_NONE);
+	side_free(&cli);
+	side_free(&srv);
+
+	/* hooks need a server with resumption on */
+	CHECK_RC(srdma__tls_ctx_rotate_ticket_keys(ct), SRDMA_EINVAL);
+	CHECK_RC(srdma__tls_ctx_rotate_ticket_keys(st_off), SRDMA_EINVAL);
+	CHECK_RC(srdma__tls_ctx_copy_ticket_keys(st_off, st), SRDMA_EINVAL);
+	CHECK_RC(srdma__tls_ctx_copy_ticket_keys(ct, st), SRDMA_EINVAL);
+
+	srdma__tls_ctx_destroy(st);
+	srdma__tls_ctx_destroy(ct);
+	srdma__tls_ctx_destroy(st_off);
+	srdma__tls_ctx_destroy(ct_off);
+}
+
+static void test_resume_allow(void)
+{
+	static const char *const both[] = {"client", "alice", NULL};
+	static const char *const only_alice[] = {"alice", NULL};
+	static const char *const only_client[] = {"client", NULL};
+	struct srdma__tls_ctx *st1 = mk_ctx(dir_a, "server", dir_a, true, both);
+	struct srdma__tls_ctx *st2 =
+		mk_ctx(dir_a, "server", dir_a, true, only_alice);
+	struct srdma__tls_ctx *st3 =
+		mk_ctx(dir_a, "server", dir_a, true, only_client);
+	struct srdma__tls_ctx *ct = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	struct side cli, srv;
+	char d[512];
+
+	CHECK_RC(srdma__tls_ctx_copy_ticket_keys(st2, st1), 0);
+	CHECK_RC(srdma__tls_ctx_copy_ticket_keys(st3, st1), 0);
+
+	/* a ticket issued while 'client' was allowed ... */
+	hs_key(ct, st1, "localhost", "a", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(ticket_in(&cli, &srv));
+	CHECK(srdma__tls_ctx_cached(ct, "localhost", "a") == 1);
+	side_free(&cli);
+	side_free(&srv);
+
+	/* ... opens on a server (same ticket keys) that no longer allows it:
+	 * the session resumes, and the allow-list still refuses it */
+	hs_key(ct, st2, "localhost", "a", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, SRDMA_ENOT_ALLOWED);
+	CHECK(srdma__ctrl_resumed(srv.c));
+	CHECK(contains(srv.detail,
+		       "client 'client' is not on the allow-list") &&
+	      contains(srv.detail, "(resumed session)"));
+	if (cli.rc == 0)
+		CHECK_RC(client_read_rc(&cli, d, sizeof(d)), SRDMA_ECLOSED);
+	/* and the refused client was given no new ticket */
+	CHECK(srdma__tls_ctx_cached(ct, "localhost", "a") == 0);
+	side_free(&cli);
+	side_free(&srv);
+
+	/* a refused full handshake gets no ticket either */
+	hs_key(ct, st2, "localhost", "b", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, SRDMA_ENOT_ALLOWED);
+	CHECK(!srdma__ctrl_resumed(srv.c));
+	if (cli.rc == 0)
+		CHECK_RC(client_read_rc(&cli, d, sizeof(d)), SRDMA_ECLOSED);
+	CHECK(srdma__tls_ctx_cached(ct, "localhost", "b") == 0);
+	side_free(&cli);
+	side_free(&srv);
+
+	/* shared keys, allowed there: resumed with the ticket's identity */
+	hs_key(ct, st1, "localhost", "a", NULL, &cli, &srv);
+	CHECK(ticket_in(&cli, &srv));
+	side_free(&cli);
+	side_free(&srv);
+	hs_key(ct, st3, "localhost", "a", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(srdma__ctrl_resumed(srv.c));
+	CHECK(srv.c && !strcmp(srdma__ctrl_peer_identity(srv.c), "client"));
+	side_free(&cli);
+	side_free(&srv);
+
+	srdma__tls_ctx_destroy(st1);
+	srdma__tls_ctx_destroy(st2);
+	srdma__tls_ctx_destroy(st3);
+	srdma__tls_ctx_destroy(ct);
+}
+
+static void test_resume_rotation(void)
+{
+	struct srdma__tls_ctx *st = mk_ctx(dir_a, "server", dir_a, true, NULL);
+	struct srdma__tls_ctx *other =
+		mk_ctx(dir_a, "server", dir_a, true, NULL);
+	struct srdma__tls_ctx *ct = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	struct side cli, srv;
+
+	hs_key(ct, st, "localhost", "r", NULL, &cli, &srv);
+	CHECK(ticket_in(&cli, &srv));
+	side_free(&cli);
+	side_free(&srv);
+
+	/* one rotation: the previous key still opens the ticket */
+	CHECK_RC(srdma__tls_ctx_rotate_ticket_keys(st), 0);
+	hs_key(ct, st, "localhost", "r", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(srdma__ctrl_resumed(srv.c) && srdma__ctrl_resumed(cli.c));
+	CHECK(ticket_in(&cli, &srv)); /* sealed under the new key */
+	side_free(&cli);
+	side_free(&srv);
+
+	/* two more: that key is gone, a full handshake follows */
+	CHECK_RC(srdma__tls_ctx_rotate_ticket_keys(st), 0);
+	CHECK_RC(srdma__tls_ctx_rotate_ticket_keys(st), 0);
+	hs_key(ct, st, "localhost", "r", NULL, &cli, &srv);
+	CHECK_RC(cli.rc, 0);
+	CHECK_RC(srv.rc, 0);
+	CHECK(!srdma__ctrl_resumed(srv.c) && !srdma__ctrl_resumed(cli.c));
+	CHECK(srdma__ctrl_resumption(cli.c) == SRDMA__RESUME_REFUSED);
+	CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_REFUSED);
+	CHECK(contains(srdma__ctrl_resume_note(srv.c),
+		       "a key this server does not hold"));
+	CHECK(srv.c && !strcmp(srdma__ctrl_peer_identity(srv.c), "client"));
+	CHECK(ticket_in(&cli, &srv));
+	side_free(&cli);
+	side_free(&srv);
+
+	/* a ticket from another server context: full handshake */
+	hs_key(ct, other, "localhost", "r", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_REFUSED);
+	CHECK(!srdma__ctrl_resumed(cli.c));
+	side_free(&cli);
+	side_free(&srv);
+
+	srdma__tls_ctx_destroy(st);
+	srdma__tls_ctx_destroy(other);
+	srdma__tls_ctx_destroy(ct);
+}
+
+static void test_resume_forged_expired(void)
+{
+	struct srdma__tls_ctx *st = mk_ctx(dir_a, "server", dir_a, true, NULL);
+	struct srdma__tls_ctx *ct = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	SSL_SESSION *s = NULL, *f;
+	struct side cli, srv;
+	size_t tlen = 0;
+	const unsigned char *tick = NULL;
+
+	hs_key(ct, st, "localhost", "f", NULL, &cli, &srv);
+	CHECK(ticket_in(&cli, &srv));
+	side_free(&cli);
+	side_free(&srv);
+	s = take_ticket(ct, "localhost", "f");
+	CHECK(s != NULL);
+	if (s)
+		SSL_SESSION_get0_ticket(s, &tick, &tlen);
+	CHECK(tlen > 64);
+
+	/* a byte flipped in the key name, the ciphertext, the MAC */
+	for (int i = 0; s && i < 3; i++) {
+		size_t at = i == 0 ? 3 : i == 1 ? tlen / 2 : tlen - 1;
+
+		f = forge(s, at);
+		CHECK(f != NULL);
+		if (!f)
+			continue;
+		hs_key(ct, st, "localhost", NULL, f, &cli, &srv);
+		CHECK_RC(cli.rc, 0);
+		CHECK_RC(srv.rc, 0);
+		CHECK(!srdma__ctrl_resumed(srv.c) &&
+		      !srdma__ctrl_resumed(cli.c));
+		CHECK(srdma__ctrl_resumption(cli.c) == SRDMA__RESUME_REFUSED);
+		CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_REFUSED);
+		CHECK(contains(srdma__ctrl_resume_note(srv.c), "forged"));
+		side_free(&cli);
+		side_free(&srv);
+		SSL_SESSION_free(f);
+	}
+
+	/* the server's clock says the ticket has expired */
+	srdma__tls_ctx_test_clock(st, 3 * 3600);
+	hs_key(ct, st, "localhost", NULL, s, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(!srdma__ctrl_resumed(srv.c));
+	CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_REFUSED);
+	CHECK(contains(srdma__ctrl_resume_note(srv.c), "expired"));
+	side_free(&cli);
+	side_free(&srv);
+	srdma__tls_ctx_test_clock(st, 0);
+
+	/* the untouched ticket was good */
+	hs_key(ct, st, "localhost", NULL, s, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(srdma__ctrl_resumed(srv.c) && srdma__ctrl_resumed(cli.c));
+	side_free(&cli);
+	side_free(&srv);
+	SSL_SESSION_free(s);
+
+	/* the client's clock says it has expired: OpenSSL does not send it */
+	hs_key(ct, st, "localhost", "f", NULL, &cli, &srv);
+	CHECK(ticket_in(&cli, &srv));
+	side_free(&cli);
+	side_free(&srv);
+	s = take_ticket(ct, "localhost", "f");
+	CHECK(s != NULL);
+	if (s) {
+		SSL_SESSION_set_time(s, time(NULL) - 3 * 3600);
+		hs_key(ct, st, "localhost", NULL, s, &cli, &srv);
+		CHECK_RC(srv.rc, 0);
+		CHECK(!srdma__ctrl_resumed(cli.c));
+		CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_NONE);
+		side_free(&cli);
+		side_free(&srv);
+		SSL_SESSION_free(s);
+	}
+
+	srdma__tls_ctx_destroy(st);
+	srdma__tls_ctx_destroy(ct);
+}
+
+/* A raw OpenSSL TLS 1.3 server (no client certificates). */
+static SSL_CTX *raw_server_ctx(bool stateful)
+{
+	char cert[PATH_MAX], key[PATH_MAX];
+	SSL_CTX *x = SSL_CTX_new(TLS_server_method());
+
+	path(cert, sizeof(cert), dir_a, "server.crt");
+	path(key, sizeof(key), dir_a, "server.key");
+	if (!x || !SSL_CTX_set_min_proto_version(x, TLS1_3_VERSION) ||
+	    SSL_CTX_use_certificate_file(x, cert, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(x, key, SSL_FILETYPE_PEM) != 1) {
+		SSL_CTX_free(x);
+		return NULL;
+	}
+	if (stateful)
+		SSL_CTX_set_options(x, SSL_OP_NO_TICKET);
+	return x;
+}
+
+/*
+ * Offers a copy of s: libssl on the client marks a session it used not
+ * resumable when the SSL is freed without close_notify, and here the same
+ * ticket must reach the server again, as an attacker's replay would.
+ */
+static void hs_copy(struct srdma__tls_ctx *ct, struct srdma__tls_ctx *st,
+		    SSL_SESSION *s, struct side *cli, struct side *srv)
+{
+	SSL_SESSION *d = SSL_SESSION_dup(s);
+
+	hs_key(ct, st, "localhost", NULL, d, cli, srv);
+	SSL_SESSION_free(d);
+}
+
+/* Our client against a raw server; returns SSL_session_reused there. */
+static int raw_resume(SSL_CTX *x, struct srdma__tls_ctx *ct, const char *key,
+		      SSL_SESSION *force)
+{
+	struct side cli = {0}, srv = {0};
+	int sv[2], reused = -1;
+	time_t end = time(NULL) + 3;
+
+	if (!x || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return -1;
+	cli.fd = sv[0];
+	srv.fd = sv[1];
+	srv.raw = SSL_new(x);
+	if (!srv.raw || srdma__ctrl_create_client(ct, sv[0], "localhost", key,
+						  &cli.c) < 0) {
+		side_free(&cli);
+		side_free(&srv);
+		return -1;
+	}
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	SSL_set_fd(srv.raw, sv[1]);
+	SSL_set_accept_state(srv.raw);
+	if (force) {
+		SSL_SESSION *d = SSL_SESSION_dup(force);
+
+		SSL_set_session(srdma__ctrl_ssl(cli.c), d);
+		SSL_SESSION_free(d);
+	}
+	drive(&cli, &srv);
+	if (cli.rc == 0 && srv.rc == 0)
+		reused = SSL_session_reused(srv.raw);
+	/* read until the ticket is in (the server wrote it already) */
+	while (key && reused >= 0 &&
+	       srdma__tls_ctx_cached(ct, "localhost", key) == 0 &&
+	       time(NULL) < end) {
+		char b[8];
+		struct pollfd p = {.fd = sv[0], .events = POLLIN};
+
+		if (srdma__ctrl_recv(cli.c, b, sizeof(b)) != SRDMA_EAGAIN)
+			break;
+		poll(&p, 1, 20);
+	}
+	/* clean closes: libssl drops sessions of unclean ones from its cache */
+	srdma__ctrl_shutdown(cli.c);
+	if (SSL_shutdown(srv.raw) < 0)
+		ERR_clear_error();
+	side_free(&cli);
+	side_free(&srv);
+	return reused;
+}
+
+static void test_resume_replay(void)
+{
+	struct srdma__tls_ctx *st = mk_ctx(dir_a, "server", dir_a, true, NULL);
+	struct srdma__tls_ctx *ct = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	struct side cli, srv;
+	SSL_SESSION *s;
+
+	hs_key(ct, st, "localhost", "p", NULL, &cli, &srv);
+	CHECK(ticket_in(&cli, &srv));
+	side_free(&cli);
+	side_free(&srv);
+	s = take_ticket(ct, "localhost", "p");
+	CHECK(s != NULL);
+
+	/* first use resumes; the same ticket again gets a full handshake */
+	hs_copy(ct, st, s, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(srdma__ctrl_resumed(srv.c) && srdma__ctrl_resumed(cli.c));
+	side_free(&cli);
+	side_free(&srv);
+	for (int i = 0; i < 2; i++) {
+		hs_copy(ct, st, s, &cli, &srv);
+		CHECK_RC(cli.rc, 0);
+		CHECK_RC(srv.rc, 0);
+		CHECK(!srdma__ctrl_resumed(srv.c) &&
+		      !srdma__ctrl_resumed(cli.c));
+		CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_REFUSED);
+		CHECK(contains(srdma__ctrl_resume_note(srv.c),
+			       "already used (replayed)"));
+		CHECK(srdma__ctrl_resumption(cli.c) == SRDMA__RESUME_REFUSED);
+		side_free(&cli);
+		side_free(&srv);
+	}
+	SSL_SESSION_free(s);
+
+	/*
+	 * What OpenSSL 3.0 does by itself, without our replay filter: a
+	 * stateless ticket opens any number of times; a stateful one
+	 * (SSL_OP_NO_TICKET, server cache) too, unless early data is on.
+	 */
+	for (int stateful = 0; stateful < 2; stateful++) {
+		SSL_CTX *x = raw_server_ctx(stateful);
+		int first, again, third;
+
+		CHECK(raw_resume(x, ct, "raw", NULL) == 0);
+		s = take_ticket(ct, "localhost", "raw");
+		CHECK(s != NULL);
+		first = raw_resume(x, ct, NULL, s);
+		again = raw_resume(x, ct, NULL, s);
+		third = raw_resume(x, ct, NULL, s);
+		printf("  OpenSSL %s alone, one %s ticket used 3 times: "
+		       "resumed %d, %d, %d\n",
+		       OpenSSL_version(OPENSSL_VERSION),
+		       stateful ? "stateful" : "stateless", first, again,
+		       third);
+		CHECK(first == 1);
+		CHECK(again == 1 && third == 1);
+		SSL_SESSION_free(s);
+		SSL_CTX_free(x);
+	}
+
+	srdma__tls_ctx_destroy(st);
+	srdma__tls_ctx_destroy(ct);
+}
+
+static double elapsed_us(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) * 1e6 +
+	       (double)(b->tv_nsec - a->tv_nsec) / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Handshake CPU time (both ends, one process), full versus resumed. */
+static void test_resume_timing(void)
+{
+	enum { N = 200 };
+	struct srdma__tls_ctx *st = mk_ctx(dir_a, "server", dir_a, true, NULL);
+	struct srdma__tls_ctx *ct = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	static double full_cpu[N], full_wall[N], res_cpu[N], res_wall[N];
+	int n_resumed = 0, n_ok = 0;
+	double fc, fw, rc, rw;
+	struct side cli, srv;
+
+	for (int round = 0; round < 2; round++) {
+		bool resume = round == 1;
+
+		if (resume) { /* the first ticket */
+			hs_key(ct, st, "localhost", "t", NULL, &cli, &srv);
+			CHECK(ticket_in(&cli, &srv));
+			side_free(&cli);
+			side_free(&srv);
+		}
+		for (int i = 0; i < N; i++) {
+			struct timespec c0, c1, w0, w1;
+
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+			clock_gettime(CLOCK_MONOTONIC, &w0);
+			hs_key(ct, st, "localhost", resume ? "t" : NULL, NULL,
+			       &cli, &srv);
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+			clock_gettime(CLOCK_MONOTONIC, &w1);
+			(resume ? res_cpu : full_cpu)[i] = elapsed_us(&c0, &c1);
+			(resume ? res_wall : full_wall)[i] =
+				elapsed_us(&w0, &w1);
+			n_ok += cli.rc == 0 && srv.rc == 0;
+			n_resumed += srdma__ctrl_resumed(srv.c);
+			/* the next ticket, outside the measurement */
+			if (resume && !ticket_in(&cli, &srv))
+				CHECK(!"ticket after a resumed handshake");
+			side_free(&cli);
+			side_free(&srv);
+		}
+	}
+	CHECK(n_ok == 2 * N);
+	CHECK(n_resumed == N);
+	fc = median(full_cpu, N);
+	fw = median(full_wall, N);
+	rc = median(res_cpu, N);
+	rw = median(res_wall, N);
+	printf("  handshake, both ends in one process, median of %d: full "
+	       "%.0f us CPU (%.0f us wall), resumed %.0f us CPU (%.0f us "
+	       "wall): %.2fx less CPU\n",
+	       N, fc, fw, rc, rw, rc > 0 ? fc / rc : 0.0);
+	CHECK(rc < fc);
+
+	srdma__tls_ctx_destroy(st);
+	srdma__tls_ctx_destroy(ct);
+}
+
 static bool mk_dirs(void)
 {
 	const char *root = getenv("SRDMA_TEST_TMP");
@@ -881,6 +1567,13 @@ int main(void)
 	test_allow();
 	test_not_tls();
 	test_raw_clients();
+	test_resume_basic();
+	test_resume_off();
+	test_resume_allow();
+	test_resume_rotation();
+	test_resume_forged_expired();
+	test_resume_replay();
+	test_resume_timing();
 	nftw(base, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	TEST_DONE();
 }

@@ -31,6 +31,10 @@ static void usage(FILE *f)
 		"  --count N              operations per kind (default 10)\n"
 		"  --timeout MS           per operation and for connecting "
 		"(default 10000)\n"
+		"  --reconnect N          then N verified reconnects (TLS "
+		"resumption)\n"
+		"                         and N borrows from a pool of 2 "
+		"connections\n"
 		"  --quiet                only the summary line\n"
 		"%s",
 		DEFAULT_PORT, common_help());
@@ -187,6 +191,98 @@ static int run_read(srdma_conn *c, uint32_t region, uint64_t rlen,
 	return rc;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * --reconnect N: N sequential connects on one context (the first is a full
+ * TLS handshake, later ones resume from tickets where the server allows),
+ * each verified with an echo; then N borrows from a pool of 2 connections.
+ */
+static int run_reconnect(srdma_ctx *ctx, struct common_opts *o, uint64_t n,
+			 int tmo)
+{
+	double *full = calloc(n + 1, sizeof(double));
+	double *res = calloc(n + 1, sizeof(double));
+	struct srdma_pool_config pc = {0};
+	struct srdma_pool_stats st;
+	srdma_pool *pool = NULL;
+	uint64_t nf = 0, nr = 0;
+	int rc = 0;
+
+	if (!full || !res) {
+		free(full);
+		free(res);
+		return 1;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		struct srdma_conn_info ci;
+		struct figures fig = {0};
+		srdma_conn *c;
+		double t = now_s();
+		int r = srdma_connect(ctx, o->host, o->port, tmo, &c);
+		if (r < 0) {
+			rc = fail("reconnect", i, r);
+			break;
+		}
+		t = (now_s() - t) * 1e3;
+		srdma_conn_info(c, &ci);
+		if (ci.resumed)
+			res[nr++] = t;
+		else
+			full[nf++] = t;
+		r = run_echo(c, 64, 1, tmo, &fig);
+		srdma_conn_destroy(c);
+		if (r) {
+			rc = 1;
+			break;
+		}
+	}
+	qsort(full, nf, sizeof(double), cmp_double);
+	qsort(res, nr, sizeof(double), cmp_double);
+	if (!rc)
+		printf("reconnect: %llu connections verified, %llu full TLS "
+		       "handshakes (median %.2f ms), %llu resumed (median %.2f "
+		       "ms)\n",
+		       (unsigned long long)n, (unsigned long long)nf,
+		       nf ? full[nf / 2] : 0.0, (unsigned long long)nr,
+		       nr ? res[nr / 2] : 0.0);
+	free(full);
+	free(res);
+	if (rc)
+		return rc;
+
+	pc.cfg = &o->cfg;
+	pc.host = o->host;
+	pc.port = o->port;
+	pc.max_conns = 2;
+	pc.connect_timeout_ms = tmo;
+	if (srdma_pool_create(&pc, &pool) < 0)
+		return fail("pool", 0, SRDMA_ENOMEM);
+	for (uint64_t i = 0; i < n && !rc; i++) {
+		struct figures fig = {0};
+		srdma_conn *c;
+		int r = srdma_pool_borrow(pool, tmo, &c);
+		if (r < 0) {
+			rc = fail("pool borrow", i, r);
+			break;
+		}
+		rc = run_echo(c, 64, 1, tmo, &fig);
+		srdma_pool_return(pool, c);
+	}
+	srdma_pool_stats(pool, &st);
+	if (!rc)
+		printf("pool: %llu borrows verified over %llu connection%s "
+		       "(%u open)\n",
+		       (unsigned long long)n, (unsigned long long)st.connects,
+		       st.connects == 1 ? "" : "s", st.open);
+	srdma_pool_destroy(pool);
+	return rc;
+}
+
 static int wait_grant(srdma_conn *c, uint32_t id, uint64_t *len, int tmo)
 {
 	return srdma_conn_wait_region(c, id, tmo, len) < 0 ? -1 : 0;
@@ -197,7 +293,7 @@ int cmd_client(int argc, char **argv)
 	struct common_opts o;
 	struct srdma_conn_info info;
 	struct figures fig = {0};
-	uint64_t size = 4096, count = 10, v;
+	uint64_t size = 4096, count = 10, v, reconnect = 0;
 	int ops = OP_ECHO | OP_WRITE | OP_READ, tmo = 10000, quiet = 0, rc;
 	srdma_ctx *ctx = NULL;
 	srdma_conn *c = NULL;
@@ -255,6 +351,10 @@ int cmd_client(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc &&
 			   parse_size(argv[i + 1], &v) == 0 && v > 0) {
 			tmo = (int)v;
+			i++;
+		} else if (!strcmp(argv[i], "--reconnect") && i + 1 < argc &&
+			   parse_size(argv[i + 1], &v) == 0 && v > 0) {
+			reconnect = v;
 			i++;
 		} else if (!strcmp(argv[i], "--quiet") ||
 			   !strcmp(argv[i], "-q")) {
@@ -358,6 +458,8 @@ int cmd_client(int argc, char **argv)
 	}
 out:
 	srdma_conn_destroy(c);
+	if (!rc && reconnect)
+		rc = run_reconnect(ctx, &o, reconnect, tmo);
 	srdma_ctx_destroy(ctx);
 	return rc ? 1 : 0;
 }

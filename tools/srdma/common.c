@@ -41,6 +41,8 @@ const char *common_help(void)
 	       "  --queue-depth N      messages in flight each way (default "
 	       "16)\n"
 	       "  --handshake-timeout MS   set-up deadline (default 10000)\n"
+	       "  --no-resumption      no TLS session tickets (server: issue "
+	       "none)\n"
 	       "  -v, --verbose        log more (repeat for debug)\n";
 }
 
@@ -225,6 +227,8 @@ int common_parse(struct common_opts *o, const char *cmd, int argc, char **argv,
 			return -1;
 		}
 		o->cfg.handshake_timeout_ms = (uint32_t)v;
+	} else if (!strcmp(a, "--no-resumption")) {
+		o->cfg.no_resumption = 1;
 	} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose") ||
 		   !strcmp(a, "-vv")) {
 		o->verbose += a[2] == 'v' ? 2 : 1;
