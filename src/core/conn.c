@@ -73,6 +73,14 @@ static const char *who(const struct srdma_conn *c)
 	return buf;
 }
 
+/* Debug log of set-up phases with their time since the start. */
+static void phase(const struct srdma_conn *c, const char *what)
+{
+	srdma__log(lg(c), SRDMA_LOG_DEBUG, "set-up with %s: %s at %.2f ms",
+		   c->peer_addr, what,
+		   (double)(srdma__now_ns() - c->t_start_ns) / 1e6);
+}
+
 /* ---- tamper hook (test builds only) ---- */
 
 #ifdef SRDMA_TAMPER
@@ -409,6 +417,7 @@ static void client_prepared(struct srdma_conn *c)
 	struct srdma__msg m = {0};
 	int rc;
 
+	phase(c, "fabric prepared");
 	if (c->state != ST_PREPARE)
 		return;
 	rc = setup_rings(c);
@@ -469,6 +478,7 @@ static void on_tp_established(void *arg)
 	c->deadline_ms = 0;
 	leave_handshake(c);
 	c->app_owned = true;
+	phase(c, "established");
 	srdma__log(
 		lg(c), SRDMA_LOG_INFO, "connection %s established: %s, %s%s%s",
 		who(c), srdma_transport_name(c->ctx->tp->kind),
@@ -1115,6 +1125,7 @@ static int client_on_hello(struct srdma_conn *c,
 	ENSURE((c->protect == SRDMA_PROTECT_NONE) ==
 		       (c->cipher == SRDMA_CIPHER_NONE),
 	       SRDMA_EPROTO, "server HELLO chose an inconsistent cipher");
+	phase(c, "server HELLO");
 	c->max_msg = h->max_msg;
 	c->depth = h->queue_depth;
 	c->fabric_port = h->fabric_port;
@@ -1171,6 +1182,7 @@ static int client_on_params(struct srdma_conn *c,
 
 	ENSURE(p->session_id != 0, SRDMA_EPROTO,
 	       "server PARAMS lack a session id");
+	phase(c, "server PARAMS");
 	c->session_id = p->session_id;
 	c->remote_psn = p->psn & 0xffffff;
 	ops->set_psn(c->tc, c->local_psn, c->remote_psn);
@@ -1414,6 +1426,7 @@ static void tls_done(struct srdma_conn *c)
 {
 	struct srdma_ctx *ctx = c->ctx;
 
+	phase(c, "TLS done");
 	srdma__log(lg(c), SRDMA_LOG_DEBUG, "TLS 1.3 with %s complete%s", who(c),
 		   srdma__ctrl_resumed(c->ctrl) ? " (resumed)" : "");
 	/* A refused ticket falls back to a full handshake: say why, once. */
@@ -1575,6 +1588,7 @@ int srdma__conn_new_server(struct srdma_listener *l, int fd, const char *peer)
 	c->max_msg = ctx->cfg.max_msg;
 	c->depth = ctx->cfg.queue_depth;
 	c->deadline_ms = srdma__now_ms() + ctx->cfg.handshake_timeout_ms;
+	c->t_start_ns = srdma__now_ns();
 	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", peer);
 	rc = srdma__random(&c->local_psn, sizeof(c->local_psn));
 	c->local_psn &= 0xffffff;
@@ -1783,6 +1797,7 @@ SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
 	c->depth = ctx->cfg.queue_depth;
 	c->port = port;
 	c->deadline_ms = srdma__now_ms() + ctx->cfg.handshake_timeout_ms;
+	c->t_start_ns = srdma__now_ns();
 	snprintf(c->host, sizeof(c->host), "%s", host);
 	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s:%u", host, port);
 	rc = srdma__random(&c->local_psn, sizeof(c->local_psn));

@@ -121,6 +121,7 @@ struct srdma_conn {
 	void *user;
 	uint64_t deadline_ms; /* handshake deadline; 0 once established */
 	uint64_t close_deadline_ms;
+	uint64_t t_start_ns; /* set-up start, for the phase log */
 	int fail_code;
 	char fail_detail[256];
 
