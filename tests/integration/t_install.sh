@@ -1,0 +1,34 @@
+#!/bin/bash
+# The installed library as a user gets it: `cmake --install`, pkg-config,
+# a program built against the shared library, and only the public API
+# exported (-fvisibility=hidden).
+. "$(dirname "$0")/lib.sh"
+P="$T/prefix"
+check "cmake --install" bash -c "cmake --install '$BUILD' --prefix '$P' >/dev/null"
+check "header installed" test -f "$P/include/srdma.h"
+PCDIR=$(dirname "$(find "$P" -name srdma.pc | head -1)")
+check "srdma.pc installed" test -f "$PCDIR/srdma.pc"
+export PKG_CONFIG_PATH="$PCDIR"
+cat >"$T/hello.c" <<'C'
+#include <stdio.h>
+#include <srdma.h>
+int main(void)
+{
+	struct srdma_config cfg;
+	srdma_ctx *ctx;
+	srdma_config_init(&cfg, SRDMA_ROLE_CLIENT);
+	int rc = srdma_ctx_create(&cfg, &ctx); /* no certificates: must fail */
+	printf("%s %d %s\n", srdma_version(), rc, srdma_error_detail());
+	return rc == SRDMA_ECONFIG ? 0 : 1;
+}
+C
+check "a program builds with pkg-config" bash -c \
+	"cc -std=c11 -Wall -Werror \$(pkg-config --cflags srdma) '$T/hello.c' -o '$T/hello' \$(pkg-config --libs srdma)"
+LIBDIR=$(pkg-config --variable=libdir srdma)
+check "and runs against the shared library" env LD_LIBRARY_PATH="$LIBDIR" "$T/hello"
+check "shared library installed" test -f "$LIBDIR/libsrdma.so"
+check "shared library exports only srdma_* symbols" bash -c \
+	"test -f '$LIBDIR/libsrdma.so' && ! nm -D --defined-only '$LIBDIR/libsrdma.so' | awk '\$2 ~ /[TDB]/ {print \$3}' | grep -v '^srdma_' | grep -v '^_'"
+check "internal srdma__ symbols are hidden" bash -c \
+	"test -f '$LIBDIR/libsrdma.so' && ! nm -D --defined-only '$LIBDIR/libsrdma.so' | grep -q ' srdma__'"
+finish
