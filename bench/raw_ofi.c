@@ -9,8 +9,9 @@
  *           (--iters N | --duration S) [--mode bw|lat] [--json]
  *           [--delivery-complete] [--provider P]
  *
- * Both sides busy-poll their completion queue (libfabric tcp progress is
- * manual: the target only moves when it reads its CQ). The server serves
+ * Both sides wait on their completion queue with fi_cq_sread (--busy:
+ * spin on fi_cq_read); libfabric tcp progress is manual: the target only
+ * moves when it reads its CQ. The server serves
  * one client at a time, forever. Session set-up over the endpoint itself:
  * the client sends a config message, the server registers its buffer and
  * answers with address/key; write/read end with a DONE message. send bw is
@@ -33,6 +34,9 @@
 #include <rdma/fi_rma.h>
 
 #define API FI_VERSION(1, 9)
+
+/* --busy: spin on fi_cq_read; default: sleep in fi_cq_sread like srdma */
+static int g_busy;
 
 enum { OP_WRITE = 1, OP_READ, OP_SEND };
 enum { CFG_MAGIC = 0x52415731, MAX_WINDOW = 256, CTRL_LEN = 64 };
@@ -110,7 +114,8 @@ static void open_ep(struct ep *e)
 {
 	struct fi_cq_attr ca = {.size = 1024,
 				.format = FI_CQ_FORMAT_DATA,
-				.wait_obj = FI_WAIT_NONE};
+				.wait_obj =
+					g_busy ? FI_WAIT_NONE : FI_WAIT_UNSPEC};
 	int rc;
 
 	if ((rc = fi_endpoint(e->domain, e->info, &e->ep, NULL)))
@@ -164,7 +169,8 @@ static void *cq_one(struct ep *e, size_t *len)
 	ssize_t n;
 
 	for (;;) {
-		n = fi_cq_read(e->cq, &c, 1);
+		n = g_busy ? fi_cq_read(e->cq, &c, 1)
+			   : fi_cq_sread(e->cq, &c, 1, NULL, 10000);
 		if (n == 1) {
 			if (len)
 				*len = c.len;
@@ -178,7 +184,8 @@ static void *cq_one(struct ep *e, size_t *len)
 			exit(1);
 		}
 		if (n != -FI_EAGAIN)
-			die("fi_cq_read", (int)n);
+			die(g_busy ? "fi_cq_read" : "fi_cq_sread (10 s)",
+			    (int)n);
 	}
 }
 
@@ -496,6 +503,7 @@ static int client(const char *host, const char *port, const char *prov,
 			}
 		}
 		secs = now_s() - t0;
+		post_ctrl_recv(e);
 		send_ctrl(e, "DONE", 4);
 		while (CTX_KIND(cq_one(e, NULL)) != K_CTRL_RX)
 			;
@@ -531,7 +539,10 @@ static int client(const char *host, const char *port, const char *prov,
 			}
 		}
 		secs = now_s() - t0;
-		send_ctrl(e, e->buf, sl - 1); /* DONE: a length != size */
+		post_ctrl_recv(e);
+		/* DONE: a length other than size, into a data slot */
+		POST(fi_send(e->ep, e->buf, sl - 1, fi_mr_desc(e->mr), 0,
+			     CTX(K_DATA_TX, 1)));
 		while (CTX_KIND(cq_one(e, NULL)) != K_CTRL_RX)
 			;
 	} else {
@@ -664,7 +675,9 @@ static void usage(void)
 		"--window W\n"
 		"               (--iters N | --duration S) [--mode bw|lat] "
 		"[--json]\n"
-		"               [--delivery-complete] [--provider P]\n");
+		"               [--delivery-complete] [--provider P] "
+		"[--busy]\n"
+		"  --busy: spin on the CQ (default: sleep in fi_cq_sread)\n");
 	exit(2);
 }
 
@@ -685,6 +698,10 @@ int main(int argc, char **argv)
 		uint64_t n;
 		if (!strcmp(a, "--json")) {
 			o.json = 1;
+			continue;
+		}
+		if (!strcmp(a, "--busy")) {
+			g_busy = 1;
 			continue;
 		}
 		if (!strcmp(a, "--delivery-complete")) {

@@ -260,6 +260,12 @@ SRDMA_API void srdma_conn_set_user(srdma_conn *c, void *user);
 SRDMA_API void *srdma_conn_user(const srdma_conn *c);
 /* Starts an orderly close (goodbye, drain); SRDMA_EV_CLOSED follows. */
 SRDMA_API int srdma_conn_close(srdma_conn *c);
+/*
+ * Fails the connection at once with code (a negative SRDMA_E*) and tells an
+ * authenticated peer why in one sentence; SRDMA_EV_CLOSED follows. For a
+ * server that must refuse a client after accepting it (quota, policy).
+ */
+SRDMA_API int srdma_conn_abort(srdma_conn *c, int code, const char *why);
 /* Frees the connection; closes it first (bounded wait) if still open.
  * Pending operations complete with SRDMA_ECLOSED before it returns. */
 SRDMA_API void srdma_conn_destroy(srdma_conn *c);

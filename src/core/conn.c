@@ -73,6 +73,25 @@ static const char *who(const struct srdma_conn *c)
 	return buf;
 }
 
+/*
+ * A control connection whose peer vanished (link down, host gone) must fail
+ * in bounded time even when nothing is being sent: TCP keepalive probes an
+ * idle socket, TCP_USER_TIMEOUT bounds unacknowledged data.
+ */
+void srdma__tune_ctrl_socket(int fd)
+{
+	int one = 1, idle = 10, intvl = 5, cnt = 3;
+	unsigned int user_timeout_ms = 30000;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
+		   sizeof(user_timeout_ms));
+}
+
 /* Debug log of set-up phases with their time since the start. */
 static void phase(const struct srdma_conn *c, const char *what)
 {
@@ -190,6 +209,30 @@ static void finish_close(struct srdma_conn *c)
 	c->fail_code = 0;
 	queue(c, SRDMA_EV_CLOSED, 0, NULL, "closed by goodbye");
 	c->state = ST_CLOSED;
+}
+
+static void read_ctrl(struct srdma_conn *c);
+
+/*
+ * The fabric broke under an established connection. When the peer failed
+ * the connection on purpose (quota, tampering, policy) its reason travels on
+ * TLS and may arrive a moment after the fabric drops: prefer it, and wait up
+ * to FABRIC_REASON_WAIT_MS for it before reporting the fabric error.
+ */
+enum { FABRIC_REASON_WAIT_MS = 300 };
+static void fabric_failed(struct srdma_conn *c, int code, const char *detail)
+{
+	if (c->state >= ST_CLOSED || c->fabric_fail_code)
+		return;
+	if (c->state != ST_ESTABLISHED || !c->ctrl) {
+		srdma__conn_fail(c, code, detail);
+		return;
+	}
+	c->fabric_fail_code = code ? code : SRDMA_ECLOSED;
+	snprintf(c->fabric_fail_detail, sizeof(c->fabric_fail_detail), "%s",
+		 detail);
+	c->fabric_fail_deadline_ms = srdma__now_ms() + FABRIC_REASON_WAIT_MS;
+	read_ctrl(c); /* the reason may be here already */
 }
 
 /* ---- control channel I/O ---- */
@@ -535,7 +578,7 @@ static void on_tp_closed(void *arg, int status, const char *detail)
 			 who(c),
 			 detail && *detail ? detail : srdma_strerror(status));
 	}
-	srdma__conn_fail(c, status ? status : SRDMA_ECLOSED, d);
+	fabric_failed(c, status ? status : SRDMA_ECLOSED, d);
 }
 
 /* ---- message channel ---- */
@@ -1001,7 +1044,7 @@ static void handle_chunk(struct srdma_conn *c, uint32_t ci, int status)
 		snprintf(d, sizeof(d), "RDMA %s on region %u of %s failed: %s",
 			 op->kind == OP_WRITE ? "write" : "read", op->region,
 			 who(c), srdma_strerror(status));
-		srdma__conn_fail(c, status, d);
+		fabric_failed(c, status, d);
 		return;
 	}
 	if (op->kind == OP_READ) {
@@ -1034,8 +1077,9 @@ static void on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 		if (cqe->status < 0) {
 			c->recv_posted--;
 			if (c->state == ST_ESTABLISHED)
-				srdma__conn_fail(c, cqe->status,
-						 "a receive failed");
+				fabric_failed(c, cqe->status,
+					      "the fabric connection failed (a "
+					      "receive was cancelled)");
 			return;
 		}
 		if (idx < c->depth)
@@ -1046,8 +1090,9 @@ static void on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 			c->send_free[c->nsend_free++] = idx;
 		if (cqe->status < 0) {
 			if (c->state == ST_ESTABLISHED)
-				srdma__conn_fail(c, cqe->status,
-						 "a send failed");
+				fabric_failed(c, cqe->status,
+					      "the fabric connection failed (a "
+					      "send did not complete)");
 			return;
 		}
 		progress_ops(c);
@@ -1719,6 +1764,10 @@ void srdma__conn_check_timeouts(struct srdma_ctx *ctx, uint64_t now)
 				 c->peer_addr, ctx->cfg.handshake_timeout_ms,
 				 state_name(c->state));
 			srdma__conn_fail(c, SRDMA_ETIMEDOUT, d);
+		} else if (c->fabric_fail_code && c->state < ST_CLOSED &&
+			   now >= c->fabric_fail_deadline_ms) {
+			srdma__conn_fail(c, c->fabric_fail_code,
+					 c->fabric_fail_detail);
 		} else if (c->state == ST_CLOSING &&
 			   now >= c->close_deadline_ms) {
 			if (c->goodbye_rcvd)
@@ -1746,6 +1795,8 @@ int srdma__conn_next_deadline(struct srdma_ctx *ctx, uint64_t now)
 		uint64_t d = 0;
 		if (c->state < ST_ESTABLISHED && c->deadline_ms)
 			d = c->deadline_ms;
+		else if (c->fabric_fail_code && c->state < ST_CLOSED)
+			d = c->fabric_fail_deadline_ms;
 		else if (c->state == ST_CLOSING)
 			d = c->close_deadline_ms;
 		else if (c->state >= ST_CLOSED &&
@@ -1810,7 +1861,7 @@ SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
 	}
 	/* TLS flights are several small writes: without NODELAY, Nagle and
 	 * delayed ACKs add ~40 ms to a handshake. */
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+	srdma__tune_ctrl_socket(c->fd);
 	if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
 	    errno != EINPROGRESS) {
 		int e = errno;
@@ -1995,6 +2046,15 @@ SRDMA_API int srdma_conn_close(srdma_conn *c)
 	GUARD(ctrl_send_msg(c, &m));
 	c->goodbye_sent = true;
 	/* The fabric goes down once the peer answers the goodbye. */
+	return 0;
+}
+
+SRDMA_API int srdma_conn_abort(srdma_conn *c, int code, const char *why)
+{
+	ENSURE(c, SRDMA_EINVAL, "srdma_conn_abort: NULL");
+	ENSURE(code < 0 && code >= SRDMA_ERROR_MIN, SRDMA_EINVAL,
+	       "srdma_conn_abort: %d is not an SRDMA_E* code", code);
+	srdma__conn_fail(c, code, why && *why ? why : srdma_strerror(code));
 	return 0;
 }
 

@@ -391,8 +391,7 @@ static void on_listen_fd(void *arg, uint32_t events)
 					   "accept: %s", strerror(errno));
 			return;
 		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1},
-			   sizeof(int));
+		srdma__tune_ctrl_socket(fd);
 		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host),
 			    NULL, 0, NI_NUMERICHOST);
 		snprintf(peer, sizeof(peer), "%s:%u", host,

@@ -124,6 +124,11 @@ struct srdma_conn {
 	uint64_t t_start_ns; /* set-up start, for the phase log */
 	int fail_code;
 	char fail_detail[256];
+	/* The fabric failed first: wait briefly for the peer's reason on TLS.
+	 */
+	int fabric_fail_code;
+	char fabric_fail_detail[256];
+	uint64_t fabric_fail_deadline_ms;
 
 	/* control channel */
 	int fd;
@@ -231,5 +236,6 @@ int srdma__conn_new_server(struct srdma_listener *l, int fd,
 void srdma__conn_free(struct srdma_conn *c);
 void srdma__on_connreq(void *arg, struct srdma__tp_connreq *req);
 void srdma__repost_slot(struct srdma_conn *c, int slot);
+void srdma__tune_ctrl_socket(int fd);
 
 #endif

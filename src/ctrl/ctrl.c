@@ -1276,7 +1276,12 @@ static int tls_failure(struct srdma__ctrl *c, int ssl_err, int sys_errno)
 				  "TLS handshake (%s)",
 				  c->server ? "client" : "server",
 				  c->got_data ? "after a partial TLS record"
-					      : "before sending anything");
+				  : c->server
+					  ? "before sending anything"
+					  : "before sending anything: it may "
+					    "be at its handshake limit "
+					    "(--max-handshakes) or "
+					    "overloaded; try again later");
 	}
 	if (ssl_err == SSL_ERROR_ZERO_RETURN)
 		return srdma__err(SRDMA_ECLOSED, "the %s closed the connection",

@@ -285,7 +285,8 @@ static int run_reconnect(srdma_ctx *ctx, struct common_opts *o, uint64_t n,
 
 static int wait_grant(srdma_conn *c, uint32_t id, uint64_t *len, int tmo)
 {
-	return srdma_conn_wait_region(c, id, tmo, len) < 0 ? -1 : 0;
+	int rc = srdma_conn_wait_region(c, id, tmo, len);
+	return rc < 0 ? rc : 0;
 }
 
 int cmd_client(int argc, char **argv)
@@ -415,15 +416,17 @@ int cmd_client(int argc, char **argv)
 		rc = run_echo(c, size, count, tmo, &fig);
 	if (!rc && (ops & OP_WRITE)) {
 		uint64_t rlen;
-		if (wait_grant(c, 1, &rlen, tmo) < 0)
-			rc = fail("waiting for region 1", 0, SRDMA_ETIMEDOUT);
+		int wr = wait_grant(c, 1, &rlen, tmo);
+		if (wr < 0)
+			rc = fail("waiting for region 1", 0, wr);
 		else
 			rc = run_write(c, 1, rlen, size, count, tmo, &fig);
 	}
 	if (!rc && (ops & OP_READ)) {
 		uint64_t rlen;
-		if (wait_grant(c, 2, &rlen, tmo) < 0)
-			rc = fail("waiting for region 2", 0, SRDMA_ETIMEDOUT);
+		int wr = wait_grant(c, 2, &rlen, tmo);
+		if (wr < 0)
+			rc = fail("waiting for region 2", 0, wr);
 		else
 			rc = run_read(c, 2, rlen, size, count, tmo, &fig);
 	}

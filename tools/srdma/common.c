@@ -13,6 +13,9 @@ void common_init(struct common_opts *o, enum srdma_role role)
 	memset(o, 0, sizeof(*o));
 	srdma_config_init(&o->cfg, role);
 	o->cfg.log_fn = tool_log;
+	/* The tool prints its own one-line outcome; library warnings would
+	 * repeat it. -v brings them back. */
+	o->cfg.log_level = SRDMA_LOG_ERROR;
 	o->cfg.log_arg = o;
 	snprintf(o->host, sizeof(o->host), "%s",
 		 role == SRDMA_ROLE_SERVER ? "0.0.0.0" : "localhost");
@@ -232,7 +235,7 @@ int common_parse(struct common_opts *o, const char *cmd, int argc, char **argv,
 	} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose") ||
 		   !strcmp(a, "-vv")) {
 		o->verbose += a[2] == 'v' ? 2 : 1;
-		o->cfg.log_level = SRDMA_LOG_WARN + o->verbose;
+		o->cfg.log_level = SRDMA_LOG_ERROR + o->verbose;
 	} else {
 		return 0;
 	}

@@ -26,6 +26,7 @@ struct client {
 	srdma_conn *conn;
 	srdma_region *rw, *ro;
 	struct pending *echo_head, *echo_tail;
+	size_t echo_bytes; /* waiting for send window space */
 	struct srdma_conn_info info;
 	uint64_t msgs, peer_writes;
 	struct client *next, *prev;
@@ -106,6 +107,7 @@ static void flush_echo(struct client *cl)
 		cl->echo_head = p->next;
 		if (!cl->echo_head)
 			cl->echo_tail = NULL;
+		cl->echo_bytes -= p->len;
 		free(p);
 		if (rc < 0)
 			return;
@@ -276,6 +278,10 @@ int cmd_serve(int argc, char **argv)
 					    cl->info.peer_addr,
 					    cl->info.peer_identity,
 					    srdma_error_detail());
+					/* Tell the client why before dropping
+					 * it. */
+					srdma_conn_abort(e->conn, rc,
+							 srdma_error_detail());
 					dead[ndead++] = e->conn;
 					free_client(cl);
 					nrej++;
@@ -310,6 +316,7 @@ int cmd_serve(int argc, char **argv)
 					p->next = NULL;
 					p->len = e->len;
 					memcpy(p->data, e->data, e->len);
+					cl->echo_bytes += e->len;
 					if (cl->echo_tail)
 						cl->echo_tail->next = p;
 					else
@@ -317,6 +324,23 @@ int cmd_serve(int argc, char **argv)
 					cl->echo_tail = p;
 				}
 				flush_echo(cl);
+				/* A client that sends but never reads its
+				 * echoes must not make us buffer without bound.
+				 */
+				if (cl->echo_bytes >
+				    4ull * cl->info.queue_depth *
+					    cl->info.max_msg) {
+					LOG("reject %s id=%s: it stopped "
+					    "reading its "
+					    "echoes (%zu bytes waiting)",
+					    cl->info.peer_addr,
+					    cl->info.peer_identity,
+					    cl->echo_bytes);
+					srdma_conn_abort(
+						cl->conn, SRDMA_ELIMIT,
+						"the client stopped reading "
+						"its echoes");
+				}
 				break;
 			case SRDMA_EV_PEER_WRITE:
 				if (cl)
@@ -395,6 +419,7 @@ static void sink_ack(struct client *cl, uint8_t kind)
 	p->data[15] = kind;
 	sink_put_be(p->data + 16, cl->sink_count, 8);
 	sink_put_be(p->data + 24, cl->sink_hash, 8);
+	cl->echo_bytes += p->len; /* flush_echo() subtracts it */
 	if (cl->echo_tail)
 		cl->echo_tail->next = p;
 	else

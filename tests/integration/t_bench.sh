@@ -1,0 +1,96 @@
+#!/bin/bash
+# `srdma bench` works and its verification passes: every op in bw and lat
+# mode with --verify --json (fields checked, never speeds); bad input and
+# unreachable or silent servers give one error line and a non-zero exit.
+. "$(dirname "$0")/lib.sh"
+make_pki "$T/pki" client
+start_server s --certs "$T/pki" --transport ofi --protect none \
+	--region-size 1M || exit 1
+
+bench() {
+	timeout 60 "$SRDMA" bench --connect "127.0.0.1:$CTRL_PORT" \
+		--certs "$T/pki" --transport ofi "$@"
+}
+
+# json_ok FILE NLINES MODE PROTECT OP: every line has the fields, verified.
+json_ok() {
+	local f=$1 n=$2 mode=$3 protect=$4 op=$5 fields
+	fields="op size protect transport gbytes_per_s msgs_per_s"
+	[ "$mode" = lat ] && fields="$fields lat_us_avg lat_us_p50 lat_us_p99"
+	[ "$(grep -c . "$f")" -eq "$n" ] || { echo "want $n lines:"; cat "$f"; return 1; }
+	python3 - "$f" "$protect" "$op" $fields <<'EOF' || { cat "$f"; return 1; }
+import json, sys
+f, protect, op, fields = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+for line in open(f):
+    o = json.loads(line)
+    missing = [k for k in fields if k not in o]
+    assert not missing, "missing %s" % missing
+    assert o["op"] == op and o["protect"] == protect, o
+    assert o["transport"] == "ofi" and o["verified"] is True, o
+    assert o["iters"] > 0 and o["gbytes_per_s"] > 0 and o["msgs_per_s"] > 0, o
+    if "lat_us_p50" in fields:
+        assert 0 < o["lat_us_p50"] <= o["lat_us_p99"], o
+EOF
+}
+
+for op in send write read; do
+	for mode in bw lat; do
+		for protect in encrypt none; do
+			name="$op $mode $protect"
+			if bench --op "$op" --mode "$mode" --protect "$protect" \
+				--size 64,5000,64K --iters 30 --window 8 --verify \
+				--json >"$T/out" 2>"$T/err"; then
+				check "$name: verified, JSON fields" \
+					json_ok "$T/out" 3 "$mode" "$protect" "$op"
+			else
+				notok "$name: exit status"; cat "$T/err"
+			fi
+		done
+	done
+done
+check "integrity write by duration" bench --op write --protect integrity \
+	--size 4K --duration 0.3 --verify --quiet >/dev/null
+bench --op read --size 4K,8K --iters 20 >"$T/table" 2>&1
+check "human table: header and one row per size" \
+	grep -q '^#bytes' "$T/table"
+check "human table: rows" bash -c "grep -q '^4096 ' '$T/table' && grep -q '^8192 ' '$T/table'"
+
+# one_error PATTERN CMD...: fails, and prints exactly one line matching.
+one_error() {
+	local pat=$1 out; shift
+	out=$("$@" 2>&1) && { echo "unexpected success: $out"; return 1; }
+	[ "$(printf '%s\n' "$out" | grep -c .)" -eq 1 ] || { echo "not one line: $out"; return 1; }
+	printf '%s\n' "$out" | grep -qE "$pat" || { echo "missing '$pat' in: $out"; return 1; }
+}
+check "bad size: one error line" one_error "bad size '4Q'" \
+	bench --op write --size 64,4Q
+check "unknown op: one error line" one_error "unknown --op" bench --op copy
+check "write window above 64: one error line" one_error "window 65" \
+	bench --op write --window 65
+check "send window above queue depth: one error line" one_error \
+	"queue depth" bench --op send --window 17
+check "size above the region: one error line" one_error "region-size" \
+	bench --op write --size 2M --iters 2
+check "send size above max message: one error line" one_error "max-msg" \
+	bench --op send --size 128K --iters 2
+
+# A port with nothing listening, and a TCP listener that never speaks TLS.
+FREE=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+check "no server: one error line" one_error "cannot connect|refused" \
+	timeout 30 "$SRDMA" bench --connect "127.0.0.1:$FREE" --certs "$T/pki" \
+	--transport ofi --timeout 3000
+python3 -c 'import socket,sys,time
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(4)
+print(s.getsockname()[1], flush=True); c=s.accept(); time.sleep(30)' \
+	>"$T/silent.port" &
+PIDS+=($!)
+for _ in $(seq 50); do [ -s "$T/silent.port" ] && break; sleep 0.1; done
+check "silent server: one error line" one_error "." \
+	timeout 30 "$SRDMA" bench --connect "127.0.0.1:$(cat "$T/silent.port")" \
+	--certs "$T/pki" --transport ofi --timeout 1500
+
+check "echo still works after the bench sink" client --certs "$T/pki" \
+	--transport ofi --op echo --size 100 --count 3 --quiet
+check "server still alive" server_alive
+check "orderly shutdown" stop_server
+finish

@@ -1,0 +1,78 @@
+#!/bin/bash
+# Resource limits (issue 6): --max-clients, --max-handshakes and --quota.
+# Each must be a clear one-line refusal to that client only: the clients
+# already served go on unharmed, and once the pressure is gone a new client
+# is served again.
+. "$(dirname "$0")/lib.sh"
+PROBE="$BUILD/echo_probe"
+for t in echo_probe slowloris; do
+	[ -x "$BUILD/$t" ] || { echo "missing $BUILD/$t"; exit 1; }
+done
+make_pki "$T/pki" client
+legit() { client --certs "$T/pki" --transport ofi --op all --count 3 --quiet; }
+# one_line FILE PATTERN: FILE holds exactly one line and it matches PATTERN.
+one_line() {
+	[ "$(wc -l <"$1")" -eq 1 ] && grep -qE -- "$2" "$1" && return 0
+	echo "want one line /$2/, got:"
+	cat "$1"
+	return 1
+}
+
+# ---- --max-clients ----
+start_server mc --certs "$T/pki" --transport ofi --max-clients 2 || exit 1
+pids=()
+for i in 1 2; do
+	"$PROBE" 127.0.0.1 "$CTRL_PORT" "$T/pki" --lat 300 --gap-ms 20 >"$T/mc$i.out" 2>&1 &
+	pids+=($!)
+done
+for _ in $(seq 200); do
+	[ "$(grep -c ' connect ' "$T/mc.log")" -ge 2 ] && break
+	sleep 0.1
+done
+check "two clients held (the limit)" [ "$(grep -c ' connect ' "$T/mc.log")" -eq 2 ]
+client --certs "$T/pki" --transport ofi --op echo --quiet >"$T/mc3.out" 2>&1
+rc=$?
+check "third client refused (rc=$rc)" [ "$rc" -ne 0 ]
+check "... with a clear one-line reason" one_line "$T/mc3.out" "limit of 2 clients"
+bad=0
+for p in "${pids[@]}"; do wait "$p" || bad=$((bad + 1)); done
+check "the two admitted clients were unharmed" [ "$bad" -eq 0 ]
+check "a client is served again once they left" legit
+check "server logged the refusal" grep -q "reject .*limit of 2 clients" "$T/mc.log"
+check "orderly shutdown" stop_server
+
+# ---- --max-handshakes ----
+start_server mh --certs "$T/pki" --transport ofi --max-handshakes 3 \
+	--handshake-timeout 4000 || exit 1
+"$BUILD/slowloris" 127.0.0.1 "$CTRL_PORT" 3 --wait 30 --ready "$T/mh.ready" >"$T/mh.slow" 2>&1 &
+sl=$!
+PIDS+=("$sl")
+for _ in $(seq 200); do [ -s "$T/mh.ready" ] && break; sleep 0.05; done
+client --certs "$T/pki" --transport ofi --op echo --quiet >"$T/mh.out" 2>&1
+rc=$?
+check "client refused while 3 handshakes are in flight (rc=$rc)" [ "$rc" -ne 0 ]
+check "server logged the handshake limit" grep -q "handshakes already in progress" "$T/mh.log"
+check "... client told clearly (handshake limit / busy, one line)" \
+	one_line "$T/mh.out" "limit|busy|try again"
+wait "$sl"
+check "the 3 idle handshakes were closed at their timeout" [ $? -eq 0 ]
+check "a client is served once the handshakes are gone" legit
+check "orderly shutdown" stop_server
+
+# ---- --quota ----
+# Each client gets two 1 MiB regions (1056768 bytes sealed each): 1500K
+# admits the first and refuses the second.
+start_server q --certs "$T/pki" --transport ofi --quota 1500K || exit 1
+for op in echo write read; do
+	client --certs "$T/pki" --transport ofi --op $op --count 2 --quiet >"$T/q$op.out" 2>&1
+	rc=$?
+	check "quota: $op client refused (rc=$rc)" [ "$rc" -ne 0 ]
+	check "... with a clear one-line reason naming the quota" one_line "$T/q$op.out" "quota"
+done
+check "server logged the quota refusals" [ "$(grep -c 'reject .*quota' "$T/q.log")" -ge 3 ]
+check "server alive after the quota refusals" server_alive
+check "orderly shutdown" stop_server
+start_server q2 --certs "$T/pki" --transport ofi --quota 2200K || exit 1
+check "a quota that fits both regions serves the client" legit
+check "orderly shutdown" stop_server
+finish
