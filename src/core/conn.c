@@ -28,8 +28,8 @@
 #include "core/session.h"
 
 enum {
-	CHUNK_BLOCKS = 32,
-	NCHUNKS = 4,
+	CHUNK_BLOCKS = SRDMA_CHUNK_BLOCKS,
+	NCHUNKS = SRDMA_NCHUNKS,
 	CLOSE_GRACE_MS = 2000,
 	TOKEN_TTL_MS = 5000,
 };
@@ -346,7 +346,9 @@ static int setup_rings(struct srdma_conn *c)
 				  c->ring_len);
 	c->send_free = calloc(c->depth, sizeof(uint32_t));
 	c->acks = calloc(c->depth, sizeof(*c->acks));
-	ENSURE(c->send_free && c->acks, SRDMA_ENOMEM, "out of memory");
+	c->verifies = calloc(c->depth, sizeof(*c->verifies));
+	ENSURE(c->send_free && c->acks && c->verifies, SRDMA_ENOMEM,
+	       "out of memory");
 	for (uint32_t i = 0; i < c->depth; i++)
 		c->send_free[i] = c->depth - 1 - i;
 	c->nsend_free = c->depth;
@@ -689,20 +691,16 @@ static int handle_ack(struct srdma_conn *c, const uint8_t *p, size_t len)
 /* The peer wrote blocks into one of our regions: verify them all. */
 static int handle_notice(struct srdma_conn *c, const uint8_t *p, size_t len)
 {
-	struct srdma__aead *keys[2];
-	struct srdma__block_info bi;
+	struct pending_verify *v;
 	struct srdma_region *r;
-	uint8_t scratch[SRDMA_BLK_PAYLOAD];
-	uint64_t off, n, ver, first, nb;
+	uint64_t off, n;
 	uint32_t id;
-	int peer = !my_writer(c);
 
 	ENSURE(len == WRITE_NOTICE_LEN, SRDMA_EPROTO,
 	       "write notice of %zu bytes (want %d)", len, WRITE_NOTICE_LEN);
 	id = get_be32(p);
 	off = get_be64(p + 4);
 	n = get_be64(p + 12);
-	ver = get_be64(p + 20);
 	r = find_region(c, id);
 	ENSURE(r, SRDMA_EPROTO, "write notice for unknown region %u", id);
 	ENSURE(r->access & SRDMA_ACCESS_REMOTE_WRITE, SRDMA_EPROTO,
@@ -710,43 +708,102 @@ static int handle_notice(struct srdma_conn *c, const uint8_t *p, size_t len)
 	ENSURE(off % SRDMA_BLK_PAYLOAD == 0 && n > 0 && off <= r->len &&
 		       n <= r->len - off,
 	       SRDMA_EPROTO, "write notice outside region %u", id);
-	first = off / SRDMA_BLK_PAYLOAD;
-	nb = (n + SRDMA_BLK_PAYLOAD - 1) / SRDMA_BLK_PAYLOAD;
+	/* Credits bound the writer's notices in flight to our window. */
+	ENSURE(c->nverify < c->depth, SRDMA_EPROTO,
+	       "the peer has more unacknowledged writes than its window");
+	v = &c->verifies[c->nverify++];
+	v->region = id;
+	v->off = off;
+	v->len = n;
+	v->version = get_be64(p + 20);
+	v->next = off / SRDMA_BLK_PAYLOAD;
+	v->end = v->next + (n + SRDMA_BLK_PAYLOAD - 1) / SRDMA_BLK_PAYLOAD;
+	c->ctx->work_pending = true;
+	return 0;
+}
+
+enum { VERIFY_SLICE = 32 }; /* blocks per connection per loop iteration */
+
+/*
+ * Verifies the next slice of the oldest announced write: every block must
+ * open, be sealed by the peer, and carry the announced version. When the
+ * last block checks out, the application hears of the write and the
+ * writer gets its acknowledgement (it completes its write only then, so it
+ * never overwrites blocks we have not verified).
+ */
+static int verify_slice(struct srdma_conn *c)
+{
+	struct pending_verify *v = &c->verifies[0];
+	struct srdma_region *r = find_region(c, v->region);
+	struct srdma__aead *keys[2];
+	struct srdma__block_info bi;
+	uint8_t scratch[SRDMA_BLK_PAYLOAD];
+	int peer = !my_writer(c);
+	uint64_t stop;
+
 	keys[my_writer(c)] = &c->blk_own;
 	keys[peer] = &c->blk_rx;
-	for (uint64_t b = first; b < first + nb; b++) {
-		int rc = srdma__block_open(keys, id, b, r->mem + b * r->stride,
-					   false, scratch, &bi);
-		if (rc < 0)
+	stop = v->end - v->next > VERIFY_SLICE ? v->next + VERIFY_SLICE
+					       : v->end;
+	for (; r && v->next < stop; v->next++) {
+		uint64_t b = v->next;
+		int rc = srdma__block_open(keys, v->region, b,
+					   r->mem + b * r->stride, false,
+					   scratch, &bi);
+		if (rc < 0) {
+			OPENSSL_cleanse(scratch, sizeof(scratch));
 			return srdma__err(SRDMA_EINTEGRITY,
 					  "block %llu of region %u failed "
 					  "verification after the peer's write",
-					  (unsigned long long)b, id);
-		ENSURE(bi.writer == peer && bi.version == ver, SRDMA_EINTEGRITY,
+					  (unsigned long long)b, v->region);
+		}
+		ENSURE(bi.writer == peer && bi.version == v->version,
+		       SRDMA_EINTEGRITY,
 		       "block %llu of region %u holds version %llu, the "
 		       "notice says %llu",
-		       (unsigned long long)b, id,
-		       (unsigned long long)bi.version, (unsigned long long)ver);
-		r->newest[b] = ver;
+		       (unsigned long long)b, v->region,
+		       (unsigned long long)bi.version,
+		       (unsigned long long)v->version);
+		r->newest[b] = v->version;
 	}
 	OPENSSL_cleanse(scratch, sizeof(scratch));
-	{
+	if (r && v->next < v->end)
+		return 0;
+	/* Done (or the region was destroyed meanwhile: nothing to report). */
+	if (r) {
 		struct qev *e;
 		GUARD(srdma__queue_event(c->ctx, SRDMA_EV_PEER_WRITE, 0, c,
 					 c->user, "", &e));
-		e->ev.region = id;
-		e->ev.offset = off;
-		e->ev.len = n;
+		e->ev.region = v->region;
+		e->ev.offset = v->off;
+		e->ev.len = v->len;
 	}
-	/* The writer completes its write only on our acknowledgement, so it
-	 * never overwrites blocks we have not verified yet. */
 	ENSURE(c->nacks < c->depth, SRDMA_EPROTO,
-	       "the peer has more unacknowledged writes than its window");
-	c->acks[c->nacks].region = id;
-	c->acks[c->nacks].version = ver;
+	       "too many unacknowledged writes");
+	c->acks[c->nacks].region = v->region;
+	c->acks[c->nacks].version = v->version;
 	c->nacks++;
+	memmove(c->verifies, c->verifies + 1,
+		(c->nverify - 1) * sizeof(*c->verifies));
+	c->nverify--;
 	flush_acks(c);
 	return 0;
+}
+
+bool srdma__conn_work(struct srdma_ctx *ctx)
+{
+	bool more = false;
+
+	for (struct srdma_conn *c = ctx->conns; c; c = c->next) {
+		if (!c->nverify || c->state != ST_ESTABLISHED)
+			continue;
+		int rc = verify_slice(c);
+		if (rc < 0)
+			srdma__conn_fail(c, rc, srdma_error_detail());
+		else if (c->nverify)
+			more = true;
+	}
+	return more;
 }
 
 static void handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
@@ -1663,6 +1720,26 @@ int srdma__conn_new_server(struct srdma_listener *l, int fd, const char *peer)
 
 /* ---- teardown ---- */
 
+/*
+ * Closing a socket with unread input makes the kernel send RST, and an RST
+ * discards what the peer has not read yet: our TLS alert or ERROR message.
+ * A TLS 1.3 client sends its first message right after its handshake, before
+ * the server has judged its certificate, so that input is common. Stop
+ * sending and drain what has arrived, so the close is a FIN and the peer
+ * gets to read why it was refused.
+ */
+static void linger_drain(int fd)
+{
+	char buf[4096];
+
+	if (fd < 0)
+		return;
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 16; i++)
+		if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
+			break;
+}
+
 static void teardown(struct srdma_conn *c)
 {
 	const struct srdma__tp_ops *ops = c->ctx->tp->ops;
@@ -1671,6 +1748,8 @@ static void teardown(struct srdma_conn *c)
 	c->fd_reg = NULL;
 	if (c->ctrl) {
 		srdma__ctrl_shutdown(c->ctrl);
+		if (c->state == ST_FAILED)
+			linger_drain(srdma__ctrl_fd(c->ctrl));
 		srdma__ctrl_destroy(c->ctrl); /* closes fd */
 		c->ctrl = NULL;
 		c->fd = -1;
@@ -1727,6 +1806,7 @@ void srdma__conn_free(struct srdma_conn *c)
 	}
 	free(c->send_free);
 	free(c->acks);
+	free(c->verifies);
 	srdma__aead_wipe(&c->tx);
 	srdma__aead_wipe(&c->rx);
 	srdma__aead_wipe(&c->blk_tx);

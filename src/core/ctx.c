@@ -330,7 +330,11 @@ int srdma__ctx_run(struct srdma_ctx *ctx, int timeout_ms)
 
 	if (d >= 0 && (timeout_ms < 0 || d < timeout_ms))
 		timeout_ms = d;
+	if (ctx->work_pending)
+		timeout_ms = 0; /* verification slices are waiting */
 	rc = srdma__loop_run_once(ctx->loop, timeout_ms);
+	if (ctx->work_pending)
+		ctx->work_pending = srdma__conn_work(ctx);
 	srdma__conn_check_timeouts(ctx, srdma__now_ms());
 	return rc;
 }

@@ -46,6 +46,10 @@ enum conn_state {
 /* Work request ids: kind in the top byte, index below. */
 enum wr_kind { WR_RECV = 1, WR_SEND = 2, WR_CHUNK = 3 };
 
+/* Staging chunks for RDMA write/read: how much is in flight per connection
+ * (allocated on the first write or read only). */
+enum { SRDMA_NCHUNKS = 8, SRDMA_CHUNK_BLOCKS = 32 };
+
 enum op_kind { OP_WRITE = 1, OP_READ = 2 };
 
 struct srdma_conn;
@@ -169,7 +173,7 @@ struct srdma_conn {
 	uint8_t *staging;
 	size_t staging_len;
 	struct srdma__tp_mr *staging_mr;
-	struct chunk chunks[4];
+	struct chunk chunks[SRDMA_NCHUNKS];
 	uint32_t chunk_blocks;
 
 	struct op *ops_head, *ops_tail; /* FIFO; head is active */
@@ -182,6 +186,14 @@ struct srdma_conn {
 		uint64_t version;
 	} * acks;
 	uint32_t nacks;
+	/* owner: peer writes announced, verified a slice at a time between
+	 * loop iterations so fabric progress never waits for a whole write */
+	struct pending_verify {
+		uint32_t region;
+		uint64_t off, len, version;
+		uint64_t next, end; /* blocks */
+	} * verifies;
+	uint32_t nverify;
 	/* client: grants that overtook our own "established" event */
 	struct srdma__msg_region early_grants[4];
 	uint32_t nearly;
@@ -217,6 +229,7 @@ struct srdma_ctx {
 	struct qev *delivered;	     /* handed out by the last poll */
 	struct qev *q_free;
 	bool in_poll;
+	bool work_pending; /* some connection has verification to do */
 };
 
 /* ctx.c */
@@ -237,5 +250,6 @@ void srdma__conn_free(struct srdma_conn *c);
 void srdma__on_connreq(void *arg, struct srdma__tp_connreq *req);
 void srdma__repost_slot(struct srdma_conn *c, int slot);
 void srdma__tune_ctrl_socket(int fd);
+bool srdma__conn_work(struct srdma_ctx *ctx);
 
 #endif
