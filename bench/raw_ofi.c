@@ -8,6 +8,8 @@
  *   raw_ofi client HOST PORT --op write|read|send --size N --window W
  *           (--iters N | --duration S) [--mode bw|lat] [--json]
  *           [--delivery-complete] [--provider P]
+ *   raw_ofi client HOST PORT --op connect [--iters N | --duration S]
+ *           [--json] [--provider P]
  *
  * Both sides wait on their completion queue with fi_cq_sread (--busy:
  * spin on fi_cq_read); libfabric tcp progress is manual: the target only
@@ -17,6 +19,13 @@
  * answers with address/key; write/read end with a DONE message. send bw is
  * a one-way stream with an ack every window/2 messages (like srdma's bench
  * sink); send lat is a ping-pong with the server echoing.
+ *
+ * --op connect is the bare fabric set-up baseline for `srdma bench --mode
+ * connect`: N sequential cycles of endpoint + CQ + MR, fi_connect, one
+ * 64-byte message echoed by the server and checked, fi_shutdown and close
+ * (fabric, domain and EQ stay open, as a context's do). It reports the
+ * connect time (fi_endpoint to FI_CONNECTED), the time to the first
+ * verified byte (median and p99) and cycles per second.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,7 +47,7 @@
 /* --busy: spin on fi_cq_read; default: sleep in fi_cq_sread like srdma */
 static int g_busy;
 
-enum { OP_WRITE = 1, OP_READ, OP_SEND };
+enum { OP_WRITE = 1, OP_READ, OP_SEND, OP_CONNECT };
 enum { CFG_MAGIC = 0x52415731, MAX_WINDOW = 256, CTRL_LEN = 64 };
 
 struct cfg_msg {
@@ -136,6 +145,8 @@ static void open_ep(struct ep *e)
 	reg(e, e->ctrl, 4096, &e->ctrl_mr, 1);
 }
 
+/* Waits for event `want` on e->ep; events of earlier endpoints sharing the
+ * EQ (a late FI_SHUTDOWN or error) are skipped. */
 static void wait_cm(struct ep *e, uint32_t want)
 {
 	struct fi_eq_cm_entry ent;
@@ -151,13 +162,15 @@ static void wait_cm(struct ep *e, uint32_t want)
 		if (n == -FI_EAVAIL) {
 			struct fi_eq_err_entry err = {0};
 			fi_eq_readerr(e->eq, &err, 0);
+			if (err.fid != &e->ep->fid)
+				continue;
 			fprintf(stderr, "raw_ofi: connection failed: %s\n",
 				fi_strerror(err.err));
 			exit(1);
 		}
 		if (n < 0)
 			die("fi_eq_sread", (int)n);
-		if (ev == want)
+		if (ev == want && ent.fid == &e->ep->fid)
 			return;
 	}
 }
@@ -326,6 +339,7 @@ static int server(const char *port, const char *prov)
 	struct fi_info *h = hints(prov), *info;
 	struct fid_pep *pep;
 	struct fid_fabric *fabric;
+	struct fid_domain *domain = NULL;
 	struct fid_eq *peq;
 	struct fi_eq_attr ea = {.wait_obj = FI_WAIT_UNSPEC};
 	int rc;
@@ -362,8 +376,10 @@ static int server(const char *port, const char *prov)
 		e.info = ent.info;
 		e.fabric = fabric;
 		e.eq = peq;
-		if ((rc = fi_domain(fabric, e.info, &e.domain, NULL)))
+		/* One domain for every client, as a server keeps it. */
+		if (!domain && (rc = fi_domain(fabric, e.info, &domain, NULL)))
 			die("fi_domain", rc);
+		e.domain = domain;
 		open_ep(&e);
 		post_ctrl_recv(&e);
 		if ((rc = fi_accept(e.ep, NULL, 0)))
@@ -372,12 +388,17 @@ static int server(const char *port, const char *prov)
 		while (CTX_KIND(cq_one(&e, NULL)) != K_CTRL_RX)
 			;
 		memcpy(&cfg, ctrl_rx(&e), sizeof(cfg));
-		if (cfg.magic == CFG_MAGIC && cfg.window <= MAX_WINDOW &&
-		    cfg.size && cfg.buflen <= (4ull << 30))
+		if (cfg.magic == CFG_MAGIC && cfg.op == OP_CONNECT) {
+			/* connect baseline: echo the 64 bytes */
+			send_ctrl(&e, ctrl_rx(&e), CTRL_LEN);
+			while (CTX_KIND(cq_one(&e, NULL)) != K_CTRL_TX)
+				;
+		} else if (cfg.magic == CFG_MAGIC && cfg.window <= MAX_WINDOW &&
+			   cfg.size && cfg.buflen <= (4ull << 30)) {
 			serve_one(&e, &cfg);
+		}
 		fi_shutdown(e.ep, 0);
 		close_ep(&e);
-		fi_close(&e.domain->fid);
 		fi_freeinfo(e.info);
 	}
 	return 0;
@@ -648,6 +669,113 @@ static int client(const char *host, const char *port, const char *prov,
 	return 0;
 }
 
+/* ---- connect baseline ---- */
+
+static void stat_p(double *v, size_t n, double *p50, double *p99)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	*p50 = n ? v[n / 2] : 0;
+	*p99 = n ? v[(size_t)((double)(n - 1) * 0.99)] : 0;
+}
+
+/* One cycle; returns the connect and first-byte times in us. */
+static void connect_cycle(struct ep *e, uint32_t i, double *conn_us,
+			  double *first_us)
+{
+	struct cfg_msg cfg = {CFG_MAGIC, OP_CONNECT, 0, 0, i, 0};
+	uint8_t msg[CTRL_LEN];
+	double t0 = now_s(), t1;
+	int rc, seen = 0;
+
+	for (size_t k = 0; k < sizeof(msg); k++)
+		msg[k] = (uint8_t)(k * 7u + i);
+	memcpy(msg, &cfg, sizeof(cfg));
+	open_ep(e);
+	post_ctrl_recv(e);
+	if ((rc = fi_connect(e->ep, e->info->dest_addr, NULL, 0)))
+		die("fi_connect", rc);
+	wait_cm(e, FI_CONNECTED);
+	t1 = now_s();
+	send_ctrl(e, msg, sizeof(msg));
+	while (seen != 3) {
+		int k = CTX_KIND(cq_one(e, NULL));
+		seen |= k == K_CTRL_RX ? 1 : k == K_CTRL_TX ? 2 : 0;
+	}
+	if (memcmp(ctrl_rx(e), msg, sizeof(msg))) {
+		fprintf(stderr, "raw_ofi: echo #%u came back different\n", i);
+		exit(1);
+	}
+	*conn_us = (t1 - t0) * 1e6;
+	*first_us = (now_s() - t0) * 1e6;
+	fi_shutdown(e->ep, 0);
+	close_ep(e);
+}
+
+static int connect_bench(const char *host, const char *port, const char *prov,
+			 const struct copts *o)
+{
+	struct fi_info *h = hints(prov);
+	struct fi_eq_attr ea = {.wait_obj = FI_WAIT_UNSPEC};
+	struct ep ee = {0}, *e = &ee;
+	uint64_t iters = o->iters ? o->iters : 0, n = 0, cap = 256;
+	double *cu = malloc(cap * sizeof(double)),
+	       *fu = malloc(cap * sizeof(double));
+	double t0, secs, c50, c99, f50, f99, d1, d2;
+	int rc;
+
+	if (!cu || !fu)
+		die("alloc", -FI_ENOMEM);
+	rc = fi_getinfo(API, host, port, 0, h, &e->info);
+	if (rc)
+		die("fi_getinfo (client)", rc);
+	if ((rc = fi_fabric(e->info->fabric_attr, &e->fabric, NULL)))
+		die("fi_fabric", rc);
+	if ((rc = fi_eq_open(e->fabric, &ea, &e->eq, NULL)))
+		die("fi_eq_open", rc);
+	if ((rc = fi_domain(e->fabric, e->info, &e->domain, NULL)))
+		die("fi_domain", rc);
+	connect_cycle(e, 0, &d1, &d2); /* warm-up */
+	t0 = now_s();
+	while (iters ? n < iters : now_s() - t0 < o->duration) {
+		if (n == cap) {
+			cap *= 2;
+			cu = realloc(cu, cap * sizeof(double));
+			fu = realloc(fu, cap * sizeof(double));
+			if (!cu || !fu)
+				die("alloc", -FI_ENOMEM);
+		}
+		connect_cycle(e, (uint32_t)n + 1, &cu[n], &fu[n]);
+		n++;
+	}
+	secs = now_s() - t0;
+	stat_p(cu, n, &c50, &c99);
+	stat_p(fu, n, &f50, &f99);
+	if (o->json)
+		printf("{\"tool\":\"raw_ofi\",\"op\":\"connect\","
+		       "\"mode\":\"connect\",\"size\":%d,"
+		       "\"protect\":\"raw\",\"transport\":\"ofi\","
+		       "\"provider\":\"%s\",\"iters\":%" PRIu64
+		       ",\"seconds\":%.6f,\"connect_us\":%.3f,"
+		       "\"connect_us_p99\":%.3f,\"first_byte_us\":%.3f,"
+		       "\"first_byte_us_p99\":%.3f,"
+		       "\"connects_per_s\":%.3f}\n",
+		       CTRL_LEN, prov, n, secs, c50, c99, f50, f99,
+		       (double)n / secs);
+	else
+		printf("raw_ofi connect (%s): %" PRIu64 " connects in %.3f s, "
+		       "%.1f conn/s, connect p50 %.1f p99 %.1f us, first "
+		       "verified byte p50 %.1f p99 %.1f us\n",
+		       prov, n, secs, (double)n / secs, c50, c99, f50, f99);
+	free(cu);
+	free(fu);
+	fi_close(&e->domain->fid);
+	fi_close(&e->eq->fid);
+	fi_close(&e->fabric->fid);
+	fi_freeinfo(e->info);
+	fi_freeinfo(h);
+	return 0;
+}
+
 static int parse_size(const char *s, uint64_t *out)
 {
 	char *end;
@@ -677,6 +805,9 @@ static void usage(void)
 		"[--json]\n"
 		"               [--delivery-complete] [--provider P] "
 		"[--busy]\n"
+		"       raw_ofi client HOST PORT --op connect (--iters N | "
+		"--duration S)\n"
+		"               [--json] [--provider P]\n"
 		"  --busy: spin on the CQ (default: sleep in fi_cq_sread)\n");
 	exit(2);
 }
@@ -714,10 +845,11 @@ int main(int argc, char **argv)
 		if (!strcmp(a, "--provider"))
 			prov = v;
 		else if (!strcmp(a, "--op"))
-			o.op = !strcmp(v, "write")  ? OP_WRITE
-			       : !strcmp(v, "read") ? OP_READ
-			       : !strcmp(v, "send") ? OP_SEND
-						    : (usage(), 0);
+			o.op = !strcmp(v, "write")     ? OP_WRITE
+			       : !strcmp(v, "read")    ? OP_READ
+			       : !strcmp(v, "send")    ? OP_SEND
+			       : !strcmp(v, "connect") ? OP_CONNECT
+						       : (usage(), 0);
 		else if (!strcmp(a, "--mode"))
 			o.lat = !strcmp(v, "lat");
 		else if (!strcmp(a, "--size") && !parse_size(v, &n) && n)
@@ -734,6 +866,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "server"))
 		return server(argv[2], prov);
+	if (!strcmp(argv[1], "client") && o.op == OP_CONNECT)
+		return connect_bench(argv[2], argv[3], prov, &o);
 	if (!strcmp(argv[1], "client"))
 		return client(argv[2], argv[3], prov, &o);
 	usage();

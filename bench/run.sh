@@ -11,9 +11,22 @@
 # results.json, prints a ratio table against the issue's targets and draws
 # bench/out/bandwidth.png (gnuplot).
 #
+# Connect section (issue 7): `srdma bench --mode connect` (full handshakes
+# and resumed ones, each connect followed by a verified 64 B echo and a
+# close) against its own `srdma serve` (--region-size 4K, so the server's
+# per-client demo regions stay out of the figure), with the baselines in the
+# same round: the bare fabric connect (raw_ofi --op connect) and TLS 1.3
+# over TCP with the same mutual certificates (tls_tcp --op connect, full and
+# resumed). Prints resumed vs full and srdma vs TLS-over-TCP set-up rate
+# against the issue's targets and adds them to results.* as a "connect-ratios"
+# record.
+#
 # Environment: BENCH_SIZES (default 64,4K,64K,1M), BENCH_DURATION seconds
 # per point (default 0.5), BENCH_REPS rounds (default 3; the table and plot
-# use the median of the rounds), BENCH_WINDOW (default 16), BENCH_KEEP=1 keeps the
+# use the median of the rounds), BENCH_WINDOW (default 16),
+# BENCH_CONNECT_ITERS connects per case and round (default 200; 0 skips the
+# connect section; BENCH_CONNECT_ONLY=1 runs only the connect section),
+# BENCH_KEEP=1 keeps the
 # scratch directory (server logs), VM=1 also runs
 # bench/vm-bench.sh in the Soft-RoCE VM (srdma over verbs vs raw verbs).
 set -uo pipefail
@@ -26,6 +39,7 @@ SIZES=${BENCH_SIZES:-64,4K,64K,1M}
 DUR=${BENCH_DURATION:-0.5}
 REPS=${BENCH_REPS:-3}
 WIN=${BENCH_WINDOW:-16}
+CITERS=${BENCH_CONNECT_ITERS:-200}
 SRDMA=$BUILD/srdma
 T=$(mktemp -d /tmp/srdma-bench-XXXXXX)
 PIDS=()
@@ -114,6 +128,36 @@ TLS_PORT=$(free_port)
 PIDS+=($!)
 wait_port "$TLS_PORT" $! tls_tcp "$T/tls.log"
 
+# Connect section: its own srdma serve (default limits, small demo regions)
+# and a TLS server that asks for the client's certificate, as srdma does.
+if [ "$CITERS" -gt 0 ]; then
+	rm -f "$T/cports"
+	"$SRDMA" serve --listen 127.0.0.1:0 --port-file "$T/cports" --certs "$T/pki" \
+		--transport ofi --region-size 4K >>"$T/serve-connect.log" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 100); do [ -s "$T/cports" ] && break; sleep 0.05; done
+	[ -s "$T/cports" ] || { cat "$T/serve-connect.log" >&2; die "srdma serve (connect) did not start"; }
+	read -r CCP _ <"$T/cports"
+	TLSC_PORT=$(free_port)
+	"$BUILD/tls_tcp" server "$TLSC_PORT" --cert "$T/pki/server.crt" \
+		--key "$T/pki/server.key" --ca "$T/pki/ca.crt" >"$T/tlsc.log" 2>&1 &
+	PIDS+=($!)
+	wait_port "$TLSC_PORT" $! "tls_tcp (mutual)" "$T/tlsc.log"
+fi
+
+measure_connect() {
+	say "connect: srdma full + resumed, raw_ofi, tls_tcp full + resumed ($CITERS each)"
+	timeout 120 "$SRDMA" bench --mode connect --connect "127.0.0.1:$CCP" \
+		--certs "$T/pki" --transport ofi --iters "$CITERS" --json |
+		record srdma-connect || say "warning: srdma bench --mode connect failed"
+	timeout 60 "$BUILD/raw_ofi" client 127.0.0.1 "$OFI_PORT" --op connect \
+		--iters "$CITERS" --json | record raw_ofi ||
+		say "warning: raw_ofi --op connect failed"
+	timeout 60 "$BUILD/tls_tcp" client 127.0.0.1 "$TLSC_PORT" --op connect \
+		--certs "$T/pki" --iters "$CITERS" --json | record tls_tcp ||
+		say "warning: tls_tcp --op connect failed"
+}
+
 sbench() {
 	timeout 120 "$SRDMA" bench --connect "127.0.0.1:$CP" --certs "$T/pki" \
 		--transport ofi --json "$@"
@@ -167,8 +211,44 @@ measure_round() {
 }
 for REP in $(seq "$REPS"); do
 	say "round $REP of $REPS"
-	measure_round
+	[ -z "${BENCH_CONNECT_ONLY:-}" ] && measure_round
+	[ "$CITERS" -gt 0 ] && measure_connect
 done
+
+# ---- connect figures (median of rounds) and ratios ----
+# cfig TOOL FIELD: the median over rounds of FIELD in TOOL's connect records.
+cfig() {
+	grep "\"tool\":\"$1\",\"op\":\"connect\"" "$T/all.jsonl" |
+		sed -n "s/.*\"$2\":\([0-9.][0-9.]*\).*/\1/p" | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
+}
+cratio() { # A B -> A/B or "n/a"
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
+}
+if [ "$CITERS" -gt 0 ]; then
+	SF=$(cfig srdma full_connect_us)
+	SR=$(cfig srdma resumed_connect_us)
+	SFB=$(cfig srdma full_first_byte_us)
+	SRB=$(cfig srdma resumed_first_byte_us)
+	SFR=$(cfig srdma full_connects_per_s)
+	SRR=$(cfig srdma resumed_connects_per_s)
+	OC=$(cfig raw_ofi connect_us)
+	OB=$(cfig raw_ofi first_byte_us)
+	ORR=$(cfig raw_ofi connects_per_s)
+	TF=$(cfig tls_tcp full_connect_us)
+	TR=$(cfig tls_tcp resumed_connect_us)
+	TFB=$(cfig tls_tcp full_first_byte_us)
+	TRB=$(cfig tls_tcp resumed_first_byte_us)
+	TFR=$(cfig tls_tcp full_connects_per_s)
+	TRR=$(cfig tls_tcp resumed_connects_per_s)
+	R_RES=$(cratio "$SF" "$SR")
+	R_TLS=$(cratio "$TFR" "$SFR")
+	R_TLSR=$(cratio "$TRR" "$SRR")
+	R_RAW=$(cratio "$ORR" "$SFR")
+	printf '{"label":"connect-ratios","rep":0,"tool":"run.sh","op":"connect","mode":"ratio","resumed_speedup":%s,"tls_tcp_over_srdma_full_rate":%s,"tls_tcp_over_srdma_resumed_rate":%s,"raw_ofi_over_srdma_full_rate":%s}\n' \
+		"${R_RES/n\/a/null}" "${R_TLS/n\/a/null}" "${R_TLSR/n\/a/null}" "${R_RAW/n\/a/null}" \
+		>>"$T/all.jsonl"
+fi
 
 if [ "${VM:-}" = 1 ]; then
 	say "VM=1: srdma over verbs vs raw verbs in the Soft-RoCE VM"
@@ -191,7 +271,7 @@ function get(k,   v) {
 	return ""
 }
 BEGIN {
-	n = split("label rep tool op mode size window protect transport provider iters seconds gbytes_per_s gbits_per_s msgs_per_s lat_us_avg lat_us_p50 lat_us_p99", F, " ")
+	n = split("label rep tool op mode size window protect transport provider iters seconds gbytes_per_s gbits_per_s msgs_per_s lat_us_avg lat_us_p50 lat_us_p99 connects_per_s full_connect_us resumed_connect_us full_first_byte_us resumed_first_byte_us full_connects_per_s resumed_connects_per_s connect_us first_byte_us resumed_count resumed_speedup tls_tcp_over_srdma_full_rate", F, " ")
 	for (i = 1; i <= n; i++) printf "%s%s", F[i], i < n ? "," : "\n"
 }
 { for (i = 1; i <= n; i++) printf "%s%s", get(F[i]), i < n ? "," : "\n" }
@@ -272,6 +352,24 @@ if grep -q '"transport":"verbs"' "$T/all.jsonl"; then
 	printf "%-44s %8s %8s  %s\n" "VM verbs: none / raw_verbs (write 1M)" \
 		"$(ratio "$VN" "$VR")" ">=0.80" "$(status "$(ratio "$VN" "$VR")" ">=" 0.8)"
 	printf "%-44s %8s\n" "VM verbs: encrypt / none (write 1M)" "$(ratio "$VE" "$VN")"
+fi
+
+if [ "$CITERS" -gt 0 ]; then
+	echo
+	echo "== connect: sequential set-up, median of $REPS rounds ($CITERS connects per case; connect + verified 64 B echo + close) =="
+	printf "%-18s %12s %12s %12s\n" case "connect[us]" "1st-byte[us]" "conn/s"
+	printf "%-18s %12s %12s %12s\n" "srdma full" "${SF:-n/a}" "${SFB:-n/a}" "${SFR:-n/a}"
+	printf "%-18s %12s %12s %12s\n" "srdma resumed" "${SR:-n/a}" "${SRB:-n/a}" "${SRR:-n/a}"
+	printf "%-18s %12s %12s %12s\n" "raw_ofi" "${OC:-n/a}" "${OB:-n/a}" "${ORR:-n/a}"
+	printf "%-18s %12s %12s %12s\n" "tls_tcp full" "${TF:-n/a}" "${TFB:-n/a}" "${TFR:-n/a}"
+	printf "%-18s %12s %12s %12s\n" "tls_tcp resumed" "${TR:-n/a}" "${TRB:-n/a}" "${TRR:-n/a}"
+	echo
+	echo "== connect targets (ofi tcp, loopback) =="
+	printf "%-44s %8s %8s  %s\n" "figure" value target status
+	printf "%-44s %8s %8s  %s\n" "srdma full / resumed connect (median us)" "$R_RES" ">=2.00" "$(status "$R_RES" ">=" 2)"
+	printf "%-44s %8s %8s  %s\n" "tls_tcp full rate / srdma full rate" "$R_TLS" "<=3.00" "$(status "$R_TLS" "<=" 3)"
+	printf "%-44s %8s\n" "tls_tcp resumed rate / srdma resumed rate" "$R_TLSR"
+	printf "%-44s %8s\n" "raw_ofi rate / srdma full rate" "$R_RAW"
 fi
 
 # ---- plot ----

@@ -6,10 +6,22 @@
  * SSL_write() calls; the server counts the bytes and answers with the total
  * after the client's close_notify, which stops the clock.
  *
- *   tls_tcp server PORT --cert FILE --key FILE
+ *   tls_tcp server PORT --cert FILE --key FILE [--ca FILE]
  *   tls_tcp client HOST PORT --size N (--iters N | --duration S) [--json]
+ *   tls_tcp client HOST PORT --op connect --certs DIR
+ *           [--iters N | --duration S] [--json]
  *
  * The server serves one client at a time, forever.
+ *
+ * --op connect is the TLS-over-TCP set-up baseline for `srdma bench --mode
+ * connect`: sequential cycles of TCP connect, TLS 1.3 handshake with mutual
+ * certificates (DIR as written by `srdma certs`: the server needs --ca to
+ * ask for the client's), one 64-byte record echoed by the server and
+ * checked, close_notify and close. Two series run interleaved like srdma's:
+ * full handshakes, and resumed ones offering the ticket of the previous
+ * resumed-series connection (the server issues one ticket per handshake,
+ * as srdma's does). A first record starting with CONNECT_MAGIC makes the
+ * server echo instead of count.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -27,7 +39,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#define SUITE "TLS_AES_256_GCM_SHA384"
+#define SUITE	      "TLS_AES_256_GCM_SHA384"
+#define CONNECT_MAGIC "TLSCONN1"
+enum { ECHO_LEN = 64 };
 
 static double now_s(void)
 {
@@ -76,7 +90,26 @@ static int read_all(SSL *ssl, void *buf, size_t len)
 	return 0;
 }
 
-static int server(const char *port, const char *cert, const char *key)
+/* Echo mode (connect baseline): buf holds the first n bytes read. */
+static void serve_echo(SSL *ssl, unsigned char *buf, int n)
+{
+	while (n < ECHO_LEN) {
+		int k = SSL_read(ssl, buf + n, ECHO_LEN - n);
+		if (k <= 0)
+			return;
+		n += k;
+	}
+	if (SSL_write(ssl, buf, ECHO_LEN) != ECHO_LEN)
+		return;
+	/* until the client's close_notify */
+	while (SSL_read(ssl, buf, ECHO_LEN) > 0)
+		;
+	if (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)
+		SSL_shutdown(ssl);
+}
+
+static int server(const char *port, const char *cert, const char *key,
+		  const char *ca)
 {
 	SSL_CTX *ctx = make_ctx(1);
 	struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -89,6 +122,19 @@ static int server(const char *port, const char *cert, const char *key)
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
 		die("loading --cert/--key");
+	if (ca) {
+		/* Mutual TLS like srdma; one ticket per handshake. */
+		static const unsigned char sid[] = "tls_tcp";
+		STACK_OF(X509_NAME) *cas = SSL_load_client_CA_file(ca);
+		if (!cas || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
+			die("loading --ca");
+		SSL_CTX_set_client_CA_list(ctx, cas);
+		SSL_CTX_set_verify(
+			ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+			NULL);
+		SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+		SSL_CTX_set_num_tickets(ctx, 1);
+	}
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	sa.sin_port = htons((uint16_t)atoi(port));
@@ -112,10 +158,17 @@ static int server(const char *port, const char *cert, const char *key)
 				int n = SSL_read(ssl, buf, (int)cap);
 				if (n <= 0)
 					break; /* close_notify or error */
+				if (!total && n >= 8 &&
+				    !memcmp(buf, CONNECT_MAGIC, 8)) {
+					serve_echo(ssl, buf, n);
+					total = ~0ull;
+					break;
+				}
 				total += (uint64_t)n;
 			}
-			if (SSL_get_error(ssl, 0) == SSL_ERROR_ZERO_RETURN ||
-			    SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) {
+			if (total != ~0ull &&
+			    (SSL_get_error(ssl, 0) == SSL_ERROR_ZERO_RETURN ||
+			     SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)) {
 				ERR_clear_error();
 				SSL_write(ssl, &total, sizeof(total));
 				SSL_shutdown(ssl);
@@ -222,6 +275,192 @@ static int client(const char *host, const char *port, uint64_t size,
 	return 0;
 }
 
+/* ---- connect baseline ---- */
+
+struct cseries {
+	double *conn_us, *first_us, cycle_s;
+	size_t n, cap;
+};
+
+static void cs_add(struct cseries *s, double c, double f, double cyc)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 256;
+		s->conn_us = realloc(s->conn_us, s->cap * sizeof(double));
+		s->first_us = realloc(s->first_us, s->cap * sizeof(double));
+		if (!s->conn_us || !s->first_us)
+			die("malloc");
+	}
+	s->conn_us[s->n] = c;
+	s->first_us[s->n] = f;
+	s->n++;
+	s->cycle_s += cyc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void pct(double *v, size_t n, double *p50, double *p99)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	*p50 = n ? v[n / 2] : 0;
+	*p99 = n ? v[(size_t)((double)(n - 1) * 0.99)] : 0;
+}
+
+/*
+ * One cycle. *sess: ticket to offer (NULL = full handshake); replaced by
+ * this connection's when keep is set. Returns whether it resumed.
+ */
+static int connect_cycle(SSL_CTX *ctx, const char *host, const char *port,
+			 SSL_SESSION **sess, int keep, struct cseries *full,
+			 struct cseries *res, int record)
+{
+	unsigned char out[ECHO_LEN], in[ECHO_LEN];
+	double t0 = now_s(), t1, t2;
+	int fd = connect_to(host, port), resumed;
+	SSL *ssl = SSL_new(ctx);
+
+	if (!ssl)
+		die("SSL_new");
+	for (int k = 0; k < ECHO_LEN; k++)
+		out[k] = (unsigned char)(rand() & 0xff);
+	memcpy(out, CONNECT_MAGIC, 8);
+	SSL_set_fd(ssl, fd);
+	if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1 &&
+	    SSL_set1_host(ssl, host) != 1)
+		die("setting the expected server name");
+	if (*sess && SSL_set_session(ssl, *sess) != 1)
+		die("SSL_set_session");
+	if (SSL_connect(ssl) != 1)
+		die("TLS handshake");
+	t1 = now_s();
+	if (SSL_write(ssl, out, ECHO_LEN) != ECHO_LEN ||
+	    read_all(ssl, in, ECHO_LEN))
+		die("echo");
+	if (memcmp(in, out, ECHO_LEN)) {
+		fprintf(stderr, "tls_tcp: the echo came back different\n");
+		exit(1);
+	}
+	t2 = now_s();
+	resumed = SSL_session_reused(ssl);
+	if (keep) {
+		/* The ticket came before the echo: this session resumes. */
+		SSL_SESSION *s = SSL_get1_session(ssl);
+		if (s && SSL_SESSION_is_resumable(s)) {
+			SSL_SESSION_free(*sess);
+			*sess = s;
+		} else {
+			SSL_SESSION_free(s);
+		}
+	}
+	SSL_shutdown(ssl); /* close_notify */
+	SSL_free(ssl);
+	close(fd);
+	if (record)
+		cs_add(resumed ? res : full, (t1 - t0) * 1e6, (t2 - t0) * 1e6,
+		       now_s() - t0);
+	return resumed;
+}
+
+static void cs_json(const char *pfx, struct cseries *s)
+{
+	double c50, c99, f50, f99;
+
+	if (!s->n) {
+		printf(",\"%sconnect_us\":null,\"%sconnects_per_s\":null", pfx,
+		       pfx);
+		return;
+	}
+	pct(s->conn_us, s->n, &c50, &c99);
+	pct(s->first_us, s->n, &f50, &f99);
+	printf(",\"%sconnect_us\":%.3f,\"%sconnect_us_p99\":%.3f,"
+	       "\"%sfirst_byte_us\":%.3f,\"%sfirst_byte_us_p99\":%.3f,"
+	       "\"%sconnects_per_s\":%.3f",
+	       pfx, c50, pfx, c99, pfx, f50, pfx, f99, pfx,
+	       (double)s->n / s->cycle_s);
+}
+
+static void cs_line(const char *name, struct cseries *s)
+{
+	double c50, c99, f50, f99;
+
+	if (!s->n)
+		return;
+	pct(s->conn_us, s->n, &c50, &c99);
+	pct(s->first_us, s->n, &f50, &f99);
+	printf("tls_tcp connect %-7s: %zu connects, %.1f conn/s, connect p50 "
+	       "%.1f p99 %.1f us, first verified byte p50 %.1f p99 %.1f us\n",
+	       name, s->n, (double)s->n / s->cycle_s, c50, c99, f50, f99);
+}
+
+static int connect_bench(const char *host, const char *port, const char *dir,
+			 uint64_t iters, double duration, int json)
+{
+	SSL_CTX *ctx = make_ctx(0);
+	SSL_SESSION *none = NULL, *ticket = NULL;
+	struct cseries full = {0}, res = {0};
+	char ca[4096], crt[4096], key[4096];
+	uint64_t n = 0, missed = 0;
+	double t0;
+
+	snprintf(ca, sizeof(ca), "%s/ca.crt", dir);
+	snprintf(crt, sizeof(crt), "%s/client.crt", dir);
+	snprintf(key, sizeof(key), "%s/client.key", dir);
+	if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(ctx, crt) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+		die("loading the --certs directory (ca.crt, client.crt, "
+		    "client.key)");
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	/* our own ticket handling: no client-side cache */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	srand((unsigned)getpid());
+	/* warm-up; the resumed series' first ticket */
+	connect_cycle(ctx, host, port, &none, 0, &full, &res, 0);
+	connect_cycle(ctx, host, port, &ticket, 1, &full, &res, 0);
+	if (!ticket) {
+		fprintf(stderr, "tls_tcp: the server issued no ticket\n");
+		return 1;
+	}
+	t0 = now_s();
+	while (iters ? n < iters : now_s() - t0 < duration) {
+		connect_cycle(ctx, host, port, &none, 0, &full, &res, 1);
+		if (!connect_cycle(ctx, host, port, &ticket, 1, &full, &res, 1))
+			missed++;
+		n++;
+	}
+	if (json) {
+		printf("{\"tool\":\"tls_tcp\",\"op\":\"connect\","
+		       "\"mode\":\"connect\",\"size\":%d,"
+		       "\"protect\":\"encrypt\",\"transport\":\"tcp\","
+		       "\"provider\":\"openssl\",\"cipher\":\"%s\","
+		       "\"iters\":%zu,\"full_count\":%zu,"
+		       "\"resumed_count\":%zu,\"resume_missed\":%" PRIu64,
+		       ECHO_LEN, SUITE, full.n + res.n, full.n, res.n, missed);
+		cs_json("full_", &full);
+		cs_json("resumed_", &res);
+		printf(",\"connects_per_s\":%.3f}\n",
+		       full.n ? (double)full.n / full.cycle_s : 0.0);
+	} else {
+		cs_line("full", &full);
+		cs_line("resumed", &res);
+		if (missed)
+			printf("tls_tcp: %" PRIu64 " ticket offers did not "
+			       "resume\n",
+			       missed);
+	}
+	SSL_SESSION_free(ticket);
+	SSL_CTX_free(ctx);
+	free(full.conn_us);
+	free(full.first_us);
+	free(res.conn_us);
+	free(res.first_us);
+	return 0;
+}
+
 static int parse_size(const char *s, uint64_t *out)
 {
 	char *end;
@@ -241,18 +480,22 @@ static int parse_size(const char *s, uint64_t *out)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: tls_tcp server PORT --cert FILE --key FILE\n"
-			"       tls_tcp client HOST PORT --size N (--iters N | "
-			"--duration S) [--json]\n");
+	fprintf(stderr,
+		"usage: tls_tcp server PORT --cert FILE --key FILE [--ca "
+		"FILE]\n"
+		"       tls_tcp client HOST PORT --size N (--iters N | "
+		"--duration S) [--json]\n"
+		"       tls_tcp client HOST PORT --op connect --certs DIR "
+		"[--iters N | --duration S] [--json]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	const char *cert = NULL, *key = NULL;
+	const char *cert = NULL, *key = NULL, *ca = NULL, *certs = NULL;
 	uint64_t size = 65536, iters = 1000, v;
 	double duration = 0;
-	int json = 0, first;
+	int json = 0, first, connect = 0, iters_set = 0;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 3)
@@ -273,10 +516,16 @@ int main(int argc, char **argv)
 			cert = val;
 		else if (!strcmp(a, "--key"))
 			key = val;
+		else if (!strcmp(a, "--ca"))
+			ca = val;
+		else if (!strcmp(a, "--certs"))
+			certs = val;
+		else if (!strcmp(a, "--op") && !strcmp(val, "connect"))
+			connect = 1;
 		else if (!strcmp(a, "--size") && !parse_size(val, &v) && v)
 			size = v;
 		else if (!strcmp(a, "--iters") && !parse_size(val, &v) && v)
-			iters = v, duration = 0;
+			iters = v, duration = 0, iters_set = 1;
 		else if (!strcmp(a, "--duration"))
 			duration = atof(val), iters = 0;
 		else if (!strcmp(a, "--window") || !strcmp(a, "--op") ||
@@ -288,7 +537,16 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "server")) {
 		if (!cert || !key)
 			usage();
-		return server(argv[2], cert, key);
+		return server(argv[2], cert, key, ca);
+	}
+	if (!strcmp(argv[1], "client") && connect) {
+		if (!certs)
+			usage();
+		return connect_bench(argv[2], argv[3], certs,
+				     duration > 0 ? 0
+				     : iters_set  ? iters
+						  : 200,
+				     duration, json);
 	}
 	if (!strcmp(argv[1], "client"))
 		return client(argv[2], argv[3], size, iters, duration, json);

@@ -52,6 +52,21 @@ for op in write read; do
 		fi
 	done
 done
-kill $SPID $RPID 2>/dev/null
+# set-up cost over verbs (rdma_cm): full and resumed connects, against a
+# server with small per-client regions (as bench/run.sh's connect section)
+srdma serve --listen "$VM_IP:0" --port-file $P/cports --certs $P/pki \
+	--transport verbs --region-size 4K >$P/serve-connect.log 2>&1 &
+CPID=$!
+n=0
+while [ ! -s $P/cports ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+read CCP CFP <$P/cports
+if timeout 120 srdma bench --mode connect --connect "$VM_IP:$CCP" \
+	--certs $P/pki --transport verbs --iters 50 --json >$P/out 2>$P/err; then
+	ok "bench: srdma connect over verbs"
+	emit vm-srdma-connect <$P/out
+else
+	notok "bench: srdma connect over verbs" "$(cat $P/err)"
+fi
+kill $SPID $RPID $CPID 2>/dev/null
 wait
 summary

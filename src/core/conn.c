@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -304,6 +305,28 @@ static int setup_keys(struct srdma_conn *c)
 	return 0;
 }
 
+/* ---- registered buffers ---- */
+
+/*
+ * Message rings, staging areas and regions come straight from mmap: pages
+ * arrive zeroed, are touched only where data lands, and munmap hands them
+ * back to the kernel, which zeroes them before anyone else sees them. So no
+ * plaintext outlives a connection in this process, without the cost of
+ * wiping (and first faulting in) megabytes a short connection never used.
+ */
+static void *map_buf(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void unmap_buf(void *p, size_t len)
+{
+	if (p)
+		munmap(p, len);
+}
+
 /* ---- fabric set-up ---- */
 
 static void on_tp_prepared(void *arg, int status);
@@ -339,7 +362,8 @@ static int setup_rings(struct srdma_conn *c)
 
 	c->slot_len = SRDMA_REC_HDR_LEN + c->max_msg + SRDMA_TAG_LEN;
 	c->ring_len = c->slot_len * c->depth * 2;
-	if (posix_memalign((void **)&c->ring, 4096, c->ring_len))
+	c->ring = map_buf(c->ring_len);
+	if (!c->ring)
 		return srdma__err(SRDMA_ENOMEM,
 				  "out of memory for %zu bytes "
 				  "of message buffers",
@@ -880,9 +904,9 @@ static int ensure_staging(struct srdma_conn *c)
 	if (c->staging)
 		return 0;
 	c->staging_len = chunk * NCHUNKS;
-	if (posix_memalign((void **)&c->staging, 4096, c->staging_len))
+	c->staging = map_buf(c->staging_len);
+	if (!c->staging)
 		return srdma__err(SRDMA_ENOMEM, "out of memory for staging");
-	memset(c->staging, 0, c->staging_len);
 	GUARD(c->ctx->tp->ops->mr_reg(c->tc, c->staging, c->staging_len,
 				      SRDMA_TP_LOCAL, &c->staging_mr));
 	c->chunk_blocks = CHUNK_BLOCKS;
@@ -1785,8 +1809,7 @@ void srdma__conn_free(struct srdma_conn *c)
 	while (c->regions) {
 		struct srdma_region *r = c->regions;
 		c->regions = r->next;
-		OPENSSL_cleanse(r->mem, r->mem_len);
-		free(r->mem);
+		unmap_buf(r->mem, r->mem_len);
 		free(r->newest);
 		free(r);
 	}
@@ -1797,12 +1820,10 @@ void srdma__conn_free(struct srdma_conn *c)
 		free(rr);
 	}
 	if (c->ring) {
-		OPENSSL_cleanse(c->ring, c->ring_len);
-		free(c->ring);
+		unmap_buf(c->ring, c->ring_len);
 	}
 	if (c->staging) {
-		OPENSSL_cleanse(c->staging, c->staging_len);
-		free(c->staging);
+		unmap_buf(c->staging, c->staging_len);
 	}
 	free(c->send_free);
 	free(c->acks);
@@ -2439,12 +2460,12 @@ SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 		return rc;
 	}
 	r->newest = calloc(r->nblocks, sizeof(uint64_t));
-	if (!r->newest || posix_memalign((void **)&r->mem, 4096, r->mem_len)) {
+	r->mem = r->newest ? map_buf(r->mem_len) : NULL;
+	if (!r->mem) {
 		free(r->newest);
 		free(r);
 		return srdma__err(SRDMA_ENOMEM, "out of memory for a region");
 	}
-	memset(r->mem, 0, r->mem_len);
 	if (access & SRDMA_ACCESS_REMOTE_READ)
 		tp_access |= SRDMA_TP_REMOTE_READ;
 	if (access & SRDMA_ACCESS_REMOTE_WRITE)
@@ -2470,7 +2491,7 @@ SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 out_dereg:
 	c->ctx->tp->ops->mr_dereg(r->mr);
 out_free:
-	free(r->mem);
+	unmap_buf(r->mem, r->mem_len);
 	free(r->newest);
 	free(r);
 	return rc;
@@ -2601,8 +2622,7 @@ SRDMA_API void srdma_region_destroy(srdma_region *r)
 		c->ctx->tp->ops->mr_dereg(r->mr);
 	if (c->quota_used >= r->mem_len)
 		c->quota_used -= r->mem_len;
-	OPENSSL_cleanse(r->mem, r->mem_len);
-	free(r->mem);
+	unmap_buf(r->mem, r->mem_len);
 	free(r->newest);
 	free(r);
 }

@@ -2,6 +2,8 @@
 # `srdma bench` works and its verification passes: every op in bw and lat
 # mode with --verify --json (fields checked, never speeds); bad input and
 # unreachable or silent servers give one error line and a non-zero exit.
+# --mode connect: the JSON fields exist, resumed connects happen, and none
+# resume against a server started with --no-resumption.
 . "$(dirname "$0")/lib.sh"
 make_pki "$T/pki" client
 start_server s --certs "$T/pki" --transport ofi --protect none \
@@ -89,8 +91,59 @@ check "silent server: one error line" one_error "." \
 	timeout 30 "$SRDMA" bench --connect "127.0.0.1:$(cat "$T/silent.port")" \
 	--certs "$T/pki" --transport ofi --timeout 1500
 
+# connect_ok FILE ITERS RESUMING: one JSON line with the set-up figures;
+# RESUMING 1: the resumed series resumed; 0: nothing resumed.
+connect_ok() {
+	python3 - "$@" <<'EOF' || { cat "$1"; return 1; }
+import json, sys
+f, iters, resuming = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+lines = [l for l in open(f) if l.strip()]
+assert len(lines) == 1, "want one JSON line, got %d" % len(lines)
+o = json.loads(lines[0])
+need = ["full_connect_us", "resumed_connect_us", "connects_per_s",
+        "full_first_byte_us", "resumed_first_byte_us", "first_byte_us",
+        "full_connect_us_p99", "full_connects_per_s", "resumed_count",
+        "full_count", "transport", "protect"]
+missing = [k for k in need if k not in o]
+assert not missing, "missing %s" % missing
+assert o["op"] == "connect" and o["transport"] == "ofi", o
+assert o["protect"] == "encrypt", o
+assert o["full_count"] + o["resumed_count"] == 2 * iters, o
+assert o["full_connect_us"] > 0 and o["connects_per_s"] > 0, o
+assert o["full_connect_us"] <= o["full_first_byte_us"], o
+if resuming:
+    # the full series never offers a ticket; the resumed one always does
+    assert o["resumed_count"] == iters and o["full_count"] == iters, o
+    assert o["resume_missed"] == 0, o
+    assert o["resumed_connect_us"] > 0, o
+    assert o["resumed_connect_us"] <= o["resumed_first_byte_us"], o
+else:
+    assert o["resumed_count"] == 0 and o["resume_missed"] == iters, o
+    assert o["resumed_connect_us"] is None, o
+EOF
+}
+if bench --mode connect --iters 20 --json >"$T/conn" 2>"$T/err"; then
+	check "connect: JSON fields, resumed connects" connect_ok "$T/conn" 20 1
+else
+	notok "connect: exit status"; cat "$T/err"
+fi
+bench --mode connect --iters 5 >"$T/ctable" 2>&1
+check "connect: human table, full and resumed rows" bash -c \
+	"grep -q '^#case' '$T/ctable' && grep -q '^full ' '$T/ctable' && grep -q '^resumed ' '$T/ctable'"
+check "connect: bad --mode still one error line" one_error "unknown --mode" \
+	bench --mode connnect
+
 check "echo still works after the bench sink" client --certs "$T/pki" \
 	--transport ofi --op echo --size 100 --count 3 --quiet
 check "server still alive" server_alive
 check "orderly shutdown" stop_server
+
+start_server nr --certs "$T/pki" --transport ofi --no-resumption || exit 1
+if bench --mode connect --iters 10 --json >"$T/conn" 2>"$T/err"; then
+	check "connect, server --no-resumption: nothing resumes" \
+		connect_ok "$T/conn" 10 0
+else
+	notok "connect, server --no-resumption: exit status"; cat "$T/err"
+fi
+check "orderly shutdown (--no-resumption server)" stop_server
 finish

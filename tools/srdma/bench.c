@@ -14,6 +14,8 @@
  * --verify checks the data at the end of each size: write/read write a
  * known pattern and read it back; send compares the server's count and
  * stream hash (bw) or the echoed bytes (lat).
+ *
+ * --mode connect measures set-up instead (bench_connect.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_connect.h"
 #include "bench_sink.h"
 #include "cmd.h"
 #include "common.h"
@@ -36,7 +39,9 @@ enum {
 struct bench {
 	struct common_opts co;
 	enum op op;
-	int lat; /* --mode lat */
+	int lat;     /* --mode lat */
+	int connect; /* --mode connect */
+	int iters_set;
 	uint64_t sizes[MAX_SIZES];
 	int nsizes;
 	uint64_t iters;	 /* 0 = use duration */
@@ -84,12 +89,18 @@ static void usage(FILE *f)
 		"  --op OP                send | write (default) | read\n"
 		"  --size LIST            bytes per operation, e.g. "
 		"64,4K,64K,1M (default 64K)\n"
-		"  --iters N              operations per size (default 1000)\n"
+		"  --iters N              operations per size (default 1000;\n"
+		"                         connect: connects per case, default "
+		"200)\n"
 		"  --duration S           seconds per size instead of --iters\n"
 		"  --window W             operations in flight (default 16; "
 		"send: <= queue depth,\n"
 		"                         write/read: <= %d)\n"
-		"  --mode M               bw (default) | lat\n"
+		"  --mode M               bw (default) | lat | connect\n"
+		"                         (connect: set-up cost; full "
+		"handshakes and\n"
+		"                         resumed ones, each with a verified "
+		"64 B echo)\n"
 		"  --json                 one JSON object per size on stdout\n"
 		"  --verify               check the data after each size\n"
 		"  --timeout MS           connect / per-operation deadline "
@@ -765,14 +776,17 @@ static int parse_args(struct bench *b, int argc, char **argv)
 				return 2;
 			}
 		} else if (!strcmp(a, "--mode")) {
+			b->lat = b->connect = 0;
 			if (!strcmp(val, "bw"))
 				b->lat = 0;
 			else if (!strcmp(val, "lat"))
 				b->lat = 1;
+			else if (!strcmp(val, "connect"))
+				b->connect = 1;
 			else {
 				fprintf(stderr,
 					"srdma bench: unknown --mode '%s' (bw, "
-					"lat)\n",
+					"lat, connect)\n",
 					val);
 				return 2;
 			}
@@ -788,6 +802,7 @@ static int parse_args(struct bench *b, int argc, char **argv)
 				return 2;
 			}
 			b->iters = v;
+			b->iters_set = 1;
 			b->duration = 0;
 		} else if (!strcmp(a, "--duration")) {
 			char *end;
@@ -940,6 +955,19 @@ int cmd_bench(int argc, char **argv)
 	if (rc) {
 		free(b);
 		return rc == 1 ? 0 : rc;
+	}
+	if (b->connect) {
+		struct connect_opts co = {
+			.iters = b->iters_set || b->duration > 0 ? b->iters
+								 : 200,
+			.duration = b->duration,
+			.json = b->json,
+			.quiet = b->quiet,
+			.tmo = b->tmo,
+		};
+		rc = bench_connect(&b->co, &co);
+		free(b);
+		return rc;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	b->seed = (uint8_t)(ts.tv_nsec ^ getpid());

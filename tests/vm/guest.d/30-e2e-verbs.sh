@@ -7,7 +7,7 @@ if have srdma; then
 	rm -rf $P && mkdir -p $P
 	check "verbs e2e: srdma certs" srdma certs $P/pki --name "$VM_IP"
 	srdma serve --listen "$VM_IP:0" --port-file $P/ports --certs $P/pki \
-		--transport verbs --protect none -v >$P/serve.log 2>&1 &
+		--transport verbs --protect none -vv >$P/serve.log 2>&1 &
 	SPID=$!
 	n=0
 	while [ ! -s $P/ports ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
