@@ -48,7 +48,7 @@ enum wr_kind { WR_RECV = 1, WR_SEND = 2, WR_CHUNK = 3 };
 
 /* Staging chunks for RDMA write/read: how much is in flight per connection
  * (allocated on the first write or read only). */
-enum { SRDMA_NCHUNKS = 8, SRDMA_CHUNK_BLOCKS = 32 };
+enum { SRDMA_NCHUNKS = 8, SRDMA_CHUNK_BLOCKS = 128 };
 
 enum op_kind { OP_WRITE = 1, OP_READ = 2 };
 
