@@ -5,6 +5,7 @@
  * (read-only) filled with a known pattern the client verifies.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
@@ -155,6 +156,7 @@ int cmd_serve(int argc, char **argv)
 	struct sigaction sa;
 	unsigned long nconn = 0, nrej = 0;
 	int rc, nlive = 0;
+	bool idle_trim = false;
 	const char *why;
 
 	common_init(&o, SRDMA_ROLE_SERVER);
@@ -367,6 +369,7 @@ int cmd_serve(int argc, char **argv)
 				if (cl->next)
 					cl->next->prev = cl->prev;
 				nlive--;
+				idle_trim = nlive == 0;
 				dead[ndead++] = e->conn;
 				free_client(cl);
 				break;
@@ -381,6 +384,12 @@ int cmd_serve(int argc, char **argv)
 		}
 		for (int k = 0; k < ndead; k++)
 			srdma_conn_destroy(dead[k]);
+		if (idle_trim) {
+			/* Last client gone: hand freed heap back to the system
+			 * so an idle server's RSS returns to its start. */
+			malloc_trim(0);
+			idle_trim = false;
+		}
 		for (struct client *cl = clients; cl; cl = cl->next)
 			if (cl->echo_head)
 				flush_echo(cl);
