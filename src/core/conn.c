@@ -2196,15 +2196,21 @@ SRDMA_API void srdma_conn_destroy(srdma_conn *c)
 
 /* ---- public API: messages ---- */
 
+/* Why an operation cannot start: the connection's own failure if it has
+ * one (so the caller sees "server said: quota ..." rather than a state). */
+static int not_established(const struct srdma_conn *c)
+{
+	if (c->state >= ST_CLOSING && c->fail_code)
+		return srdma__err(c->fail_code, "%s", c->fail_detail);
+	return srdma__err(c->state >= ST_CLOSING ? SRDMA_ECLOSED : SRDMA_ESTATE,
+			  "the connection is %s", state_name(c->state));
+}
+
 SRDMA_API int srdma_send(srdma_conn *c, const void *buf, size_t len)
 {
 	ENSURE(c && (buf || !len), SRDMA_EINVAL, "srdma_send: NULL argument");
 	if (c->state != ST_ESTABLISHED)
-		return srdma__err(
-			c->state >= ST_CLOSING
-				? (c->fail_code ? c->fail_code : SRDMA_ECLOSED)
-				: SRDMA_ESTATE,
-			"the connection is %s", state_name(c->state));
+		return not_established(c);
 	ENSURE(len <= c->max_msg, SRDMA_EMSGSIZE,
 	       "message of %zu bytes is above the connection's max_msg %u", len,
 	       c->max_msg);
@@ -2279,11 +2285,7 @@ static int start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
 
 	ENSURE(c && buf && len, SRDMA_EINVAL, "write/read: bad argument");
 	if (c->state != ST_ESTABLISHED)
-		return srdma__err(
-			c->state >= ST_CLOSING
-				? (c->fail_code ? c->fail_code : SRDMA_ECLOSED)
-				: SRDMA_ESTATE,
-			"the connection is %s", state_name(c->state));
+		return not_established(c);
 	rr = find_remote(c, region);
 	ENSURE(rr, SRDMA_ENOENT, "the peer granted no region %u", region);
 	ENSURE(rr->access & (kind == OP_WRITE ? SRDMA_ACCESS_REMOTE_WRITE
