@@ -398,7 +398,6 @@ static int post_all_recvs(struct srdma_conn *c)
 	for (uint32_t i = 0; i < c->depth; i++) {
 		GUARD(ops->post_recv(c->tc, c->ring_mr, recv_slot(c, i),
 				     c->slot_len, WR_ID(WR_RECV, i)));
-		c->recv_posted++;
 	}
 	return 0;
 }
@@ -418,7 +417,6 @@ void srdma__repost_slot(struct srdma_conn *c, int slot)
 		srdma__conn_fail(c, rc, srdma_error_detail());
 		return;
 	}
-	c->recv_posted++;
 	c->rx_credits_due++;
 	maybe_send_credit(c);
 }
@@ -607,6 +605,14 @@ static void on_tp_closed(void *arg, int status, const char *detail)
 	fabric_failed(c, status ? status : SRDMA_ECLOSED, d);
 }
 
+/* The keys that open a block, indexed by the writer byte in its header:
+ * blocks we sealed open with our own key, the peer's with its key. */
+static void block_keys(struct srdma_conn *c, struct srdma__aead *keys[2])
+{
+	keys[my_writer(c)] = &c->blk_own;
+	keys[!my_writer(c)] = &c->blk_rx;
+}
+
 /* ---- message channel ---- */
 
 static struct srdma_region *find_region(struct srdma_conn *c, uint32_t id)
@@ -625,34 +631,6 @@ static struct remote_region *find_remote(struct srdma_conn *c, uint32_t id)
 	return NULL;
 }
 
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 /* Sends acknowledgements for verified writes, in order, as credits allow.
  * Like credit returns they may use the last credit. */
 static void flush_acks(struct srdma_conn *c)
@@ -661,8 +639,8 @@ static void flush_acks(struct srdma_conn *c)
 
 	while (done < c->nacks && c->tx_credits >= 1 && c->nsend_free) {
 		uint8_t p[WRITE_ACK_LEN];
-		put_be32(p, c->acks[done].region);
-		put_be64(p + 4, c->acks[done].version);
+		srdma__be32(p, c->acks[done].region);
+		srdma__be64(p + 4, c->acks[done].version);
 		if (post_record(c, REC_WRITE_ACK, p, sizeof(p)) < 0)
 			break;
 		done++;
@@ -698,8 +676,8 @@ static int handle_ack(struct srdma_conn *c, const uint8_t *p, size_t len)
 
 	ENSURE(len == WRITE_ACK_LEN, SRDMA_EPROTO,
 	       "write acknowledgement of %zu bytes", len);
-	id = get_be32(p);
-	ver = get_be64(p + 4);
+	id = srdma__get_be32(p);
+	ver = srdma__get_be64(p + 4);
 	for (struct op *op = c->ops_head; op; op = op->next)
 		if (op->kind == OP_WRITE && op->notice_sent &&
 		    op->region == id && op->version == ver) {
@@ -722,9 +700,9 @@ static int handle_notice(struct srdma_conn *c, const uint8_t *p, size_t len)
 
 	ENSURE(len == WRITE_NOTICE_LEN, SRDMA_EPROTO,
 	       "write notice of %zu bytes (want %d)", len, WRITE_NOTICE_LEN);
-	id = get_be32(p);
-	off = get_be64(p + 4);
-	n = get_be64(p + 12);
+	id = srdma__get_be32(p);
+	off = srdma__get_be64(p + 4);
+	n = srdma__get_be64(p + 12);
 	r = find_region(c, id);
 	ENSURE(r, SRDMA_EPROTO, "write notice for unknown region %u", id);
 	ENSURE(r->access & SRDMA_ACCESS_REMOTE_WRITE, SRDMA_EPROTO,
@@ -739,7 +717,7 @@ static int handle_notice(struct srdma_conn *c, const uint8_t *p, size_t len)
 	v->region = id;
 	v->off = off;
 	v->len = n;
-	v->version = get_be64(p + 20);
+	v->version = srdma__get_be64(p + 20);
 	v->next = off / SRDMA_BLK_PAYLOAD;
 	v->end = v->next + (n + SRDMA_BLK_PAYLOAD - 1) / SRDMA_BLK_PAYLOAD;
 	c->ctx->work_pending = true;
@@ -765,8 +743,7 @@ static int verify_slice(struct srdma_conn *c)
 	int peer = !my_writer(c);
 	uint64_t stop;
 
-	keys[my_writer(c)] = &c->blk_own;
-	keys[peer] = &c->blk_rx;
+	block_keys(c, keys);
 	stop = v->end - v->next > VERIFY_SLICE ? v->next + VERIFY_SLICE
 					       : v->end;
 	for (; r && v->next < stop; v->next++) {
@@ -776,9 +753,9 @@ static int verify_slice(struct srdma_conn *c)
 			/* Nothing to authenticate in mode none: check the
 			 * header only, without copying the payload out. */
 			const uint8_t *h = r->mem + b * r->stride;
-			bi.version = get_be64(h);
+			bi.version = srdma__get_be64(h);
 			bi.writer = h[12];
-			rc = get_be32(h + 8) <= SRDMA_BLK_PAYLOAD
+			rc = srdma__get_be32(h + 8) <= SRDMA_BLK_PAYLOAD
 				     ? 0
 				     : SRDMA_EPROTO;
 		} else {
@@ -847,7 +824,6 @@ static void handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
 	struct srdma__record rec;
 	int rc;
 
-	c->recv_posted--;
 	if (c->state != ST_ESTABLISHED && c->state != ST_CLOSING)
 		return;
 	rc = srdma__record_open(&c->rx, recv_slot(c, slot), len, &rec);
@@ -982,10 +958,10 @@ static int send_notice(struct srdma_conn *c, struct op *op)
 {
 	uint8_t p[WRITE_NOTICE_LEN];
 
-	put_be32(p, op->region);
-	put_be64(p + 4, op->offset);
-	put_be64(p + 12, op->len);
-	put_be64(p + 20, op->version);
+	srdma__be32(p, op->region);
+	srdma__be64(p + 4, op->offset);
+	srdma__be64(p + 12, op->len);
+	srdma__be64(p + 20, op->version);
 	/* Keep one credit back for credit returns. */
 	ENSURE(c->tx_credits > 1, SRDMA_EAGAIN, "send window full");
 	return post_record(c, REC_WRITE_NOTICE, p, sizeof(p));
@@ -1084,8 +1060,7 @@ static int open_read_chunk(struct srdma_conn *c, struct op *op,
 
 	ENSURE(rr, SRDMA_ENOENT, "region %u was revoked during a read",
 	       op->region);
-	keys[my_writer(c)] = &c->blk_own;
-	keys[!my_writer(c)] = &c->blk_rx;
+	block_keys(c, keys);
 	if (tamper("read"))
 		ch->mem[SRDMA_BLK_HDR_LEN] ^= 0x01;
 	for (uint64_t i = 0; i < ch->nblocks; i++) {
@@ -1168,7 +1143,6 @@ static void on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 	switch (WR_KIND(cqe->wr_id)) {
 	case WR_RECV:
 		if (cqe->status < 0) {
-			c->recv_posted--;
 			if (c->state == ST_ESTABLISHED)
 				fabric_failed(c, cqe->status,
 					      "the fabric connection failed (a "
@@ -1196,9 +1170,6 @@ static void on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 		break;
 	default:
 		break;
-	}
-	if (c->state == ST_CLOSING && !c->ops_head && !c->goodbye_sent) {
-		/* Nothing left to drain: finish the goodbye. */
 	}
 }
 
@@ -2191,9 +2162,6 @@ SRDMA_API void srdma_conn_destroy(srdma_conn *c)
 	srdma__conn_free(c);
 }
 
-/* goodbye reply handling: the initiator disconnects on the answer */
-/* (handled in on_goodbye via start_disconnect for both sides) */
-
 /* ---- public API: messages ---- */
 
 /* Why an operation cannot start: the connection's own failure if it has
@@ -2561,8 +2529,7 @@ SRDMA_API int srdma_region_get(srdma_region *r, uint64_t offset, void *buf,
 	       "offset is not a multiple of %d", SRDMA_BLOCK_SIZE);
 	ENSURE(offset <= r->len && len <= r->len - offset, SRDMA_ERANGE,
 	       "outside the region");
-	keys[my_writer(c)] = &c->blk_own;
-	keys[!my_writer(c)] = &c->blk_rx;
+	block_keys(c, keys);
 	for (size_t done = 0; done < len; done += SRDMA_BLK_PAYLOAD) {
 		uint64_t b = (offset + done) / SRDMA_BLK_PAYLOAD;
 		size_t l = len - done < SRDMA_BLK_PAYLOAD ? len - done

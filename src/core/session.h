@@ -66,9 +66,6 @@ struct op {
 	uint64_t done_blocks; /* blocks whose chunk completed */
 	uint64_t version;     /* write: version sealed into every block */
 	bool notice_sent;
-	uint32_t notice_slot; /* send slot carrying the notice */
-	bool sync;	      /* issued by a *_sync call */
-	int status;
 	struct op *next;
 };
 
@@ -168,7 +165,6 @@ struct srdma_conn {
 	uint32_t nsend_free;
 	uint32_t tx_credits;	 /* peer receive slots we may fill */
 	uint32_t rx_credits_due; /* reposted slots not yet reported */
-	uint32_t recv_posted;
 
 	uint8_t *staging;
 	size_t staging_len;
