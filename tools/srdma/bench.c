@@ -179,12 +179,6 @@ static int samples_add(struct samples *s, double us)
 	return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static void lat_stats(struct samples *s, struct result *r)
 {
 	double sum = 0;

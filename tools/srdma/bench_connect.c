@@ -85,12 +85,6 @@ static void series_free(struct series *s)
 	free(s->first_us);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static struct stat2 stats(double *v, size_t n)
 {
 	struct stat2 s = {0, 0};

@@ -191,12 +191,6 @@ static int run_read(srdma_conn *c, uint32_t region, uint64_t rlen,
 	return rc;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 /*
  * --reconnect N: N sequential connects on one context (the first is a full
  * TLS handshake, later ones resume from tickets where the server allows),

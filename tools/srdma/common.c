@@ -243,6 +243,12 @@ int common_parse(struct common_opts *o, const char *cmd, int argc, char **argv,
 	return 1;
 }
 
+int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
 double now_s(void)
 {
 	struct timespec ts;

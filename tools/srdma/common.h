@@ -40,6 +40,8 @@ static inline uint8_t pattern_byte(uint64_t off)
 	return (uint8_t)((off >> 12) * 31u + off * 7u + 1u);
 }
 double now_s(void);
+/* qsort comparator for doubles (medians and percentiles). */
+int cmp_double(const void *a, const void *b);
 void tool_log(void *arg, int level, const char *line);
 int fill_random(void *buf, size_t len);
 

@@ -43,12 +43,6 @@ static void step(const char *title)
 	fflush(stdout);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static pid_t spawn(char *const argv[], const char *out_path)
 {
 	pid_t pid = fork();
