@@ -157,6 +157,16 @@ struct srdma_config {
 	uint32_t
 		ticket_rotate_s; /* server: ticket key lifetime, default 3600 */
 
+	/* Server resource pool: connections (ofi domain + queues; verbs PD,
+	 * CQ and QP) and message rings made ahead of time, handed to clients
+	 * at random (QP numbers are not sequential) and, once zeroed and
+	 * reset, reused; regions are always registered afresh, so no remote
+	 * key outlives its client. resource_pool: kits kept ready (0 = default
+	 * 16; capped at 64 MiB of rings); no_resource_pool: make everything
+	 * per client instead. */
+	uint32_t resource_pool;
+	uint8_t no_resource_pool;
+
 	srdma_log_fn log_fn; /* NULL = stderr */
 	void *log_arg;
 	int log_level; /* default SRDMA_LOG_WARN */

@@ -336,6 +336,17 @@ static void on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe);
 static int on_region_msg(struct srdma_conn *c,
 			 const struct srdma__msg_region *g);
 
+void srdma__conn_tp_cb(struct srdma_conn *c, struct srdma__tp_conn_cb *cb)
+{
+	*cb = (struct srdma__tp_conn_cb){
+		.arg = c,
+		.on_prepared = on_tp_prepared,
+		.on_established = on_tp_established,
+		.on_closed = on_tp_closed,
+		.on_cqe = on_tp_cqe,
+	};
+}
+
 static int create_tp_conn(struct srdma_conn *c)
 {
 	struct srdma__tp_conn_attr attr = {
@@ -344,30 +355,28 @@ static int create_tp_conn(struct srdma_conn *c)
 		.rq_depth = c->depth,
 		.max_inline = 64,
 	};
-	struct srdma__tp_conn_cb cb = {
-		.arg = c,
-		.on_prepared = on_tp_prepared,
-		.on_established = on_tp_established,
-		.on_closed = on_tp_closed,
-		.on_cqe = on_tp_cqe,
-	};
+	struct srdma__tp_conn_cb cb;
 
+	srdma__conn_tp_cb(c, &cb);
 	return c->ctx->tp->ops->conn_create(c->ctx->tp, &attr, &cb, &c->tc);
 }
 
-/* Registers the receive and send rings (needs the domain/PD). */
+/* Registers the receive and send rings (needs the domain/PD), unless they
+ * came registered with a kit from the resource pool (at least as large). */
 static int setup_rings(struct srdma_conn *c)
 {
 	const struct srdma__tp_ops *ops = c->ctx->tp->ops;
 
 	c->slot_len = SRDMA_REC_HDR_LEN + c->max_msg + SRDMA_TAG_LEN;
-	c->ring_len = c->slot_len * c->depth * 2;
-	c->ring = map_buf(c->ring_len);
-	if (!c->ring)
-		return srdma__err(SRDMA_ENOMEM,
-				  "out of memory for %zu bytes "
-				  "of message buffers",
-				  c->ring_len);
+	if (!c->ring) {
+		c->ring_len = c->slot_len * c->depth * 2;
+		c->ring = map_buf(c->ring_len);
+		if (!c->ring)
+			return srdma__err(SRDMA_ENOMEM,
+					  "out of memory for %zu bytes "
+					  "of message buffers",
+					  c->ring_len);
+	}
 	c->send_free = calloc(c->depth, sizeof(uint32_t));
 	c->acks = calloc(c->depth, sizeof(*c->acks));
 	c->verifies = calloc(c->depth, sizeof(*c->verifies));
@@ -377,6 +386,8 @@ static int setup_rings(struct srdma_conn *c)
 		c->send_free[i] = c->depth - 1 - i;
 	c->nsend_free = c->depth;
 	c->tx_credits = c->depth;
+	if (c->ring_mr)
+		return 0;
 	return ops->mr_reg(c->tc, c->ring, c->ring_len, SRDMA_TP_LOCAL,
 			   &c->ring_mr);
 }
@@ -1260,11 +1271,15 @@ static int server_on_params(struct srdma_conn *c,
 	const struct srdma__tp_ops *ops = c->ctx->tp->ops;
 	struct srdma__msg m = {0};
 	uint32_t ttl;
+	int rc;
 
 	ENSURE(c->listener, SRDMA_ECLOSED, "the listener was closed");
 	c->remote_psn = p->psn & 0xffffff;
 	c->remote_qpn = p->qpn;
-	GUARD(create_tp_conn(c));
+	rc = srdma__respool_take(c);
+	GUARD(rc);
+	if (rc == 0)
+		GUARD(create_tp_conn(c));
 	GUARD(setup_rings(c));
 	ops->set_psn(c->tc, c->local_psn, c->remote_psn);
 	ttl = TOKEN_TTL_MS;
@@ -1770,6 +1785,11 @@ static void teardown(struct srdma_conn *c)
 	}
 	ops->mr_dereg(c->staging_mr);
 	c->staging_mr = NULL;
+	if (srdma__respool_give(c)) {
+		c->tc = NULL;
+		c->ring = NULL;
+		c->ring_mr = NULL;
+	}
 	ops->mr_dereg(c->ring_mr);
 	c->ring_mr = NULL;
 	if (c->tc) {

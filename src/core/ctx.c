@@ -109,6 +109,7 @@ static int copy_config(struct srdma_ctx *ctx, const struct srdma_config *cfg)
 	       ctx->cfg.queue_depth);
 	ENSURE(cfg->protect <= SRDMA_PROTECT_ENCRYPT, SRDMA_EINVAL,
 	       "unknown protection mode %d", (int)cfg->protect);
+	srdma__respool_init(ctx);
 
 	if (!cfg->cert_file || !cfg->key_file || !cfg->ca_file) {
 		const char *name = cfg->identity;
@@ -219,6 +220,7 @@ SRDMA_API void srdma_ctx_destroy(srdma_ctx *ctx)
 	}
 	while (ctx->listeners)
 		srdma_listener_destroy(ctx->listeners);
+	srdma__respool_destroy(ctx);
 	srdma__release_delivered(ctx);
 	while ((e = ctx->q_head)) {
 		ctx->q_head = e->next;
@@ -322,6 +324,23 @@ void srdma__drop_events(struct srdma_ctx *ctx, struct srdma_conn *c)
 }
 
 /* One loop iteration bounded by timeout_ms and the nearest deadline. */
+/*
+ * Tops the server resource pool up. A kit that cannot be made (out of fds,
+ * memory, device resources) shrinks the pool to what it holds, with one
+ * warning, instead of retrying on every loop iteration.
+ */
+static void pool_refill(struct srdma_ctx *ctx, uint32_t max_new)
+{
+	struct srdma__respool *p = &ctx->pool;
+
+	if (srdma__respool_fill(ctx, max_new) == 0)
+		return;
+	srdma__log(&ctx->log, SRDMA_LOG_WARN,
+		   "resource pool: keeping %u of %u spare connections: %s",
+		   p->n, p->target, srdma_error_detail());
+	p->target = p->n;
+}
+
 int srdma__ctx_run(struct srdma_ctx *ctx, int timeout_ms)
 {
 	uint64_t now = srdma__now_ms();
@@ -330,11 +349,14 @@ int srdma__ctx_run(struct srdma_ctx *ctx, int timeout_ms)
 
 	if (d >= 0 && (timeout_ms < 0 || d < timeout_ms))
 		timeout_ms = d;
-	if (ctx->work_pending)
-		timeout_ms = 0; /* verification slices are waiting */
+	if (ctx->work_pending || srdma__respool_wants(ctx))
+		timeout_ms = 0; /* verification slices or spares are waiting */
 	rc = srdma__loop_run_once(ctx->loop, timeout_ms);
 	if (ctx->work_pending)
 		ctx->work_pending = srdma__conn_work(ctx);
+	/* One spare per pass, and only while no client is setting up. */
+	if (srdma__respool_wants(ctx))
+		pool_refill(ctx, 1);
 	srdma__conn_check_timeouts(ctx, srdma__now_ms());
 	return rc;
 }
@@ -487,6 +509,7 @@ SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 		   "listening on %s:%u (control) and fabric port %u (%s)",
 		   host ? host : "*", l->port, l->fabric_port,
 		   srdma_transport_name(ctx->tp->kind));
+	pool_refill(ctx, UINT32_MAX);
 	*out = l;
 	return 0;
 

@@ -208,6 +208,24 @@ struct srdma_listener {
 	struct srdma_listener *next;
 };
 
+/* Server resource pool (respool.c): connections made before they are
+ * needed, handed out at random, reset and reused. */
+struct srdma__kit {
+	struct srdma__tp_conn *tc;
+	uint8_t *ring;
+	size_t ring_len;
+	struct srdma__tp_mr *ring_mr;
+};
+
+struct srdma__respool {
+	struct srdma__kit *kits;
+	uint32_t n, cap, target;
+	uint32_t depth, max_msg; /* what every kit can carry */
+	size_t ring_len;
+	bool filling; /* refilling: started at half, goes to full */
+	uint64_t made, taken, reused, misses; /* counters, for tests/logs */
+};
+
 struct srdma_ctx {
 	struct srdma_config cfg; /* strings below are owned copies */
 	char *s_provider, *s_device, *s_cert, *s_key, *s_ca, *s_peer;
@@ -226,6 +244,7 @@ struct srdma_ctx {
 	struct qev *q_free;
 	bool in_poll;
 	bool work_pending; /* some connection has verification to do */
+	struct srdma__respool pool;
 };
 
 /* ctx.c */
@@ -247,5 +266,16 @@ void srdma__on_connreq(void *arg, struct srdma__tp_connreq *req);
 void srdma__repost_slot(struct srdma_conn *c, int slot);
 void srdma__tune_ctrl_socket(int fd);
 bool srdma__conn_work(struct srdma_ctx *ctx);
+void srdma__conn_tp_cb(struct srdma_conn *c, struct srdma__tp_conn_cb *cb);
+
+/* respool.c */
+void srdma__respool_init(struct srdma_ctx *ctx);
+int srdma__respool_fill(struct srdma_ctx *ctx, uint32_t max_new) SRDMA__WUR;
+bool srdma__respool_wants(struct srdma_ctx *ctx);
+/* 1: c got a kit (tc, ring, ring_mr); 0: none fits, make fresh ones. */
+int srdma__respool_take(struct srdma_conn *c) SRDMA__WUR;
+/* true: the kit is back in the pool and c no longer owns tc/ring/ring_mr. */
+bool srdma__respool_give(struct srdma_conn *c);
+void srdma__respool_destroy(struct srdma_ctx *ctx);
 
 #endif

@@ -145,6 +145,24 @@ struct srdma__tp_ops {
 	void (*conn_destroy)(struct srdma__tp_conn *c);
 	int (*conn_info)(const struct srdma__tp_conn *c,
 			 struct srdma__tp_info *out);
+	/*
+	 * Server resource pool (core/respool.c). conn_reset brings a server
+	 * connection whose fabric life is over (never accepted, or closed with
+	 * on_closed delivered) back to the state conn_create leaves: endpoint
+	 * or rdma_cm id gone, queues empty, every completion discarded, the
+	 * domain/PD, CQ and (verbs) QP kept, the QP in RESET. Registrations
+	 * the caller still holds stay valid; the caller must have deregistered
+	 * every remotely accessible one first (else SRDMA_ESTATE: a key of the
+	 * previous owner must never outlive it). <0: not reusable, destroy it.
+	 * conn_set_cb replaces the callbacks (the pool parks spares on no-op
+	 * ones and hands them to a session with its own).
+	 */
+	int (*conn_reset)(struct srdma__tp_conn *c);
+	void (*conn_set_cb)(struct srdma__tp_conn *c,
+			    const struct srdma__tp_conn_cb *cb);
+	/* Registrations pin pages (verbs): memory under one must be zeroed
+	 * in place, never dropped with madvise. */
+	bool pins_memory;
 
 	/* access: SRDMA_TP_* bits. Remote keys are unpredictable (random on
 	 * ofi; memory windows on verbs where supported). */

@@ -81,6 +81,10 @@ static void usage(FILE *f)
 		"64M)\n"
 		"  --region-size BYTES   size of each client region (default "
 		"1M)\n"
+		"  --resource-pool N     spare connections made ahead, handed "
+		"out\n"
+		"                        at random and reused (default 16; 0 = "
+		"off)\n"
 		"  --port-file FILE      write \"CONTROL_PORT FABRIC_PORT\" "
 		"once listening\n"
 		"%s",
@@ -194,6 +198,12 @@ int cmd_serve(int argc, char **argv)
 			   parse_size(argv[i + 1], &v) == 0 && v >= 4096 &&
 			   v <= (1ull << 32)) {
 			region_size = (v + 4095) & ~4095ull;
+			i++;
+		} else if (!strcmp(argv[i], "--resource-pool") &&
+			   i + 1 < argc && parse_size(argv[i + 1], &v) == 0 &&
+			   v <= 1024) {
+			o.cfg.resource_pool = (uint32_t)v;
+			o.cfg.no_resource_pool = v == 0;
 			i++;
 		} else if (!strcmp(argv[i], "--port-file") && i + 1 < argc) {
 			port_file = argv[++i];

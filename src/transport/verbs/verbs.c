@@ -171,6 +171,7 @@ struct srdma__tp_conn {
 	bool qp_rts, qp_err;
 	bool mw_ok;
 	uint8_t resp_res, init_depth;
+	uint8_t dev_resp_res, dev_init_depth; /* before a request clamps them */
 	uint32_t max_inline;
 	bool psn_set;
 	uint32_t sq_psn, rq_psn;
@@ -572,6 +573,8 @@ static int res_alloc(struct srdma__tp_conn *c, struct ibv_context *ctx)
 		   da.max_mw > 0;
 	c->resp_res = clamp_atom(da.max_qp_rd_atom, -1);
 	c->init_depth = clamp_atom(da.max_qp_init_rd_atom, -1);
+	c->dev_resp_res = c->resp_res;
+	c->dev_init_depth = c->init_depth;
 
 	c->pd = ibv_alloc_pd(ctx);
 	if (!c->pd)
@@ -1305,9 +1308,11 @@ static int c_accept(struct srdma__tp_conn *c, struct srdma__tp_connreq *req,
 	c->resp_res = clamp_atom(c->resp_res, c->v->req_initiator_depth);
 	c->init_depth =
 		clamp_atom(c->init_depth, c->v->req_responder_resources);
-	rc = qp_create(c);
-	if (rc < 0)
-		goto out_forget_id;
+	if (!c->qp) {
+		rc = qp_create(c);
+		if (rc < 0)
+			goto out_forget_id;
+	}
 	rc = qp_move(c, IBV_QPS_INIT);
 	if (rc < 0)
 		goto out_destroy_qp;
@@ -1410,6 +1415,11 @@ static int c_create(struct srdma__tp *tp,
 				goto out_free;
 		}
 		rc = res_alloc(c, ctx);
+		if (rc < 0)
+			goto out_free;
+		/* The QP exists before any client is seen (its number comes
+		 * out of the server's resource pool, not the connect). */
+		rc = qp_create(c);
 		if (rc < 0)
 			goto out_free;
 	} else if (rdma_create_id(v->ech, &c->id, c, RDMA_PS_TCP)) {
@@ -1550,6 +1560,65 @@ static void c_destroy(struct srdma__tp_conn *c)
 	c->nqr = 0;
 	c->reap = !zombie;
 	maybe_free(c);
+}
+
+/*
+ * Back to VS_NEW for the next client (core/respool.c): the rdma_cm id goes,
+ * the QP returns to RESET (which empties both its queues), the CQ is polled
+ * empty and re-armed, every work slot is free. PD, CQ, completion channel,
+ * QP and the caller's local registrations stay; memory windows must already
+ * be gone, so no key of the previous owner survives.
+ */
+static int c_reset(struct srdma__tp_conn *c)
+{
+	struct ibv_qp_attr a = {.qp_state = IBV_QPS_RESET};
+	struct ibv_wc wc[16];
+	int rc, n, guard;
+
+	ENSURE(c && !c->destroyed && c->attr.server && c->busy == 0 && c->qp,
+	       SRDMA_ESTATE, "reset: only an idle server connection");
+	ENSURE(c->state == VS_NEW || c->state == VS_CLOSED, SRDMA_ESTATE,
+	       "reset: the fabric connection is still live");
+	for (struct vmr *m = c->mrs; m; m = m->next)
+		ENSURE(!m->mw && !m->mw_access, SRDMA_ESTATE,
+		       "reset: a remotely accessible registration is still "
+		       "live");
+	if (c->id) {
+		c->id->context = NULL;
+		rdma_destroy_id(c->id);
+		c->id = NULL;
+	}
+	rc = ibv_modify_qp(c->qp, &a, IBV_QP_STATE);
+	ENSURE(rc == 0, SRDMA_EFABRIC,
+	       "reset: ibv_modify_qp(RESET) on QP %u: %s", c->qp->qp_num,
+	       strerror(rc));
+	for (guard = 0; guard < 1 << 12; guard++) {
+		n = ibv_poll_cq(c->cq, 16, wc);
+		ENSURE(n >= 0, SRDMA_EFABRIC, "reset: ibv_poll_cq failed (%d)",
+		       n);
+		if (n == 0)
+			break;
+	}
+	slots_reset(c);
+	c->nqr = 0;
+	c->qp_rts = c->qp_err = false;
+	c->psn_set = false;
+	c->sq_psn = c->rq_psn = 0;
+	c->remote_qpn = 0;
+	c->check_pending = false;
+	c->close_status = 0;
+	c->close_detail[0] = '\0';
+	c->resp_res = c->dev_resp_res;
+	c->init_depth = c->dev_init_depth;
+	snprintf(c->peer, sizeof(c->peer), "(unconnected)");
+	c->state = VS_NEW;
+	return 0;
+}
+
+static void c_set_cb(struct srdma__tp_conn *c,
+		     const struct srdma__tp_conn_cb *cb)
+{
+	c->cb = *cb;
 }
 
 static int c_info(const struct srdma__tp_conn *c, struct srdma__tp_info *out)
@@ -1917,6 +1986,9 @@ const struct srdma__tp_ops srdma__verbs_ops = {
 	.disconnect = c_disconnect,
 	.conn_destroy = c_destroy,
 	.conn_info = c_info,
+	.conn_reset = c_reset,
+	.conn_set_cb = c_set_cb,
+	.pins_memory = true,
 	.mr_reg = c_mr_reg,
 	.mr_dereg = c_mr_dereg,
 	.post_recv = c_post_recv,
