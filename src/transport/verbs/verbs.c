@@ -169,6 +169,7 @@ struct srdma__tp_conn {
 	struct ibv_cq *cq;
 	struct ibv_qp *qp;
 	bool qp_rts, qp_err;
+	bool qp_used; /* left RESET since it was created or reset */
 	bool mw_ok;
 	uint8_t resp_res, init_depth;
 	uint8_t dev_resp_res, dev_init_depth; /* before a request clamps them */
@@ -324,6 +325,8 @@ static void qp_to_err(struct srdma__tp_conn *c)
 		return;
 	c->qp_err = true;
 	c->qp_rts = false;
+	if (!c->qp_used) /* still in RESET: no work to flush (rxe refuses) */
+		return;
 	rc = ibv_modify_qp(c->qp, &a, IBV_QP_STATE);
 	if (rc)
 		srdma__log(lg(c->v), SRDMA_LOG_WARN,
@@ -643,6 +646,7 @@ static int qp_create(struct srdma__tp_conn *c)
 				  dev_name(c->ctx), strerror(errno));
 	c->max_inline = ia.cap.max_inline_data;
 	c->qp_err = false;
+	c->qp_used = false;
 	c->qp_rts = false;
 	return 0;
 }
@@ -698,6 +702,7 @@ static int qp_move(struct srdma__tp_conn *c, enum ibv_qp_state st)
 		return srdma__err(SRDMA_EFABRIC,
 				  "ibv_modify_qp(%s) on QP %u: %s",
 				  qps_name(st), c->qp->qp_num, strerror(rc));
+	c->qp_used = true;
 	if (st == IBV_QPS_RTS)
 		c->qp_rts = true;
 	return 0;
@@ -1601,7 +1606,7 @@ static int c_reset(struct srdma__tp_conn *c)
 	}
 	slots_reset(c);
 	c->nqr = 0;
-	c->qp_rts = c->qp_err = false;
+	c->qp_rts = c->qp_err = c->qp_used = false;
 	c->psn_set = false;
 	c->sq_psn = c->rq_psn = 0;
 	c->remote_qpn = 0;
@@ -1798,7 +1803,9 @@ static int c_post_recv(struct srdma__tp_conn *c, struct srdma__tp_mr *mr,
 	GUARD(check_buf(m, buf, len));
 	ENSURE(c->state < VS_DISCONNECTING, SRDMA_ECLOSED,
 	       "post_recv: the connection is closing");
-	if (!c->qp) {
+	/* Server: the QP waits in RESET (or does not exist yet) until
+	 * accept(); queue receives until then. */
+	if (!c->qp || (c->attr.server && c->state == VS_NEW)) {
 		ENSURE(c->attr.server && c->state == VS_NEW, SRDMA_ESTATE,
 		       "post_recv: no queue pair yet");
 		ENSURE(c->nqr < c->attr.rq_depth, SRDMA_EAGAIN,

@@ -17,6 +17,25 @@ if have test_verbs; then
 else
 	skip "verbs unit: test_verbs" "not in the build dir"
 fi
+# The server resource pool on rxe: recycled PD/CQ/QP kits, zeroed rings, the
+# previous client's memory-window key dead on the kit it left, QPNs drawn
+# from the pool in random order.
+if have test_respool; then
+	f=$(outfile verbs-respool)
+	SRDMA_TEST_TRANSPORT=verbs SRDMA_TEST_ADDR=$VM_IP timeout 240 test_respool >"$f" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ] && grep -q " 0 failed" "$f"; then
+		ok "verbs respool: test_respool on $VM_IP"
+	else
+		notok "verbs respool: test_respool on $VM_IP" "exit $rc"
+		show_tail "$f" 40
+	fi
+	expect_out "verbs respool: old MW key dead on the recycled kit" \
+		"previous client's key: The peer refused a remote memory access" "$f"
+	grep -E "QPNs|recycled|key" "$f" | sed 's/^/#   /'
+else
+	skip "verbs respool: test_respool" "not in the build dir"
+fi
 if have rdmacm_stranger; then
 	f=$(outfile rdmacm-stranger-closed)
 	timeout 60 rdmacm_stranger "$VM_IP" 9 --zero >"$f" 2>&1
