@@ -367,9 +367,12 @@ static int setup_rings(struct srdma_conn *c)
 {
 	const struct srdma__tp_ops *ops = c->ctx->tp->ops;
 
+	/* The layout is fixed here; a client that sends PARAMS early sizes it
+	 * by its own limits, which the server's HELLO may lower after. */
 	c->slot_len = SRDMA_REC_HDR_LEN + c->max_msg + SRDMA_TAG_LEN;
+	c->ring_depth = c->depth;
 	if (!c->ring) {
-		c->ring_len = c->slot_len * c->depth * 2;
+		c->ring_len = c->slot_len * c->ring_depth * 2;
 		c->ring = map_buf(c->ring_len);
 		if (!c->ring)
 			return srdma__err(SRDMA_ENOMEM,
@@ -377,14 +380,14 @@ static int setup_rings(struct srdma_conn *c)
 					  "of message buffers",
 					  c->ring_len);
 	}
-	c->send_free = calloc(c->depth, sizeof(uint32_t));
-	c->acks = calloc(c->depth, sizeof(*c->acks));
-	c->verifies = calloc(c->depth, sizeof(*c->verifies));
+	c->send_free = calloc(c->ring_depth, sizeof(uint32_t));
+	c->acks = calloc(c->ring_depth, sizeof(*c->acks));
+	c->verifies = calloc(c->ring_depth, sizeof(*c->verifies));
 	ENSURE(c->send_free && c->acks && c->verifies, SRDMA_ENOMEM,
 	       "out of memory");
-	for (uint32_t i = 0; i < c->depth; i++)
-		c->send_free[i] = c->depth - 1 - i;
-	c->nsend_free = c->depth;
+	for (uint32_t i = 0; i < c->ring_depth; i++)
+		c->send_free[i] = c->ring_depth - 1 - i;
+	c->nsend_free = c->ring_depth;
 	c->tx_credits = c->depth;
 	if (c->ring_mr)
 		return 0;
@@ -399,14 +402,14 @@ static uint8_t *recv_slot(struct srdma_conn *c, uint32_t i)
 
 static uint8_t *send_slot(struct srdma_conn *c, uint32_t i)
 {
-	return c->ring + (size_t)(c->depth + i) * c->slot_len;
+	return c->ring + (size_t)(c->ring_depth + i) * c->slot_len;
 }
 
 static int post_all_recvs(struct srdma_conn *c)
 {
 	const struct srdma__tp_ops *ops = c->ctx->tp->ops;
 
-	for (uint32_t i = 0; i < c->depth; i++) {
+	for (uint32_t i = 0; i < c->ring_depth; i++) {
 		GUARD(ops->post_recv(c->tc, c->ring_mr, recv_slot(c, i),
 				     c->slot_len, WR_ID(WR_RECV, i)));
 	}
@@ -501,16 +504,45 @@ static void client_prepared(struct srdma_conn *c)
 	rc = setup_rings(c);
 	if (rc == 0)
 		rc = post_all_recvs(c);
+	if (rc == 0) {
+		fill_params_common(c, &m);
+		rc = ctrl_send_msg(c, &m);
+	}
 	if (rc < 0) {
 		srdma__conn_fail(c, rc, srdma_error_detail());
 		return;
 	}
-	fill_params_common(c, &m);
-	if (ctrl_send_msg(c, &m) < 0) {
-		srdma__conn_fail(c, SRDMA_ECLOSED, srdma_error_detail());
-		return;
-	}
 	c->state = ST_PARAMS;
+}
+
+/*
+ * Client, while TLS waits for the server's first flight, where resolution is
+ * synchronous and does not bind the port (ofi): make the endpoint (with the
+ * control port; the server's PARAMS name the fabric port before we connect),
+ * register the rings and post the receives, so PARAMS can follow HELLO at
+ * once when TLS is done, one round trip early. The rings are sized by our
+ * own limits, which the server's HELLO can only lower. Nothing goes out on
+ * the fabric before the server is authenticated.
+ */
+static int prepare_early(struct srdma_conn *c)
+{
+	const struct srdma__tp_ops *ops = c->ctx->tp->ops;
+	int rc;
+
+	if (c->server || c->tc || !ops->set_port)
+		return 0;
+	phase(c, "ClientHello sent");
+	GUARD(create_tp_conn(c));
+	rc = ops->resolve(c->tc, c->host, c->port,
+			  (int)c->ctx->cfg.handshake_timeout_ms);
+	ENSURE(rc != SRDMA_EAGAIN, SRDMA_EFABRIC,
+	       "early resolution went asynchronous");
+	GUARD(rc);
+	GUARD(setup_rings(c));
+	GUARD(post_all_recvs(c));
+	c->params_early = true;
+	phase(c, "fabric prepared during TLS");
+	return 0;
 }
 
 static void on_tp_prepared(void *arg, int status)
@@ -567,6 +599,12 @@ static void on_tp_established(void *arg)
 	if (!c->server)
 		log_psn_check(c);
 	c->state = ST_ESTABLISHED;
+	/* The client's resumption ticket, now that set-up no longer waits
+	 * for it; a ticket that cannot be sent costs resumption only. */
+	if (c->server && srdma__ctrl_issue_ticket(c->ctrl) < 0)
+		srdma__log(lg(c), SRDMA_LOG_INFO,
+			   "no session ticket for %s: %s", who(c),
+			   srdma_error_detail());
 	queue(c, c->server ? SRDMA_EV_ACCEPTED : SRDMA_EV_CONNECTED, 0, c->user,
 	      "");
 	for (uint32_t i = 0; i < c->nearly && c->state == ST_ESTABLISHED; i++) {
@@ -1160,11 +1198,11 @@ static void on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 					      "receive was cancelled)");
 			return;
 		}
-		if (idx < c->depth)
+		if (idx < c->ring_depth)
 			handle_recv(c, idx, cqe->len);
 		break;
 	case WR_SEND:
-		if (idx < c->depth)
+		if (idx < c->ring_depth)
 			c->send_free[c->nsend_free++] = idx;
 		if (cqe->status < 0) {
 			if (c->state == ST_ESTABLISHED)
@@ -1252,6 +1290,13 @@ static int client_on_hello(struct srdma_conn *c,
 	ENSURE(c->fabric_port != 0, SRDMA_EPROTO,
 	       "server HELLO names no fabric port");
 	GUARD(setup_keys(c));
+	if (c->params_early) {
+		/* Nothing was sent on the fabric yet: the server's depth
+		 * bounds what we may send. */
+		c->tx_credits = c->depth;
+		c->state = ST_PARAMS;
+		return 0;
+	}
 	GUARD(create_tp_conn(c));
 	c->state = ST_PREPARE;
 	/* verbs resolves address and route asynchronously and learns its
@@ -1310,6 +1355,11 @@ static int client_on_params(struct srdma_conn *c,
 	c->session_id = p->session_id;
 	c->remote_psn = p->psn & 0xffffff;
 	ops->set_psn(c->tc, c->local_psn, c->remote_psn);
+	if (c->params_early) {
+		ENSURE(p->fabric_port != 0, SRDMA_EPROTO,
+		       "server PARAMS name no fabric port");
+		ops->set_port(c->tc, p->fabric_port);
+	}
 	pd.version = SRDMA_WIRE_VERSION;
 	pd.session_id = p->session_id;
 	pd.initiator_id = ops->local_qpn(c->tc);
@@ -1569,8 +1619,19 @@ static void tls_done(struct srdma_conn *c)
 		return;
 	}
 	c->state = ST_HELLO;
-	if (!c->server)
-		send_hello(c);
+	if (c->server)
+		return;
+	send_hello(c);
+	if (c->params_early && c->state == ST_HELLO) {
+		struct srdma__msg m = {0};
+		fill_params_common(c, &m);
+		if (ctrl_send_msg(c, &m) < 0) {
+			srdma__conn_fail(c, SRDMA_ECLOSED,
+					 srdma_error_detail());
+			return;
+		}
+		phase(c, "PARAMS sent with HELLO");
+	}
 }
 
 static void on_ctrl_fd(void *arg, uint32_t events)
@@ -1618,6 +1679,12 @@ static void on_ctrl_fd(void *arg, uint32_t events)
 	if (c->state == ST_TLS) {
 		rc = srdma__ctrl_handshake(c->ctrl);
 		if (rc == SRDMA_EAGAIN) {
+			/* The ClientHello is out: use the wait. */
+			if (prepare_early(c) < 0) {
+				srdma__conn_fail(c, SRDMA_EFABRIC,
+						 srdma_error_detail());
+				return;
+			}
 			update_interest(c);
 			return;
 		}

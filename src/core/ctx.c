@@ -179,6 +179,7 @@ SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out)
 	tc.ca_file = ctx->s_ca;
 	tc.allow = ctx->cfg.allow;
 	tc.no_resumption = cfg->no_resumption;
+	tc.defer_tickets = true; /* sent once a client is set up (conn.c) */
 	tc.ticket_rotate_s = cfg->ticket_rotate_s;
 	rc = srdma__tls_ctx_create(&tc, &ctx->tls);
 	if (rc < 0)

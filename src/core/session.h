@@ -141,6 +141,7 @@ struct srdma_conn {
 	uint16_t port;
 	char peer_addr[64];
 	bool goodbye_sent, goodbye_rcvd, fabric_closed;
+	bool params_early; /* client: PARAMS went right behind HELLO */
 
 	/* negotiated */
 	enum srdma_protect protect;
@@ -161,6 +162,7 @@ struct srdma_conn {
 	size_t ring_len;
 	struct srdma__tp_mr *ring_mr;
 	size_t slot_len;
+	uint32_t ring_depth; /* slots each way in the ring (>= depth) */
 	uint32_t *send_free; /* stack of free send slots */
 	uint32_t nsend_free;
 	uint32_t tx_credits;	 /* peer receive slots we may fill */

@@ -69,6 +69,7 @@ struct srdma__ctrl {
 	char *cache_key;	   /* client: peer name + cache key, or NULL */
 	bool started;		   /* the handshake was driven at least once */
 	bool offered;		   /* a ticket was offered (client: by us) */
+	bool ticket_issued;	   /* server, deferred tickets: sent one */
 	enum srdma__resume resume; /* set when the handshake is done */
 	char resume_note[200];
 };
@@ -546,7 +547,7 @@ static int resumption_setup(struct srdma__tls_ctx *t,
 	SSL_CTX_set_session_cache_mode(
 		ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_set_timeout(ctx, 2 * (long)rotate);
-	if (!SSL_CTX_set_num_tickets(ctx, 1) ||
+	if (!SSL_CTX_set_num_tickets(ctx, cfg->defer_tickets ? 0 : 1) ||
 	    !SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb) ||
 	    !SSL_CTX_set_session_ticket_cb(ctx, ticket_gen_cb, ticket_dec_cb,
 					   t))
@@ -1428,6 +1429,32 @@ int srdma__ctrl_flush(struct srdma__ctrl *c)
 	}
 	c->out_off = c->out_len = 0;
 	return 0;
+}
+
+int srdma__ctrl_issue_ticket(struct srdma__ctrl *c)
+{
+	int rc;
+
+	ENSURE(c, SRDMA_EINVAL, "no control connection");
+	if (!c->server || !c->t->keys || c->failed || !c->done ||
+	    c->ticket_issued)
+		return 0;
+	c->ticket_issued = true;
+	ERR_clear_error();
+	if (SSL_new_session_ticket(c->ssl) != 1) {
+		char why[256];
+		return srdma__err(SRDMA_ETLS,
+				  "cannot issue a session ticket: %s",
+				  ossl_reason(why, sizeof(why)));
+	}
+	/* Writes it now, or on the next flush if the socket is full. */
+	ERR_clear_error();
+	errno = 0;
+	rc = SSL_do_handshake(c->ssl);
+	if (rc == 1)
+		return 0;
+	rc = io_failure(c, rc, errno);
+	return rc == SRDMA_EAGAIN ? 0 : rc;
 }
 
 int srdma__ctrl_send(struct srdma__ctrl *c, const void *buf, size_t len)

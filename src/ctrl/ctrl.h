@@ -35,6 +35,13 @@ struct srdma__tls_config {
 	 * at most two periods; its advertised lifetime is two periods.
 	 */
 	unsigned int ticket_rotate_s;
+	/*
+	 * Server: issue no ticket with the handshake; the application calls
+	 * srdma__ctrl_issue_ticket once the connection is set up, so ticket
+	 * sealing is off the set-up path (RFC 8446 §4.6.1: any time after
+	 * the client's Finished).
+	 */
+	bool defer_tickets;
 };
 
 struct srdma__tls_ctx; /* SSL_CTX plus policy (allow-list) */
@@ -104,6 +111,9 @@ bool srdma__ctrl_want_write(const struct srdma__ctrl *c);
 int srdma__ctrl_send(struct srdma__ctrl *c, const void *buf,
 		     size_t len) SRDMA__WUR;
 /* Flushes queued bytes: 0 all sent, SRDMA_EAGAIN some left, <0 error. */
+/* Server with defer_tickets: sends one session ticket now (no-op without
+ * resumption, on a client, or with a ticket already issued). */
+int srdma__ctrl_issue_ticket(struct srdma__ctrl *c) SRDMA__WUR;
 int srdma__ctrl_flush(struct srdma__ctrl *c) SRDMA__WUR;
 bool srdma__ctrl_pending_out(const struct srdma__ctrl *c);
 /*

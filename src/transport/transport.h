@@ -137,6 +137,10 @@ struct srdma__tp_ops {
 	/* Verbs: the PSNs for our sq and for our rq (= the peer's sq). */
 	void (*set_psn)(struct srdma__tp_conn *c, uint32_t sq_psn,
 			uint32_t rq_psn);
+	/* Optional (NULL where resolution binds the port, as rdma_cm does):
+	 * changes the port connect() goes to after a resolve() that was done
+	 * before the port was known (the client's pipelined PARAMS). */
+	void (*set_port)(struct srdma__tp_conn *c, uint16_t port);
 	int (*connect)(struct srdma__tp_conn *c, const void *pdata, size_t len);
 	/* Orderly: on_closed follows. */
 	int (*disconnect)(struct srdma__tp_conn *c);

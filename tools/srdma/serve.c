@@ -119,9 +119,11 @@ static void flush_echo(struct client *cl)
 	}
 }
 
+/* The read-only region's content, made once (same for every client). */
+static unsigned char *pattern;
+
 static int setup_client(struct client *cl, uint64_t region_size)
 {
-	unsigned char *pat;
 	int rc;
 
 	rc = srdma_region_create(
@@ -134,13 +136,14 @@ static int setup_client(struct client *cl, uint64_t region_size)
 		SRDMA_ACCESS_REMOTE_READ | SRDMA_REGION_DEFER_GRANT, &cl->ro);
 	if (rc < 0)
 		return rc;
-	pat = malloc(region_size);
-	if (!pat)
-		return SRDMA_ENOMEM;
-	for (uint64_t i = 0; i < region_size; i++)
-		pat[i] = pattern_byte(i);
-	rc = srdma_region_put(cl->ro, 0, pat, region_size);
-	free(pat);
+	if (!pattern) {
+		pattern = malloc(region_size);
+		if (!pattern)
+			return SRDMA_ENOMEM;
+		for (uint64_t i = 0; i < region_size; i++)
+			pattern[i] = pattern_byte(i);
+	}
+	rc = srdma_region_put(cl->ro, 0, pattern, region_size);
 	if (rc < 0)
 		return rc;
 	/* Grant only once the pattern is sealed in: the NIC serves reads
@@ -417,6 +420,8 @@ int cmd_serve(int argc, char **argv)
 	}
 	srdma_listener_destroy(l);
 	srdma_ctx_destroy(ctx);
+	free(pattern);
+	pattern = NULL;
 	LOG("stopped: %lu clients served, %lu refused", nconn, nrej);
 	return 0;
 }

@@ -796,6 +796,14 @@ static int ofi_resolve(struct srdma__tp_conn *c, const char *host,
 	return 0;
 }
 
+static void ofi_set_port(struct srdma__tp_conn *c, uint16_t port)
+{
+	if (c->dest.ss_family == AF_INET)
+		((struct sockaddr_in *)&c->dest)->sin_port = htons(port);
+	else if (c->dest.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&c->dest)->sin6_port = htons(port);
+}
+
 static int ofi_connect(struct srdma__tp_conn *c, const void *pdata, size_t len)
 {
 	int rc;
@@ -1420,6 +1428,7 @@ const struct srdma__tp_ops srdma__ofi_ops = {
 	.resolve = ofi_resolve,
 	.local_qpn = ofi_local_qpn,
 	.set_psn = ofi_set_psn,
+	.set_port = ofi_set_port,
 	.connect = ofi_connect,
 	.disconnect = ofi_disconnect,
 	.conn_destroy = ofi_conn_destroy,
