@@ -605,6 +605,8 @@ static void on_tp_established(void *arg)
 		srdma__log(lg(c), SRDMA_LOG_INFO,
 			   "no session ticket for %s: %s", who(c),
 			   srdma_error_detail());
+	if (c->server)
+		update_interest(c);
 	queue(c, c->server ? SRDMA_EV_ACCEPTED : SRDMA_EV_CONNECTED, 0, c->user,
 	      "");
 	for (uint32_t i = 0; i < c->nearly && c->state == ST_ESTABLISHED; i++) {
@@ -1836,10 +1838,16 @@ static void teardown(struct srdma_conn *c)
 	srdma__loop_del(c->fd_reg);
 	c->fd_reg = NULL;
 	if (c->ctrl) {
+		int lfd = -1;
+
 		srdma__ctrl_shutdown(c->ctrl);
-		if (c->state == ST_FAILED)
+		/* A refused peer still gets to read why (linger.c). */
+		if (c->state == ST_FAILED && c->server)
+			lfd = dup(srdma__ctrl_fd(c->ctrl));
+		else if (c->state == ST_FAILED)
 			linger_drain(srdma__ctrl_fd(c->ctrl));
 		srdma__ctrl_destroy(c->ctrl); /* closes fd */
+		srdma__linger_start(c->ctx, lfd);
 		c->ctrl = NULL;
 		c->fd = -1;
 	} else if (c->fd >= 0) {
@@ -1924,6 +1932,7 @@ void srdma__conn_check_timeouts(struct srdma_ctx *ctx, uint64_t now)
 {
 	struct srdma_conn *c, *next;
 
+	srdma__linger_expire(ctx, now, false);
 	for (c = ctx->conns; c; c = next) {
 		next = c->next;
 		if (c->state < ST_ESTABLISHED && c->deadline_ms &&
@@ -1976,6 +1985,8 @@ int srdma__conn_next_deadline(struct srdma_ctx *ctx, uint64_t now)
 		if (d && d < best)
 			best = d;
 	}
+	if (srdma__linger_next_deadline(ctx) < best)
+		best = srdma__linger_next_deadline(ctx);
 	if (best == UINT64_MAX)
 		return -1;
 	return best <= now ? 0 : (int)(best - now);

@@ -222,6 +222,7 @@ SRDMA_API void srdma_ctx_destroy(srdma_ctx *ctx)
 	while (ctx->listeners)
 		srdma_listener_destroy(ctx->listeners);
 	srdma__respool_destroy(ctx);
+	srdma__linger_expire(ctx, 0, true);
 	srdma__release_delivered(ctx);
 	while ((e = ctx->q_head)) {
 		ctx->q_head = e->next;

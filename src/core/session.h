@@ -247,6 +247,8 @@ struct srdma_ctx {
 	bool in_poll;
 	bool work_pending; /* some connection has verification to do */
 	struct srdma__respool pool;
+	struct srdma__linger *lingers; /* half-closed refused sockets */
+	uint32_t nlingers;
 };
 
 /* ctx.c */
@@ -269,6 +271,12 @@ void srdma__repost_slot(struct srdma_conn *c, int slot);
 void srdma__tune_ctrl_socket(int fd);
 bool srdma__conn_work(struct srdma_ctx *ctx);
 void srdma__conn_tp_cb(struct srdma_conn *c, struct srdma__tp_conn_cb *cb);
+
+/* linger.c: takes fd; closes it when the peer does or after a while */
+struct srdma__linger;
+void srdma__linger_start(struct srdma_ctx *ctx, int fd);
+uint64_t srdma__linger_next_deadline(const struct srdma_ctx *ctx);
+void srdma__linger_expire(struct srdma_ctx *ctx, uint64_t now, bool all);
 
 /* respool.c */
 void srdma__respool_init(struct srdma_ctx *ctx);

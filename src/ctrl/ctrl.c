@@ -1414,6 +1414,15 @@ int srdma__ctrl_flush(struct srdma__ctrl *c)
 	ENSURE(c, SRDMA_EINVAL, "no control connection");
 	ENSURE(c->done && !c->failed, SRDMA_ESTATE,
 	       "the control connection is not established");
+	/* A session ticket the socket had no room for (issue_ticket). */
+	if (c->out_off >= c->out_len && SSL_in_init(c->ssl)) {
+		int rc;
+		ERR_clear_error();
+		errno = 0;
+		rc = SSL_do_handshake(c->ssl);
+		if (rc != 1)
+			return io_failure(c, rc, errno);
+	}
 	while (c->out_off < c->out_len) {
 		size_t n = 0;
 		int rc, sys;
@@ -1489,7 +1498,9 @@ int srdma__ctrl_send(struct srdma__ctrl *c, const void *buf, size_t len)
 
 bool srdma__ctrl_pending_out(const struct srdma__ctrl *c)
 {
-	return c && c->out_off < c->out_len;
+	return c && (c->out_off < c->out_len ||
+		     (c->done && !c->failed && c->want_write &&
+		      SSL_in_init(c->ssl)));
 }
 
 int srdma__ctrl_recv(struct srdma__ctrl *c, void *buf, size_t cap)
