@@ -219,6 +219,7 @@ int srdma__respool_take(struct srdma_conn *c)
 	c->ring = k.ring;
 	c->ring_len = k.ring_len;
 	c->ring_mr = k.ring_mr;
+	c->from_pool = true;
 	p->taken++;
 	srdma__log(&ctx->log, SRDMA_LOG_DEBUG,
 		   "resource pool: %s gets spare %u of %u (QPN %u)",
@@ -239,8 +240,12 @@ bool srdma__respool_give(struct srdma_conn *c)
 		.ring_mr = c->ring_mr,
 	};
 
-	if (!c->server || !k.tc || !k.ring_mr || k.ring_len != p->ring_len ||
-	    p->n >= p->target)
+	/* Only what a kit is: one of ours, or made to exactly our measure
+	 * (a pool miss with the server's own limits). */
+	if (!c->server || !k.tc || !k.ring_mr || p->n >= p->target ||
+	    k.ring_len != p->ring_len ||
+	    (!c->from_pool &&
+	     (c->depth != p->depth || c->max_msg != p->max_msg)))
 		return false;
 	ops->conn_set_cb(k.tc, &parked_cb);
 	if (ops->conn_reset(k.tc) < 0) {

@@ -142,6 +142,7 @@ struct srdma_conn {
 	char peer_addr[64];
 	bool goodbye_sent, goodbye_rcvd, fabric_closed;
 	bool params_early; /* client: PARAMS went right behind HELLO */
+	bool from_pool;	   /* server: tc and ring came from the resource pool */
 
 	/* negotiated */
 	enum srdma_protect protect;
