@@ -133,6 +133,18 @@ check "connect: human table, full and resumed rows" bash -c \
 check "connect: bad --mode still one error line" one_error "unknown --mode" \
 	bench --mode connnect
 
+# srdma client --reconnect: N verified reconnects resume, then N verified
+# pool borrows; the server reuses its pooled kits for them.
+if client --certs "$T/pki" --transport ofi --op echo --count 2 \
+	--reconnect 6 --quiet >"$T/rec" 2>&1; then
+	check "client --reconnect 6: all six resumed" \
+		grep -qE '^reconnect: 6 connections verified, 0 full TLS handshakes, 6 resumed \(median [0-9.]+ ms\)$' "$T/rec"
+	check "client --reconnect 6: six verified pool borrows" \
+		grep -qE '^pool: 6 borrows verified over [12] connections? \([12] open\)$' "$T/rec"
+else
+	notok "client --reconnect: exit status"; cat "$T/rec"
+fi
+
 check "echo still works after the bench sink" client --certs "$T/pki" \
 	--transport ofi --op echo --size 100 --count 3 --quiet
 check "server still alive" server_alive
@@ -144,6 +156,14 @@ if bench --mode connect --iters 10 --json >"$T/conn" 2>"$T/err"; then
 		connect_ok "$T/conn" 10 0
 else
 	notok "connect, server --no-resumption: exit status"; cat "$T/err"
+fi
+if client --certs "$T/pki" --transport ofi --op echo --count 2 \
+	--reconnect 3 --quiet >"$T/rec" 2>&1; then
+	check "client --reconnect 3, server --no-resumption: three full" \
+		grep -qE '^reconnect: 3 connections verified, 3 full TLS handshakes \(median [0-9.]+ ms\), 0 resumed$' "$T/rec"
+else
+	notok "client --reconnect, --no-resumption server: exit status"
+	cat "$T/rec"
 fi
 check "orderly shutdown (--no-resumption server)" stop_server
 finish

@@ -237,13 +237,19 @@ static int run_reconnect(srdma_ctx *ctx, struct common_opts *o, uint64_t n,
 	}
 	qsort(full, nf, sizeof(double), cmp_double);
 	qsort(res, nr, sizeof(double), cmp_double);
-	if (!rc)
+	if (!rc) {
+		char a[64] = "", b[64] = "";
+		if (nf)
+			snprintf(a, sizeof(a), " (median %.2f ms)",
+				 full[nf / 2]);
+		if (nr)
+			snprintf(b, sizeof(b), " (median %.2f ms)",
+				 res[nr / 2]);
 		printf("reconnect: %llu connections verified, %llu full TLS "
-		       "handshakes (median %.2f ms), %llu resumed (median %.2f "
-		       "ms)\n",
-		       (unsigned long long)n, (unsigned long long)nf,
-		       nf ? full[nf / 2] : 0.0, (unsigned long long)nr,
-		       nr ? res[nr / 2] : 0.0);
+		       "handshakes%s, %llu resumed%s\n",
+		       (unsigned long long)n, (unsigned long long)nf, a,
+		       (unsigned long long)nr, b);
+	}
 	free(full);
 	free(res);
 	if (rc)
