@@ -16,6 +16,7 @@
 #include "srdma.h"
 #include "ctrl/ctrl.h"
 #include "test.h"
+#include "test_pki.h"
 
 static char dir[256];
 
@@ -278,21 +279,10 @@ static void test_full_server(uint16_t port)
 
 int main(void)
 {
-	const char *base = getenv("SRDMA_TEST_TMP");
-	struct srdma__pki_opts po = {0};
 	struct server a, b;
 
-	if (!base)
-		base = "/tmp";
-	mkdir(base, 0700);
-	snprintf(dir, sizeof(dir), "%s/test_pool.XXXXXX", base);
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
+	if (test_pki_make(dir, sizeof(dir), "test_pool", NULL) < 0)
 		return 1;
-	}
-	po.dir = dir;
-	po.force = true;
-	CHECK_RC(srdma__pki_write(&po), 0);
 	server_start(&a, 0);
 	server_start(&b, 2);
 	if (a.port > 0 && b.port > 0) {
@@ -301,11 +291,6 @@ int main(void)
 	}
 	server_stop(&a);
 	server_stop(&b);
-	{
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", dir);
-	}
+	test_pki_remove(dir);
 	TEST_DONE();
 }

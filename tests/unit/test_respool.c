@@ -29,6 +29,7 @@
 #include "core/session.h"
 #include "ctrl/ctrl.h"
 #include "test.h"
+#include "test_pki.h"
 
 static char dir[256];
 static const char *addr = "127.0.0.1";
@@ -429,40 +430,19 @@ static void test_pool_off(void)
 
 int main(void)
 {
-	const char *base = getenv("SRDMA_TEST_TMP");
 	const char *t = getenv("SRDMA_TEST_TRANSPORT");
-	struct srdma__pki_opts po = {0};
 
 	if (getenv("SRDMA_TEST_ADDR") && *getenv("SRDMA_TEST_ADDR"))
 		addr = getenv("SRDMA_TEST_ADDR");
 	if (t && !strcmp(t, "verbs"))
 		transport = SRDMA_TRANSPORT_VERBS;
-	if (!base)
-		base = "/tmp";
-	mkdir(base, 0700);
-	snprintf(dir, sizeof(dir), "%s/test_respool.XXXXXX", base);
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
+	if (test_pki_make(dir, sizeof(dir), "test_respool", addr) < 0)
 		return 1;
-	}
-	po.dir = dir;
-	po.force = true;
-	{
-		static const char *names[2];
-		names[0] = addr;
-		po.server_names = names;
-	}
-	CHECK_RC(srdma__pki_write(&po), 0);
 	printf("transport %s at %s\n", srdma_transport_name(transport), addr);
 	test_pool();
 	if (transport == SRDMA_TRANSPORT_VERBS)
 		test_qpns();
 	test_pool_off();
-	{
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", dir);
-	}
+	test_pki_remove(dir);
 	TEST_DONE();
 }

@@ -16,6 +16,7 @@
 #include "srdma.h"
 #include "ctrl/ctrl.h"
 #include "test.h"
+#include "test_pki.h"
 
 static char dir[256];
 static atomic_int stop;
@@ -257,21 +258,10 @@ static void test_session(uint16_t port)
 
 int main(void)
 {
-	const char *base = getenv("SRDMA_TEST_TMP");
-	struct srdma__pki_opts po = {0};
 	pthread_t th;
 
-	if (!base)
-		base = "/tmp";
-	mkdir(base, 0700);
-	snprintf(dir, sizeof(dir), "%s/test_session.XXXXXX", base);
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
+	if (test_pki_make(dir, sizeof(dir), "test_session", NULL) < 0)
 		return 1;
-	}
-	po.dir = dir;
-	po.force = true;
-	CHECK_RC(srdma__pki_write(&po), 0);
 	test_config_errors();
 	pthread_create(&th, NULL, server_main, NULL);
 	for (int i = 0; i < 200 && server_port == 0; i++)
@@ -287,11 +277,6 @@ int main(void)
 	}
 	stop = 1;
 	pthread_join(th, NULL);
-	{
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", dir);
-	}
+	test_pki_remove(dir);
 	TEST_DONE();
 }
