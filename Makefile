@@ -59,6 +59,7 @@ integration: build
 
 vm: build
 	bash tests/vm/run.sh $(BUILD)
+	bash tests/vm/two-hosts.sh $(BUILD)
 
 # The whole suite: style, unit (plain and sanitized), fuzz, integration
 # (includes the valgrind leak check), and the Soft-RoCE VM.

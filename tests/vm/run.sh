@@ -20,6 +20,10 @@
 #   VM_LOG      console log path
 #   VM_QEMU     qemu binary (default qemu-system-x86_64)
 #   VM_KERNEL_DEB  use this kernel .deb instead of apt's newest
+#   VM_LINK     "listen:PORT" or "connect:PORT": a second NIC (eth1) on a
+#               point-to-point link to another VM (qemu socket netdev on
+#               127.0.0.1:PORT); VM_LINK_MAC its MAC (default 52:54:00:77:00:01)
+#   VM_FILES    a directory copied into the guest as /srdma/files
 #   CI=true     a missing qemu or kernel package is a failure, not a skip
 set -uo pipefail
 
@@ -129,6 +133,10 @@ while IFS= read -r -d '' f; do
 done < <(find "$BUILD" \( -name CMakeFiles -o -name _deps -o -name '.*' \) -prune -o \
 	-type f -perm -u+x -print0 | sort -z)
 
+if [ -n "${VM_FILES:-}" ]; then
+	[ -d "$VM_FILES" ] || die "VM_FILES $VM_FILES is not a directory"
+	cp -r "$VM_FILES" "$STAGE/srdma/files"
+fi
 cp "$GUEST" "$STAGE/srdma/guest-tests.sh"
 mkdir -p "$STAGE/srdma/tests/vm"
 (cd "$HERE" && find . -path ./cache -prune -o -type f -print0 |
@@ -171,6 +179,15 @@ LOG=${VM_LOG:-$BUILD/vm-console.log}
 : >"$LOG" 2>/dev/null || LOG=$WORK/console.log
 : >"$LOG"
 
+LINK_ARGS=()
+case "${VM_LINK:-}" in
+'') ;;
+listen:[0-9]* | connect:[0-9]*)
+	LINK_ARGS=(-netdev "socket,id=n1,${VM_LINK%%:*}=127.0.0.1:${VM_LINK#*:}"
+		-device "virtio-net-pci,netdev=n1,mac=${VM_LINK_MAC:-52:54:00:77:00:01},romfile=")
+	;;
+*) die "VM_LINK must be listen:PORT or connect:PORT" ;;
+esac
 APPEND="console=ttyS0 quiet panic=-1 mitigations=off srdma.timeout=$GUEST_TIMEOUT ${VM_APPEND:-}"
 say "booting $(basename "$KERNEL") (accel $VM_ACCEL, ${VM_SMP} vCPUs, $VM_MEM, timeout ${VM_TIMEOUT}s)"
 timeout -k 5 "$VM_TIMEOUT" "$QEMU" \
@@ -178,7 +195,7 @@ timeout -k 5 "$VM_TIMEOUT" "$QEMU" \
 	-nodefaults -no-user-config -nographic -serial stdio -no-reboot \
 	-kernel "$KERNEL" -initrd "$WORK/initrd" -append "$APPEND" \
 	-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= \
-	</dev/null >"$LOG" 2>&1 &
+	"${LINK_ARGS[@]}" </dev/null >"$LOG" 2>&1 &
 QEMU_PID=$!
 # Stream the console (without carriage returns and terminal escapes). Both run
 # in the background so that a signal to this script is handled at once.

@@ -309,13 +309,15 @@ int cmd_serve(int argc, char **argv)
 				nconn++;
 				nlive++;
 				LOG("connect %s id=%s transport=%s provider=%s "
-				    "protect=%s%s%s clients=%d",
+				    "protect=%s%s%s tls=%s clients=%d",
 				    cl->info.peer_addr, cl->info.peer_identity,
 				    srdma_transport_name(cl->info.transport),
 				    cl->info.provider,
 				    srdma_protect_name(cl->info.protect),
 				    cl->info.cipher[0] ? " cipher=" : "",
-				    cl->info.cipher, nlive);
+				    cl->info.cipher,
+				    cl->info.resumed ? "resumed" : "full",
+				    nlive);
 				break;
 			case SRDMA_EV_RECV:
 				if (!cl)
