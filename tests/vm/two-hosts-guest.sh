@@ -83,6 +83,22 @@ else
 		sed 's/^/#   /' "$OUT/c-$m"
 	done
 	expect_out "client: verbs over rxe1" "verbs/rxe1" "$OUT/c-encrypt"
+	# Eight clients at once across the link, each verifying everything.
+	i=0
+	PIDS=""
+	while [ $i -lt 8 ]; do
+		client --op all --size 16K --count 4 --quiet >"$OUT/m$i" 2>&1 &
+		PIDS="$PIDS $!"
+		i=$((i + 1))
+	done
+	nok=0
+	for p in $PIDS; do wait "$p" && nok=$((nok + 1)); done
+	if [ $nok -eq 8 ]; then
+		ok "8 concurrent clients across the link, all verified"
+	else
+		notok "8 concurrent clients across the link" "$nok of 8 verified"
+		cat "$OUT"/m* | tail -20
+	fi
 	# A stranger on the fabric: rdma_cm connects to the server's fabric
 	# port from this host without TLS, with zero and random private data.
 	FPORT=$(nc "$PEER" 9001 </dev/null 2>/dev/null)
