@@ -21,14 +21,39 @@ struct srdma__loop_fd {
 	srdma__prepare_hook prepare;
 	void *arg;
 	int dead;
-	struct srdma__loop_fd *next; /* all registrations */
+	/* Prepare hooks: armed = the hook said "safe to sleep" and nothing
+	 * has happened to the registration since; unarmed ones wait on the
+	 * prep list, so a loop with many idle connections does not re-arm
+	 * every one of them on every pass. */
+	int armed, queued;
+	struct srdma__loop_fd *next;	  /* all registrations */
+	struct srdma__loop_fd *prep_next; /* prep list */
 };
 
 struct srdma__loop {
 	int epfd;
 	int running; /* inside dispatch */
+	int ndead;   /* registrations waiting to be freed */
 	struct srdma__loop_fd *regs;
+	struct srdma__loop_fd *prep; /* unarmed registrations with a hook */
 };
+
+/* Queue r's prepare hook for the next pass. */
+static void unarm(struct srdma__loop_fd *r)
+{
+	r->armed = 0;
+	if (r->queued || !r->prepare || r->dead)
+		return;
+	r->queued = 1;
+	r->prep_next = r->loop->prep;
+	r->loop->prep = r;
+}
+
+void srdma__loop_touch(struct srdma__loop_fd *r)
+{
+	if (r)
+		unarm(r);
+}
 
 uint64_t srdma__now_ns(void)
 {
@@ -60,8 +85,22 @@ int srdma__loop_create(struct srdma__loop **out)
 
 static void reap(struct srdma__loop *loop)
 {
-	struct srdma__loop_fd **pp = &loop->regs;
+	struct srdma__loop_fd **pp;
 
+	if (!loop->ndead)
+		return;
+	/* Dead ones leave the prep list first (it is only walked here and
+	 * in run_once, never while a registration is being freed). */
+	for (pp = &loop->prep; *pp;) {
+		if ((*pp)->dead) {
+			(*pp)->queued = 0;
+			*pp = (*pp)->prep_next;
+		} else {
+			pp = &(*pp)->prep_next;
+		}
+	}
+	loop->ndead = 0;
+	pp = &loop->regs;
 	while (*pp) {
 		struct srdma__loop_fd *r = *pp;
 		if (r->dead) {
@@ -115,6 +154,7 @@ int srdma__loop_add(struct srdma__loop *loop, int fd, uint32_t events,
 	}
 	r->next = loop->regs;
 	loop->regs = r;
+	unarm(r);
 	if (out)
 		*out = r;
 	return 0;
@@ -140,6 +180,7 @@ void srdma__loop_del(struct srdma__loop_fd *r)
 	/* The fd may already be closed by its owner: ignore errors. */
 	epoll_ctl(r->loop->epfd, EPOLL_CTL_DEL, r->fd, NULL);
 	r->dead = 1;
+	r->loop->ndead++;
 	if (!r->loop->running)
 		reap(r->loop);
 }
@@ -151,14 +192,28 @@ int srdma__loop_run_once(struct srdma__loop *loop, int timeout_ms)
 	int n, i, ran = 0, pending = 0;
 
 	loop->running = 1;
-	/* Prepare hooks: re-arm; a hook with work pending runs right away. */
-	for (r = loop->regs; r; r = r->next) {
-		if (r->dead || !r->prepare)
-			continue;
-		if (r->prepare(r->arg) > 0) {
-			pending = 1;
-			r->handler(r->arg, EPOLLIN);
-			ran++;
+	/*
+	 * Prepare hooks of the unarmed registrations: re-arm; a hook with
+	 * work pending runs its handler right away (and stays queued). The
+	 * list is taken first: handlers may queue registrations again.
+	 */
+	{
+		struct srdma__loop_fd *list = loop->prep, *nx;
+
+		loop->prep = NULL;
+		for (r = list; r; r = nx) {
+			nx = r->prep_next;
+			r->queued = 0;
+			if (r->dead)
+				continue;
+			if (r->prepare(r->arg) > 0) {
+				pending = 1;
+				r->handler(r->arg, EPOLLIN);
+				unarm(r);
+				ran++;
+			} else {
+				r->armed = 1;
+			}
 		}
 	}
 	if (pending)
@@ -178,6 +233,7 @@ int srdma__loop_run_once(struct srdma__loop *loop, int timeout_ms)
 		r = evs[i].data.ptr;
 		if (r->dead)
 			continue;
+		unarm(r);
 		r->handler(r->arg, evs[i].events);
 		ran++;
 	}

@@ -39,6 +39,13 @@ int srdma__loop_add(struct srdma__loop *loop, int fd, uint32_t events,
 int srdma__loop_mod(struct srdma__loop_fd *reg, uint32_t events) SRDMA__WUR;
 /* Safe to call from inside any handler, including reg's own. NULL ok. */
 void srdma__loop_del(struct srdma__loop_fd *reg);
+/*
+ * The owner did something to reg's object outside its handler (posted work,
+ * started a close): its prepare hook runs again before the loop next sleeps.
+ * Hooks run only for registrations that were added, fired or touched since
+ * their hook last said "safe to sleep". NULL ok.
+ */
+void srdma__loop_touch(struct srdma__loop_fd *reg);
 
 /*
  * Runs prepare hooks, waits up to timeout_ms (-1 forever, 0 none), calls

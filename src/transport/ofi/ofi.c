@@ -388,6 +388,7 @@ static void start_close(struct srdma__tp_conn *c, int status,
 	c->close_pending = true;
 	c->close_status = status;
 	snprintf(c->close_detail, sizeof(c->close_detail), "%s", detail);
+	srdma__loop_touch(c->cq_reg); /* the prepare hook finishes it */
 }
 
 /* Reads the CQ (driving progress) into the ring. Returns entries read. */
@@ -612,6 +613,7 @@ static void conn_work(void *arg, uint32_t events)
 
 	if (c->dead)
 		return;
+	srdma__loop_touch(c->cq_reg); /* the EQ's handler drains the CQ too */
 	c->depth++;
 	for (pass = 0; pass < HANDLER_PASSES && !c->dead; pass++) {
 		int got = drain_cq(c);
@@ -816,6 +818,7 @@ static int ofi_connect(struct srdma__tp_conn *c, const void *pdata, size_t len)
 	rc = fi_connect(c->ep, &c->dest, pdata, len);
 	ENSURE(!rc, SRDMA_EFABRIC, "fi_connect: %s", fi_strerror(-rc));
 	c->state = C_CONNECTING;
+	srdma__loop_touch(c->cq_reg);
 	return 0;
 }
 
@@ -836,6 +839,7 @@ static int ofi_disconnect(struct srdma__tp_conn *c)
 	c->state = C_CLOSING;
 	/* on_closed follows from the loop (prepare hook sees it pending). */
 	start_close(c, 0, "closed locally");
+	srdma__loop_touch(c->cq_reg);
 	return 0;
 }
 
@@ -925,6 +929,7 @@ static int ofi_conn_reset(struct srdma__tp_conn *c)
 	c->close_status = 0;
 	c->close_detail[0] = '\0';
 	c->state = C_INIT;
+	srdma__loop_touch(c->cq_reg);
 	return 0;
 }
 
@@ -1175,6 +1180,7 @@ static int ofi_accept(struct srdma__tp_conn *c, struct srdma__tp_connreq *req,
 				  fi_strerror(-rc));
 	}
 	c->state = C_ACCEPTING;
+	srdma__loop_touch(c->cq_reg);
 	return 0;
 }
 
@@ -1343,6 +1349,8 @@ static int post(struct srdma__tp_conn *c, const struct post_args *a,
 	       op_name(a->type));
 	op = op_get(c);
 	ENSURE(op, SRDMA_EAGAIN, "all %u work requests are in flight", c->nops);
+	/* New work: fi_trywait must run again before the loop sleeps. */
+	srdma__loop_touch(c->cq_reg);
 	op->wr_id = wr_id;
 	op->type = a->type;
 	for (tries = 0;; tries++) {
