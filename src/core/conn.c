@@ -545,10 +545,88 @@ static int prepare_early(struct srdma_conn *c)
 	return 0;
 }
 
+/* ---- client: fabric ports seen, for route resolution during TLS ---- */
+
+static struct fport_cache *fport_find(struct srdma_ctx *ctx, const char *host,
+				      uint16_t port)
+{
+	for (size_t i = 0; i < sizeof(ctx->fports) / sizeof(ctx->fports[0]);
+	     i++) {
+		struct fport_cache *f = &ctx->fports[i];
+		if (f->port == port && !strcmp(f->host, host))
+			return f;
+	}
+	return NULL;
+}
+
+static void fport_remember(struct srdma_conn *c)
+{
+	struct srdma_ctx *ctx = c->ctx;
+	struct fport_cache *f = fport_find(ctx, c->host, c->port);
+
+	if (strlen(c->host) >= sizeof(f->host))
+		return;
+	if (!f) {
+		size_t n = sizeof(ctx->fports) / sizeof(ctx->fports[0]);
+		f = &ctx->fports[ctx->fports_next++ % n];
+		snprintf(f->host, sizeof(f->host), "%s", c->host);
+		f->port = c->port;
+	}
+	f->fabric_port = c->fabric_port;
+}
+
+/*
+ * Client, while TLS runs, where resolution binds the port (verbs): if this
+ * context met the server before, resolve the route to the fabric port it
+ * named then, so the QP exists (and PARAMS can go) as soon as the server's
+ * HELLO confirms the port. A different port, or a failed resolution, means
+ * starting over the usual way. Nothing reaches the server's fabric before
+ * TLS is done.
+ */
+static int resolve_early(struct srdma_conn *c)
+{
+	const struct srdma__tp_ops *ops = c->ctx->tp->ops;
+	struct fport_cache *f;
+	int rc;
+
+	if (c->server || c->tc || ops->set_port)
+		return 0;
+	f = fport_find(c->ctx, c->host, c->port);
+	if (!f || !f->fabric_port)
+		return 0;
+	GUARD(create_tp_conn(c));
+	c->early_resolve = true;
+	c->early_port = f->fabric_port;
+	rc = ops->resolve(c->tc, c->host, c->early_port,
+			  (int)c->ctx->cfg.handshake_timeout_ms);
+	if (rc == 0)
+		c->early_ready = true;
+	else if (rc != SRDMA_EAGAIN)
+		c->early_failed = true;
+	phase(c, "route resolution started during TLS");
+	return 0;
+}
+
+/* Drops an early resolution that cannot be used (port changed, failed). */
+static void drop_early(struct srdma_conn *c)
+{
+	c->ctx->tp->ops->conn_destroy(c->tc);
+	c->tc = NULL;
+	c->early_resolve = c->early_ready = c->early_failed = false;
+}
+
 static void on_tp_prepared(void *arg, int status)
 {
 	struct srdma_conn *c = arg;
 
+	if (c->early_resolve && c->state < ST_PREPARE) {
+		/* Resolved during TLS: client_on_hello takes it from here. */
+		c->early_ready = status == 0;
+		c->early_failed = status < 0;
+		phase(c, status == 0 ? "route resolved during TLS"
+				     : "route resolution during TLS failed");
+		return;
+	}
 	if (c->state != ST_PREPARE)
 		return;
 	if (status < 0) {
@@ -1291,12 +1369,23 @@ static int client_on_hello(struct srdma_conn *c,
 	c->fabric_port = h->fabric_port;
 	ENSURE(c->fabric_port != 0, SRDMA_EPROTO,
 	       "server HELLO names no fabric port");
+	fport_remember(c);
 	GUARD(setup_keys(c));
 	if (c->params_early) {
 		/* Nothing was sent on the fabric yet: the server's depth
 		 * bounds what we may send. */
 		c->tx_credits = c->depth;
 		c->state = ST_PARAMS;
+		return 0;
+	}
+	if (c->early_resolve &&
+	    (c->early_failed || c->early_port != c->fabric_port))
+		drop_early(c);
+	if (c->early_resolve) {
+		c->state = ST_PREPARE;
+		if (c->early_ready)
+			client_prepared(c);
+		/* else on_tp_prepared follows */
 		return 0;
 	}
 	GUARD(create_tp_conn(c));
@@ -1682,7 +1771,7 @@ static void on_ctrl_fd(void *arg, uint32_t events)
 		rc = srdma__ctrl_handshake(c->ctrl);
 		if (rc == SRDMA_EAGAIN) {
 			/* The ClientHello is out: use the wait. */
-			if (prepare_early(c) < 0) {
+			if (prepare_early(c) < 0 || resolve_early(c) < 0) {
 				srdma__conn_fail(c, SRDMA_EFABRIC,
 						 srdma_error_detail());
 				return;

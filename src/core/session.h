@@ -142,7 +142,11 @@ struct srdma_conn {
 	char peer_addr[64];
 	bool goodbye_sent, goodbye_rcvd, fabric_closed;
 	bool params_early; /* client: PARAMS went right behind HELLO */
-	bool from_pool;	   /* server: tc and ring came from the resource pool */
+	/* client (verbs): route resolution started during TLS with a cached
+	 * fabric port; early_ready once it finished, early_failed if not */
+	bool early_resolve, early_ready, early_failed;
+	uint16_t early_port;
+	bool from_pool; /* server: tc and ring came from the resource pool */
 
 	/* negotiated */
 	enum srdma_protect protect;
@@ -250,6 +254,13 @@ struct srdma_ctx {
 	struct srdma__respool pool;
 	struct srdma__linger *lingers; /* half-closed refused sockets */
 	uint32_t nlingers;
+	/* client: fabric ports servers named in HELLO, by control host:port
+	 * (verbs resolves its route during TLS when it knows the port) */
+	struct fport_cache {
+		char host[64];
+		uint16_t port, fabric_port;
+	} fports[8];
+	uint32_t fports_next;
 };
 
 /* ctx.c */

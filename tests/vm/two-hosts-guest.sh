@@ -135,6 +135,12 @@ else
 		notok "client --reconnect 3"; show_tail "$OUT/rec"
 	fi
 	sed 's/^/#   /' "$OUT/rec"
+	# Reconnects know the server's fabric port: the route is resolved
+	# while TLS runs (debug phase log).
+	client --op echo --count 1 --reconnect 2 --quiet -v -v -v >"$OUT/rec2" 2>&1
+	expect_out "reconnect: route resolved during TLS" \
+		"route resolved during TLS" "$OUT/rec2"
+	expect_out "reconnect: still verified" "^reconnect: 2 connections verified" "$OUT/rec2"
 	r=$(rcvd)
 	if [ -n "$r" ] && [ "$r" -gt 0 ]; then
 		ok "rxe1 received $r RoCE packets from the other host"
