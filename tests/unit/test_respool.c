@@ -404,6 +404,47 @@ static void test_qpns(void)
 	srdma_ctx_destroy(srv.ctx);
 }
 
+/*
+ * A server restarted on the same control port gets another fabric port:
+ * a client context that remembers the old one (verbs resolves its route
+ * early with it) must notice at HELLO and connect the usual way.
+ */
+static void test_restarted_server(void)
+{
+	srdma_listener *l;
+	uint16_t port, fport1, fport2;
+
+	memset(&srv, 0, sizeof(srv));
+	memset(&cli, 0, sizeof(cli));
+	srv.ctx = make_ctx(SRDMA_ROLE_SERVER, 2, false);
+	cli.ctx = make_ctx(SRDMA_ROLE_CLIENT, 0, false);
+	if (!srv.ctx || !cli.ctx)
+		return;
+	CHECK_RC(srdma_listen(srv.ctx, addr, 0, &l), 0);
+	port = srdma_listener_port(l);
+	fport1 = srdma_listener_fabric_port(l);
+	CHECK_RC(client_up(port), 0);
+	client_down();
+	srdma_listener_destroy(l);
+	srdma_ctx_destroy(srv.ctx);
+
+	/* A second server with the same control port (the fabric listener
+	 * of the first is gone, so its port is not the new one's). */
+	memset(&srv, 0, sizeof(srv));
+	srv.ctx = make_ctx(SRDMA_ROLE_SERVER, 2, false);
+	CHECK_RC(srdma_listen(srv.ctx, addr, port, &l), 0);
+	fport2 = srdma_listener_fabric_port(l);
+	printf("fabric port %u, after the restart %u\n", fport1, fport2);
+	CHECK(fport1 != fport2);
+	for (int i = 0; i < 2; i++) {
+		CHECK_RC(client_up(port), 0);
+		client_down();
+	}
+	srdma_listener_destroy(l);
+	srdma_ctx_destroy(cli.ctx);
+	srdma_ctx_destroy(srv.ctx);
+}
+
 static void test_pool_off(void)
 {
 	srdma_listener *l;
@@ -442,6 +483,7 @@ int main(void)
 	test_pool();
 	if (transport == SRDMA_TRANSPORT_VERBS)
 		test_qpns();
+	test_restarted_server();
 	test_pool_off();
 	test_pki_remove(dir);
 	TEST_DONE();
