@@ -138,8 +138,8 @@ else
 	# Reconnects know the server's fabric port: the route is resolved
 	# while TLS runs (debug phase log).
 	client --op echo --count 1 --reconnect 2 --quiet -v -v -v >"$OUT/rec2" 2>&1
-	expect_out "reconnect: route resolved during TLS" \
-		"route resolved during TLS" "$OUT/rec2"
+	expect_out "reconnect: route resolution started during TLS" \
+		"route resolution started during TLS" "$OUT/rec2"
 	expect_out "reconnect: still verified" "^reconnect: 2 connections verified" "$OUT/rec2"
 	r=$(rcvd)
 	if [ -n "$r" ] && [ "$r" -gt 0 ]; then
