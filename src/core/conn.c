@@ -349,12 +349,7 @@ void srdma__conn_tp_cb(struct srdma_conn *c, struct srdma__tp_conn_cb *cb)
 
 static int create_tp_conn(struct srdma_conn *c)
 {
-	struct srdma__tp_conn_attr attr = {
-		.server = c->server,
-		.sq_depth = c->depth + NCHUNKS + 4,
-		.rq_depth = c->depth,
-		.max_inline = 64,
-	};
+	struct srdma__tp_conn_attr attr = srdma__conn_attr(c->server, c->depth);
 	struct srdma__tp_conn_cb cb;
 
 	srdma__conn_tp_cb(c, &cb);
@@ -369,10 +364,10 @@ static int setup_rings(struct srdma_conn *c)
 
 	/* The layout is fixed here; a client that sends PARAMS early sizes it
 	 * by its own limits, which the server's HELLO may lower after. */
-	c->slot_len = SRDMA_REC_HDR_LEN + c->max_msg + SRDMA_TAG_LEN;
+	c->slot_len = srdma__slot_len(c->max_msg);
 	c->ring_depth = c->depth;
 	if (!c->ring) {
-		c->ring_len = c->slot_len * c->ring_depth * 2;
+		c->ring_len = srdma__ring_len(c->max_msg, c->ring_depth);
 		c->ring = map_buf(c->ring_len);
 		if (!c->ring)
 			return srdma__err(SRDMA_ENOMEM,
@@ -492,10 +487,18 @@ static void fill_params_common(struct srdma_conn *c, struct srdma__msg *m)
 	m->u.params.qpn = c->ctx->tp->ops->local_qpn(c->tc);
 }
 
+/* Client: our PARAMS carry nothing beyond the common fields. */
+static int send_client_params(struct srdma_conn *c)
+{
+	struct srdma__msg m = {0};
+
+	fill_params_common(c, &m);
+	return ctrl_send_msg(c, &m);
+}
+
 /* Client: fabric side ready (QPN known): register, post, send PARAMS. */
 static void client_prepared(struct srdma_conn *c)
 {
-	struct srdma__msg m = {0};
 	int rc;
 
 	phase(c, "fabric prepared");
@@ -504,10 +507,8 @@ static void client_prepared(struct srdma_conn *c)
 	rc = setup_rings(c);
 	if (rc == 0)
 		rc = post_all_recvs(c);
-	if (rc == 0) {
-		fill_params_common(c, &m);
-		rc = ctrl_send_msg(c, &m);
-	}
+	if (rc == 0)
+		rc = send_client_params(c);
 	if (rc < 0) {
 		srdma__conn_fail(c, rc, srdma_error_detail());
 		return;
@@ -1714,9 +1715,7 @@ static void tls_done(struct srdma_conn *c)
 		return;
 	send_hello(c);
 	if (c->params_early && c->state == ST_HELLO) {
-		struct srdma__msg m = {0};
-		fill_params_common(c, &m);
-		if (ctrl_send_msg(c, &m) < 0) {
+		if (send_client_params(c) < 0) {
 			srdma__conn_fail(c, SRDMA_ECLOSED,
 					 srdma_error_detail());
 			return;
@@ -1900,26 +1899,6 @@ int srdma__conn_new_server(struct srdma_listener *l, int fd, const char *peer)
 
 /* ---- teardown ---- */
 
-/*
- * Closing a socket with unread input makes the kernel send RST, and an RST
- * discards what the peer has not read yet: our TLS alert or ERROR message.
- * A TLS 1.3 client sends its first message right after its handshake, before
- * the server has judged its certificate, so that input is common. Stop
- * sending and drain what has arrived, so the close is a FIN and the peer
- * gets to read why it was refused.
- */
-static void linger_drain(int fd)
-{
-	char buf[4096];
-
-	if (fd < 0)
-		return;
-	shutdown(fd, SHUT_WR);
-	for (int i = 0; i < 16; i++)
-		if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
-			break;
-}
-
 static void teardown(struct srdma_conn *c)
 {
 	const struct srdma__tp_ops *ops = c->ctx->tp->ops;
@@ -1930,11 +1909,10 @@ static void teardown(struct srdma_conn *c)
 		int lfd = -1;
 
 		srdma__ctrl_shutdown(c->ctrl);
-		/* A refused peer still gets to read why (linger.c). */
-		if (c->state == ST_FAILED && c->server)
+		/* A failed peer still gets to read why: close with a FIN after
+		 * our alert or ERROR, never an RST (linger.c). */
+		if (c->state == ST_FAILED)
 			lfd = dup(srdma__ctrl_fd(c->ctrl));
-		else if (c->state == ST_FAILED)
-			linger_drain(srdma__ctrl_fd(c->ctrl));
 		srdma__ctrl_destroy(c->ctrl); /* closes fd */
 		srdma__linger_start(c->ctx, lfd);
 		c->ctrl = NULL;

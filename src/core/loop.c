@@ -21,11 +21,11 @@ struct srdma__loop_fd {
 	srdma__prepare_hook prepare;
 	void *arg;
 	int dead;
-	/* Prepare hooks: armed = the hook said "safe to sleep" and nothing
-	 * has happened to the registration since; unarmed ones wait on the
-	 * prep list, so a loop with many idle connections does not re-arm
-	 * every one of them on every pass. */
-	int armed, queued;
+	/* Prepare hooks: a registration is queued on the prep list when it
+	 * was added, fired or touched; off the list it is armed (its hook
+	 * said "safe to sleep" and nothing happened since), so a loop with
+	 * many idle connections does not re-arm every one on every pass. */
+	int queued;
 	struct srdma__loop_fd *next;	  /* all registrations */
 	struct srdma__loop_fd *prep_next; /* prep list */
 };
@@ -41,7 +41,6 @@ struct srdma__loop {
 /* Queue r's prepare hook for the next pass. */
 static void unarm(struct srdma__loop_fd *r)
 {
-	r->armed = 0;
 	if (r->queued || !r->prepare || r->dead)
 		return;
 	r->queued = 1;
@@ -211,8 +210,6 @@ int srdma__loop_run_once(struct srdma__loop *loop, int timeout_ms)
 				r->handler(r->arg, EPOLLIN);
 				unarm(r);
 				ran++;
-			} else {
-				r->armed = 1;
 			}
 		}
 	}

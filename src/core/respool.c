@@ -64,16 +64,10 @@ static const struct srdma__tp_conn_cb parked_cb = {
 	.on_cqe = noop_cqe,
 };
 
-static size_t ring_len_for(uint32_t max_msg, uint32_t depth)
-{
-	return (size_t)(SRDMA_REC_HDR_LEN + max_msg + SRDMA_TAG_LEN) * depth *
-	       2;
-}
-
 void srdma__respool_init(struct srdma_ctx *ctx)
 {
 	struct srdma__respool *p = &ctx->pool;
-	size_t ring = ring_len_for(ctx->cfg.max_msg, ctx->cfg.queue_depth);
+	size_t ring = srdma__ring_len(ctx->cfg.max_msg, ctx->cfg.queue_depth);
 	uint32_t want =
 		ctx->cfg.resource_pool ? ctx->cfg.resource_pool : POOL_DEFAULT;
 
@@ -106,12 +100,7 @@ static int kit_make(struct srdma_ctx *ctx, struct srdma__kit *k)
 {
 	struct srdma__respool *p = &ctx->pool;
 	const struct srdma__tp_ops *ops = ctx->tp->ops;
-	struct srdma__tp_conn_attr attr = {
-		.server = true,
-		.sq_depth = p->depth + SRDMA_NCHUNKS + 4,
-		.rq_depth = p->depth,
-		.max_inline = 64,
-	};
+	struct srdma__tp_conn_attr attr = srdma__conn_attr(true, p->depth);
 	void *ring;
 	int rc;
 

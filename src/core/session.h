@@ -215,6 +215,31 @@ struct srdma_listener {
 	struct srdma_listener *next;
 };
 
+/* One message slot (header, payload, tag) and a ring of depth slots each
+ * way: the session and the resource pool size rings with these. */
+static inline size_t srdma__slot_len(uint32_t max_msg)
+{
+	return (size_t)SRDMA_REC_HDR_LEN + max_msg + SRDMA_TAG_LEN;
+}
+
+static inline size_t srdma__ring_len(uint32_t max_msg, uint32_t depth)
+{
+	return srdma__slot_len(max_msg) * depth * 2;
+}
+
+/* The fabric connection a session of this queue depth needs: its sends,
+ * write chunks and a few control records in flight; its receives. */
+static inline struct srdma__tp_conn_attr srdma__conn_attr(bool server,
+							  uint32_t depth)
+{
+	return (struct srdma__tp_conn_attr){
+		.server = server,
+		.sq_depth = depth + SRDMA_NCHUNKS + 4,
+		.rq_depth = depth,
+		.max_inline = 64,
+	};
+}
+
 /* Server resource pool (respool.c): connections made before they are
  * needed, handed out at random, reset and reused. */
 struct srdma__kit {

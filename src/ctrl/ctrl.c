@@ -1456,13 +1456,8 @@ int srdma__ctrl_issue_ticket(struct srdma__ctrl *c)
 				  "cannot issue a session ticket: %s",
 				  ossl_reason(why, sizeof(why)));
 	}
-	/* Writes it now, or on the next flush if the socket is full. */
-	ERR_clear_error();
-	errno = 0;
-	rc = SSL_do_handshake(c->ssl);
-	if (rc == 1)
-		return 0;
-	rc = io_failure(c, rc, errno);
+	/* Writes it now, or on a later flush if the socket is full. */
+	rc = srdma__ctrl_flush(c);
 	return rc == SRDMA_EAGAIN ? 0 : rc;
 }
 
