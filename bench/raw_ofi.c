@@ -42,6 +42,8 @@
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
 
+#include "bench_util.h"
+
 #define API FI_VERSION(1, 9)
 
 /* --busy: spin on fi_cq_read; default: sleep in fi_cq_sread like srdma */
@@ -77,14 +79,6 @@ struct ep {
 	size_t buflen;
 	bool virt_addr;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, int rc)
 {
@@ -418,12 +412,6 @@ static bool more(const struct copts *o, uint64_t n, double t0)
 	return o->iters ? n < o->iters : now_s() - t0 < o->duration;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static int client(const char *host, const char *port, const char *prov,
 		  const struct copts *o)
 {
@@ -647,15 +635,14 @@ static int client(const char *host, const char *port, const char *prov,
 		       secs, gbs, mps / 1e6);
 	}
 	if (o->lat && nlat) {
-		double sum = 0;
-		qsort(lat, nlat, sizeof(double), cmp_double);
+		double sum = 0, p50, p99;
 		for (size_t i = 0; i < nlat; i++)
 			sum += lat[i];
+		pct(lat, nlat, &p50, &p99);
 		printf(o->json ? ",\"lat_us_avg\":%.3f,\"lat_us_p50\":%.3f,"
 				 "\"lat_us_p99\":%.3f"
 			       : ", lat avg %.2f p50 %.2f p99 %.2f us",
-		       sum / (double)nlat, lat[nlat / 2],
-		       lat[(size_t)((double)(nlat - 1) * 0.99)]);
+		       sum / (double)nlat, p50, p99);
 	}
 	printf(o->json ? "}\n" : "\n");
 	free(lat);
@@ -670,13 +657,6 @@ static int client(const char *host, const char *port, const char *prov,
 }
 
 /* ---- connect baseline ---- */
-
-static void stat_p(double *v, size_t n, double *p50, double *p99)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	*p50 = n ? v[n / 2] : 0;
-	*p99 = n ? v[(size_t)((double)(n - 1) * 0.99)] : 0;
-}
 
 /* One cycle; returns the connect and first-byte times in us. */
 static void connect_cycle(struct ep *e, uint32_t i, double *conn_us,
@@ -748,8 +728,8 @@ static int connect_bench(const char *host, const char *port, const char *prov,
 		n++;
 	}
 	secs = now_s() - t0;
-	stat_p(cu, n, &c50, &c99);
-	stat_p(fu, n, &f50, &f99);
+	pct(cu, n, &c50, &c99);
+	pct(fu, n, &f50, &f99);
 	if (o->json)
 		printf("{\"tool\":\"raw_ofi\",\"op\":\"connect\","
 		       "\"mode\":\"connect\",\"size\":%d,"
@@ -773,25 +753,6 @@ static int connect_bench(const char *host, const char *port, const char *prov,
 	fi_close(&e->fabric->fid);
 	fi_freeinfo(e->info);
 	fi_freeinfo(h);
-	return 0;
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-
-	if (end == s)
-		return -1;
-	if (*end == 'k' || *end == 'K')
-		v <<= 10, end++;
-	else if (*end == 'm' || *end == 'M')
-		v <<= 20, end++;
-	else if (*end == 'g' || *end == 'G')
-		v <<= 30, end++;
-	if (*end)
-		return -1;
-	*out = v;
 	return 0;
 }
 

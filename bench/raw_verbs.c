@@ -28,6 +28,8 @@
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
+#include "bench_util.h"
+
 enum { OP_WRITE = 1, OP_READ, OP_SEND };
 enum { CFG_MAGIC = 0x52415756, MAX_WINDOW = 256, NACK = 64 };
 enum { K_RX = 1, K_TX, K_RMA, K_ACK_RX, K_ACK_TX };
@@ -58,14 +60,6 @@ struct conn {
 };
 
 static int g_busy;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {
@@ -327,12 +321,6 @@ static bool more(const struct copts *o, uint64_t n, double t0)
 	return o->iters ? n < o->iters : now_s() - t0 < o->duration;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static void add_lat(double **lat, size_t *n, size_t *cap, double us)
 {
 	if (*n == *cap) {
@@ -528,15 +516,14 @@ static int client(const char *host, const char *port, const struct copts *o)
 		       opn[o->op], o->lat ? "lat" : "bw", o->size, window, done,
 		       secs, gbs, mps / 1e6);
 	if (o->lat && nlat) {
-		double sum = 0;
-		qsort(lat, nlat, sizeof(double), cmp_double);
+		double sum = 0, p50, p99;
 		for (size_t i = 0; i < nlat; i++)
 			sum += lat[i];
+		pct(lat, nlat, &p50, &p99);
 		printf(o->json ? ",\"lat_us_avg\":%.3f,\"lat_us_p50\":%.3f,"
 				 "\"lat_us_p99\":%.3f"
 			       : ", lat avg %.2f p50 %.2f p99 %.2f us",
-		       sum / (double)nlat, lat[nlat / 2],
-		       lat[(size_t)((double)(nlat - 1) * 0.99)]);
+		       sum / (double)nlat, p50, p99);
 	}
 	printf(o->json ? "}\n" : "\n");
 	free(lat);
@@ -545,23 +532,6 @@ static int client(const char *host, const char *port, const struct copts *o)
 	teardown(c);
 	rdma_destroy_id(c->id);
 	rdma_destroy_event_channel(ec);
-	return 0;
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-
-	if (end == s)
-		return -1;
-	if (*end == 'k' || *end == 'K')
-		v <<= 10, end++;
-	else if (*end == 'm' || *end == 'M')
-		v <<= 20, end++;
-	if (*end)
-		return -1;
-	*out = v;
 	return 0;
 }
 

@@ -39,17 +39,11 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "bench_util.h"
+
 #define SUITE	      "TLS_AES_256_GCM_SHA384"
 #define CONNECT_MAGIC "TLSCONN1"
 enum { ECHO_LEN = 64 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {
@@ -297,19 +291,6 @@ static void cs_add(struct cseries *s, double c, double f, double cyc)
 	s->cycle_s += cyc;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void pct(double *v, size_t n, double *p50, double *p99)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	*p50 = n ? v[n / 2] : 0;
-	*p99 = n ? v[(size_t)((double)(n - 1) * 0.99)] : 0;
-}
-
 /*
  * One cycle. *sess: ticket to offer (NULL = full handshake); replaced by
  * this connection's when keep is set. Returns whether it resumed.
@@ -458,23 +439,6 @@ static int connect_bench(const char *host, const char *port, const char *dir,
 	free(full.first_us);
 	free(res.conn_us);
 	free(res.first_us);
-	return 0;
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-
-	if (end == s)
-		return -1;
-	if (*end == 'k' || *end == 'K')
-		v <<= 10, end++;
-	else if (*end == 'm' || *end == 'M')
-		v <<= 20, end++;
-	if (*end)
-		return -1;
-	*out = v;
 	return 0;
 }
 
