@@ -132,6 +132,31 @@ static srdma_ctx *make_ctx(enum srdma_role role, uint32_t pool, bool off)
 	return ctx;
 }
 
+/* Fresh server (pool of `pool` kits, or none) and client contexts. */
+static bool sides_new(uint32_t pool, bool off)
+{
+	memset(&srv, 0, sizeof(srv));
+	memset(&cli, 0, sizeof(cli));
+	srv.ctx = make_ctx(SRDMA_ROLE_SERVER, pool, off);
+	cli.ctx = make_ctx(SRDMA_ROLE_CLIENT, 0, false);
+	return srv.ctx && cli.ctx;
+}
+
+/* The server listens on port (0: any); returns its control port. */
+static uint16_t serve_on(uint16_t port, srdma_listener **l)
+{
+	*l = NULL;
+	CHECK_RC(srdma_listen(srv.ctx, addr, port, l), 0);
+	return *l ? srdma_listener_port(*l) : 0;
+}
+
+static void sides_free(srdma_listener *l)
+{
+	srdma_listener_destroy(l);
+	srdma_ctx_destroy(cli.ctx);
+	srdma_ctx_destroy(srv.ctx);
+}
+
 /* One client: connect, wait for the region, one echo; left connected. */
 static int client_up(uint16_t port)
 {
@@ -242,16 +267,11 @@ static void test_pool(void)
 	uint16_t port;
 	int tries;
 
-	memset(&srv, 0, sizeof(srv));
-	memset(&cli, 0, sizeof(cli));
-	srv.ctx = make_ctx(SRDMA_ROLE_SERVER, 2, false);
-	cli.ctx = make_ctx(SRDMA_ROLE_CLIENT, 0, false);
-	if (!srv.ctx || !cli.ctx)
+	if (!sides_new(2, false))
 		return;
 	p = &srv.ctx->pool;
 	CHECK(p->n == 0 && p->target == 2);
-	CHECK_RC(srdma_listen(srv.ctx, addr, 0, &l), 0);
-	port = srdma_listener_port(l);
+	port = serve_on(0, &l);
 	/* Spares are there before any client. */
 	CHECK(p->n == 2 && p->made == 2);
 
@@ -347,9 +367,7 @@ static void test_pool(void)
 		ops->mr_dereg(mr);
 		CHECK_RC(ops->conn_reset(x->tc), 0);
 	}
-	srdma_listener_destroy(l);
-	srdma_ctx_destroy(cli.ctx);
-	srdma_ctx_destroy(srv.ctx);
+	sides_free(l);
 }
 
 /* verbs: the QPN each client's server side gets is drawn from the pool. */
@@ -361,14 +379,9 @@ static void test_qpns(void)
 	srdma_listener *l;
 	uint16_t port;
 
-	memset(&srv, 0, sizeof(srv));
-	memset(&cli, 0, sizeof(cli));
-	srv.ctx = make_ctx(SRDMA_ROLE_SERVER, POOL, false);
-	cli.ctx = make_ctx(SRDMA_ROLE_CLIENT, 0, false);
-	if (!srv.ctx || !cli.ctx)
+	if (!sides_new(POOL, false))
 		return;
-	CHECK_RC(srdma_listen(srv.ctx, addr, 0, &l), 0);
-	port = srdma_listener_port(l);
+	port = serve_on(0, &l);
 	CHECK(srv.ctx->pool.n == POOL);
 	for (int i = 0; i < POOL && i < (int)srv.ctx->pool.n; i++)
 		kit_qpn[i] =
@@ -399,9 +412,7 @@ static void test_qpns(void)
 	CHECK(from_pool == CLIENTS);
 	/* In allocation order by chance: (1/8)^7. */
 	CHECK(!ascending);
-	srdma_listener_destroy(l);
-	srdma_ctx_destroy(cli.ctx);
-	srdma_ctx_destroy(srv.ctx);
+	sides_free(l);
 }
 
 /*
@@ -414,14 +425,9 @@ static void test_restarted_server(void)
 	srdma_listener *l;
 	uint16_t port, fport1, fport2;
 
-	memset(&srv, 0, sizeof(srv));
-	memset(&cli, 0, sizeof(cli));
-	srv.ctx = make_ctx(SRDMA_ROLE_SERVER, 2, false);
-	cli.ctx = make_ctx(SRDMA_ROLE_CLIENT, 0, false);
-	if (!srv.ctx || !cli.ctx)
+	if (!sides_new(2, false))
 		return;
-	CHECK_RC(srdma_listen(srv.ctx, addr, 0, &l), 0);
-	port = srdma_listener_port(l);
+	port = serve_on(0, &l);
 	fport1 = srdma_listener_fabric_port(l);
 	CHECK_RC(client_up(port), 0);
 	client_down();
@@ -432,7 +438,7 @@ static void test_restarted_server(void)
 	 * of the first is gone, so its port is not the new one's). */
 	memset(&srv, 0, sizeof(srv));
 	srv.ctx = make_ctx(SRDMA_ROLE_SERVER, 2, false);
-	CHECK_RC(srdma_listen(srv.ctx, addr, port, &l), 0);
+	CHECK(serve_on(port, &l) == port);
 	fport2 = srdma_listener_fabric_port(l);
 	printf("fabric port %u, after the restart %u\n", fport1, fport2);
 	CHECK(fport1 != fport2);
@@ -440,9 +446,7 @@ static void test_restarted_server(void)
 		CHECK_RC(client_up(port), 0);
 		client_down();
 	}
-	srdma_listener_destroy(l);
-	srdma_ctx_destroy(cli.ctx);
-	srdma_ctx_destroy(srv.ctx);
+	sides_free(l);
 }
 
 static void test_pool_off(void)
@@ -450,23 +454,16 @@ static void test_pool_off(void)
 	srdma_listener *l;
 	uint16_t port;
 
-	memset(&srv, 0, sizeof(srv));
-	memset(&cli, 0, sizeof(cli));
-	srv.ctx = make_ctx(SRDMA_ROLE_SERVER, 0, true);
-	cli.ctx = make_ctx(SRDMA_ROLE_CLIENT, 0, false);
-	if (!srv.ctx || !cli.ctx)
+	if (!sides_new(0, true))
 		return;
-	CHECK_RC(srdma_listen(srv.ctx, addr, 0, &l), 0);
-	port = srdma_listener_port(l);
+	port = serve_on(0, &l);
 	for (int i = 0; i < 3; i++) {
 		CHECK_RC(client_up(port), 0);
 		client_down();
 	}
 	CHECK(srv.ctx->pool.made == 0 && srv.ctx->pool.n == 0 &&
 	      srv.ctx->pool.reused == 0);
-	srdma_listener_destroy(l);
-	srdma_ctx_destroy(cli.ctx);
-	srdma_ctx_destroy(srv.ctx);
+	sides_free(l);
 }
 
 int main(void)

@@ -1,16 +1,24 @@
 # The verbs backend's unit test on the real kernel stack (rxe0): both sides in
 # one process over rdma_cm on $VM_IP; then the raw-rdma_cm stranger tool
 # against a port where nothing listens (the CM must reject it).
-if have test_verbs; then
-	f=$(outfile verbs-unit)
-	SRDMA_TEST_ADDR=$VM_IP timeout 240 test_verbs >"$f" 2>&1
+# unit_test LABEL FILE TAIL CMD...: runs a unit-test binary (up to 240 s);
+# ok if it exits 0 and reports " 0 failed", else shows the last TAIL lines.
+unit_test() {
+	label=$1 f=$2 n=$3
+	shift 3
+	timeout 240 "$@" >"$f" 2>&1
 	rc=$?
 	if [ $rc -eq 0 ] && grep -q " 0 failed" "$f"; then
-		ok "verbs unit: test_verbs on $VM_IP"
+		ok "$label"
 	else
-		notok "verbs unit: test_verbs on $VM_IP" "exit $rc"
-		show_tail "$f" 60
+		notok "$label" "exit $rc"
+		show_tail "$f" "$n"
 	fi
+}
+if have test_verbs; then
+	f=$(outfile verbs-unit)
+	unit_test "verbs unit: test_verbs on $VM_IP" "$f" 60 \
+		env SRDMA_TEST_ADDR="$VM_IP" test_verbs
 	expect_out "verbs unit: PSNs read back from the QPs" \
 		"client QP [0-9]+ sq_psn ([0-9a-f]+) rq_psn ([0-9a-f]+); server QP [0-9]+ sq_psn" "$f"
 	grep -E "memory windows|provider|cycles" "$f" | sed 's/^/#   /'
@@ -22,14 +30,8 @@ fi
 # from the pool in random order.
 if have test_respool; then
 	f=$(outfile verbs-respool)
-	SRDMA_TEST_TRANSPORT=verbs SRDMA_TEST_ADDR=$VM_IP timeout 240 test_respool >"$f" 2>&1
-	rc=$?
-	if [ $rc -eq 0 ] && grep -q " 0 failed" "$f"; then
-		ok "verbs respool: test_respool on $VM_IP"
-	else
-		notok "verbs respool: test_respool on $VM_IP" "exit $rc"
-		show_tail "$f" 40
-	fi
+	unit_test "verbs respool: test_respool on $VM_IP" "$f" 40 \
+		env SRDMA_TEST_TRANSPORT=verbs SRDMA_TEST_ADDR="$VM_IP" test_respool
 	expect_out "verbs respool: old MW key dead on the recycled kit" \
 		"previous client's key: The peer refused a remote memory access" "$f"
 	grep -E "QPNs|recycled|key|fabric port" "$f" | sed 's/^/#   /'
