@@ -325,7 +325,6 @@ void srdma__drop_events(struct srdma_ctx *ctx, struct srdma_conn *c)
 		}
 }
 
-/* One loop iteration bounded by timeout_ms and the nearest deadline. */
 /*
  * Tops the server resource pool up. A kit that cannot be made (out of fds,
  * memory, device resources) shrinks the pool to what it holds, with one
@@ -343,6 +342,7 @@ static void pool_refill(struct srdma_ctx *ctx, uint32_t max_new)
 	p->target = p->n;
 }
 
+/* One loop iteration bounded by timeout_ms and the nearest deadline. */
 int srdma__ctx_run(struct srdma_ctx *ctx, int timeout_ms)
 {
 	uint64_t now = srdma__now_ms();

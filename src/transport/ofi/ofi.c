@@ -839,7 +839,6 @@ static int ofi_disconnect(struct srdma__tp_conn *c)
 	c->state = C_CLOSING;
 	/* on_closed follows from the loop (prepare hook sees it pending). */
 	start_close(c, 0, "closed locally");
-	srdma__loop_touch(c->cq_reg);
 	return 0;
 }
 

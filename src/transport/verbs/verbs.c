@@ -1297,7 +1297,7 @@ static int c_accept(struct srdma__tp_conn *c, struct srdma__tp_connreq *req,
 	int rc;
 
 	ENSURE(id, SRDMA_EINVAL, "accept: the request was already decided");
-	ENSURE(c->attr.server && c->state == VS_NEW && !c->destroyed,
+	ENSURE(c->attr.server && c->state == VS_NEW && !c->destroyed && c->qp,
 	       SRDMA_ESTATE,
 	       "accept: the connection is not a fresh server "
 	       "connection");
@@ -1313,11 +1313,6 @@ static int c_accept(struct srdma__tp_conn *c, struct srdma__tp_connreq *req,
 	c->resp_res = clamp_atom(c->resp_res, c->v->req_initiator_depth);
 	c->init_depth =
 		clamp_atom(c->init_depth, c->v->req_responder_resources);
-	if (!c->qp) {
-		rc = qp_create(c);
-		if (rc < 0)
-			goto out_forget_id;
-	}
 	rc = qp_move(c, IBV_QPS_INIT);
 	if (rc < 0)
 		goto out_destroy_qp;
@@ -1361,7 +1356,6 @@ out_destroy_qp:
 	slots_reset(c);
 	for (struct vmr *m = c->mrs; m; m = m->next)
 		m->bound = false;
-out_forget_id:
 	c->id = NULL; /* the listener path rejects and frees it */
 	return rc;
 }
