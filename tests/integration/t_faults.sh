@@ -193,6 +193,12 @@ sv=$(($(date +%s) - t0))
 echo "# link down: server reported after ${sv} s: $(grep 'disconnect' "$T/n.log")"
 check "server reported the dead link within ${LINK_BOUND} s" grep -q 'disconnect .* error' "$T/n.log"
 ip -n "$NA" link set "$VA" up
+# The neighbour entry went stale while the link was down: wait until the
+# link carries packets again (else the connect may meet EHOSTUNREACH).
+for _ in $(seq 50); do
+	ip netns exec "$NB" ping -c 1 -W 1 10.233.0.1 >/dev/null 2>&1 && break
+	sleep 0.2
+done
 check "after the link is back, a new connection verifies all ops" ip netns exec "$NB" \
 	timeout 60 "$SRDMA" client --connect "10.233.0.1:$NCP" --certs "$T/npki" \
 	--transport ofi --op all --count 3 --quiet
