@@ -14,7 +14,7 @@
 
 #include <openssl/ssl.h>
 
-#include "core/err.h"
+#include "base/err.h"
 
 enum {
 	TICKET_ID_LEN = 16, /* random id sealed into each ticket */

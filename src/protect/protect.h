@@ -15,8 +15,8 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
-#include "core/err.h"
-#include "wire/wire.h"
+#include "base/bytes.h"
+#include "base/err.h"
 
 enum srdma__cipher {
 	SRDMA_CIPHER_NONE = 0,
@@ -34,6 +34,8 @@ enum {
 	/* Block header: u64 version, u32 valid_len, u8 writer, u8[3] zero. */
 	SRDMA_BLK_HDR_LEN = 16,
 	SRDMA_BLK_PAYLOAD = 4096, /* == SRDMA_BLOCK_SIZE */
+	SRDMA_TOKEN_LEN = 32,	  /* connect token secret */
+	SRDMA_MAC_LEN = 32,	  /* connect MAC (HMAC-SHA256) */
 };
 
 /* Records per key before the implicit rekey (both sides switch together). */
@@ -157,7 +159,7 @@ int srdma__block_open(struct srdma__aead *keys[2], uint32_t region_id,
 
 /* ---- connect token ---- */
 struct srdma__token {
-	uint8_t secret[SRDMA_WIRE_TOKEN_LEN];
+	uint8_t secret[SRDMA_TOKEN_LEN];
 	uint64_t session_id;
 	uint64_t deadline_ms; /* srdma__now_ms() clock */
 	bool used;
@@ -167,17 +169,18 @@ struct srdma__token {
 int srdma__token_new(struct srdma__token *t, uint64_t now_ms,
 		     uint32_t ttl_ms) SRDMA__WUR;
 /* HMAC-SHA256(secret, "srdma connect v1" | session_id | initiator_id). */
-int srdma__token_mac(const uint8_t secret[static SRDMA_WIRE_TOKEN_LEN],
+int srdma__token_mac(const uint8_t secret[static SRDMA_TOKEN_LEN],
 		     uint64_t session_id, uint32_t initiator_id,
-		     uint8_t mac[static SRDMA_WIRE_MAC_LEN]) SRDMA__WUR;
+		     uint8_t mac[static SRDMA_MAC_LEN]) SRDMA__WUR;
 /*
  * Checks private data against the token: session id, deadline, not used
  * before, MAC compared in constant time. Any attempt burns the token (marks
  * it used and wipes the secret), so a second try always fails. 0 or
  * SRDMA_ETOKEN with detail saying which check failed.
  */
-int srdma__token_check(struct srdma__token *t,
-		       const struct srdma__connect_pdata *pd,
+int srdma__token_check(struct srdma__token *t, uint64_t session_id,
+		       uint32_t initiator_id,
+		       const uint8_t mac[static SRDMA_MAC_LEN],
 		       uint64_t now_ms) SRDMA__WUR;
 void srdma__token_wipe(struct srdma__token *t);
 

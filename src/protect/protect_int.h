@@ -9,7 +9,8 @@
 
 #include "protect/protect.h"
 
-/* Big-endian helpers (srdma__be32, srdma__get_be64, ...) are in wire/wire.h. */
+/* Big-endian helpers (srdma__be32, srdma__get_be64, ...) are in base/bytes.h.
+ */
 
 /* Records err with the first queued OpenSSL error, clears the queue. */
 int srdma__ossl_err(int err, const char *what);

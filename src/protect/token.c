@@ -40,9 +40,9 @@ out_wipe:
 	return rc;
 }
 
-int srdma__token_mac(const uint8_t secret[static SRDMA_WIRE_TOKEN_LEN],
+int srdma__token_mac(const uint8_t secret[static SRDMA_TOKEN_LEN],
 		     uint64_t session_id, uint32_t initiator_id,
-		     uint8_t mac[static SRDMA_WIRE_MAC_LEN])
+		     uint8_t mac[static SRDMA_MAC_LEN])
 {
 	uint8_t msg[sizeof(token_label) - 1 + 8 + 4];
 	uint8_t full[EVP_MAX_MD_SIZE];
@@ -53,22 +53,24 @@ int srdma__token_mac(const uint8_t secret[static SRDMA_WIRE_TOKEN_LEN],
 	memcpy(msg, token_label, sizeof(token_label) - 1);
 	srdma__be64(msg + sizeof(token_label) - 1, session_id);
 	srdma__be32(msg + sizeof(token_label) - 1 + 8, initiator_id);
-	if (!HMAC(EVP_sha256(), secret, SRDMA_WIRE_TOKEN_LEN, msg, sizeof(msg),
-		  full, &full_len) ||
-	    full_len != SRDMA_WIRE_MAC_LEN) {
+	if (!HMAC(EVP_sha256(), secret, SRDMA_TOKEN_LEN, msg, sizeof(msg), full,
+		  &full_len) ||
+	    full_len != SRDMA_MAC_LEN) {
 		rc = srdma__ossl_err(SRDMA_ESYS, "HMAC-SHA256 for the token");
 		goto out_wipe;
 	}
-	memcpy(mac, full, SRDMA_WIRE_MAC_LEN);
+	memcpy(mac, full, SRDMA_MAC_LEN);
 out_wipe:
 	OPENSSL_cleanse(full, sizeof(full));
 	return rc;
 }
 
-int srdma__token_check(struct srdma__token *t,
-		       const struct srdma__connect_pdata *pd, uint64_t now_ms)
+int srdma__token_check(struct srdma__token *t, uint64_t session_id,
+		       uint32_t initiator_id,
+		       const uint8_t peer_mac[static SRDMA_MAC_LEN],
+		       uint64_t now_ms)
 {
-	uint8_t mac[SRDMA_WIRE_MAC_LEN];
+	uint8_t mac[SRDMA_MAC_LEN];
 	bool was_used;
 	int rc;
 
@@ -76,7 +78,7 @@ int srdma__token_check(struct srdma__token *t,
 	/* Burn first: whatever happens below, there is no second try. */
 	was_used = t->used;
 	t->used = true;
-	if (!pd) {
+	if (!peer_mac) {
 		rc = srdma__err(SRDMA_ETOKEN, "no connect private data");
 		goto out_burn;
 	}
@@ -85,7 +87,7 @@ int srdma__token_check(struct srdma__token *t,
 					      "used");
 		goto out_burn;
 	}
-	if (t->session_id == 0 || pd->session_id != t->session_id) {
+	if (t->session_id == 0 || session_id != t->session_id) {
 		rc = srdma__err(SRDMA_ETOKEN,
 				"the connect token names an unknown session");
 		goto out_burn;
@@ -96,12 +98,12 @@ int srdma__token_check(struct srdma__token *t,
 				(unsigned long long)(now_ms - t->deadline_ms));
 		goto out_burn;
 	}
-	rc = srdma__token_mac(t->secret, pd->session_id, pd->initiator_id, mac);
+	rc = srdma__token_mac(t->secret, session_id, initiator_id, mac);
 	if (rc < 0) {
 		rc = SRDMA_ETOKEN; /* detail already says what failed */
 		goto out_wipe_mac;
 	}
-	if (CRYPTO_memcmp(mac, pd->mac, sizeof(mac)) != 0)
+	if (CRYPTO_memcmp(mac, peer_mac, sizeof(mac)) != 0)
 		rc = srdma__err(SRDMA_ETOKEN,
 				"the connect token MAC does not match");
 out_wipe_mac:

@@ -26,8 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/err.h"
-#include "core/loop.h"
+#include "base/err.h"
+#include "base/loop.h"
 
 struct srdma__tp;
 struct srdma__tp_listener;
@@ -150,7 +150,7 @@ struct srdma__tp_ops {
 	int (*conn_info)(const struct srdma__tp_conn *c,
 			 struct srdma__tp_info *out);
 	/*
-	 * Server resource pool (core/respool.c). conn_reset brings a server
+	 * Server resource pool (session/respool.c). conn_reset brings a server
 	 * connection whose fabric life is over (never accepted, or closed with
 	 * on_closed delivered) back to the state conn_create leaves: endpoint
 	 * or rdma_cm id gone, queues empty, every completion discarded, the

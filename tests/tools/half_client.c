@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/loop.h"
+#include "base/loop.h"
 #include "ctrl/ctrl.h"
 #include "protect/protect.h"
 #include "wire/wire.h"

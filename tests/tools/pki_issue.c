@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctrl/ctrl.h"
+#include "pki.h"
 
 enum { MAX_SANS = 16 };
 

@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 
 #include "ctrl/ctrl.h"
+#include "pki.h"
 #include "test.h"
 
 enum { DAY = 24 * 3600 };

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/loop.h"
+#include "base/loop.h"
 #include "test.h"
 #include "transport/transport.h"
 

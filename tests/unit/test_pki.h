@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "ctrl/ctrl.h"
+#include "pki.h"
 
 /*
  * Makes $SRDMA_TEST_TMP (or /tmp)/NAME.XXXXXX in dir[len] and writes a CA,

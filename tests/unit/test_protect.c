@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "protect/protect.h"
+#include "wire/wire.h"
 #include "test.h"
 
 static const enum srdma__cipher ciphers[] = {
@@ -824,19 +825,27 @@ static void test_token(void)
 	CHECK(wl == 32 && memcmp(want, pd.mac, 32) == 0);
 
 	/* Accepted once, then burned. */
-	CHECK_RC(srdma__token_check(&t, &pd, 1400), 0);
+	CHECK_RC(srdma__token_check(&t, pd.session_id, pd.initiator_id, pd.mac,
+				    1400),
+		 0);
 	CHECK(t.used && is_zero(t.secret, sizeof(t.secret)));
-	CHECK_RC(srdma__token_check(&t, &pd, 1400), SRDMA_ETOKEN);
+	CHECK_RC(srdma__token_check(&t, pd.session_id, pd.initiator_id, pd.mac,
+				    1400),
+		 SRDMA_ETOKEN);
 	CHECK(detail_has("already used"));
 
 	/* Wrong MAC; and the failed attempt burns the token too. */
 	CHECK_RC(srdma__token_new(&t, 1000, 500), 0);
 	pd_for(&t, 5, &pd);
 	pd.mac[31] ^= 1;
-	CHECK_RC(srdma__token_check(&t, &pd, 1400), SRDMA_ETOKEN);
+	CHECK_RC(srdma__token_check(&t, pd.session_id, pd.initiator_id, pd.mac,
+				    1400),
+		 SRDMA_ETOKEN);
 	CHECK(detail_has("MAC does not match"));
 	pd.mac[31] ^= 1;
-	CHECK_RC(srdma__token_check(&t, &pd, 1400), SRDMA_ETOKEN);
+	CHECK_RC(srdma__token_check(&t, pd.session_id, pd.initiator_id, pd.mac,
+				    1400),
+		 SRDMA_ETOKEN);
 	CHECK(detail_has("already used"));
 
 	/* MAC made for another initiator (a stolen MAC replayed by a
@@ -844,7 +853,9 @@ static void test_token(void)
 	CHECK_RC(srdma__token_new(&t, 1000, 500), 0);
 	pd_for(&t, 5, &pd);
 	pd.initiator_id = 6;
-	CHECK_RC(srdma__token_check(&t, &pd, 1400), SRDMA_ETOKEN);
+	CHECK_RC(srdma__token_check(&t, pd.session_id, pd.initiator_id, pd.mac,
+				    1400),
+		 SRDMA_ETOKEN);
 	CHECK(detail_has("MAC does not match"));
 
 	/* Another session's private data. */
@@ -853,26 +864,34 @@ static void test_token(void)
 	CHECK(t.session_id != t2.session_id);
 	CHECK(memcmp(t.secret, t2.secret, sizeof(t.secret)) != 0);
 	pd_for(&t2, 5, &pd);
-	CHECK_RC(srdma__token_check(&t, &pd, 1400), SRDMA_ETOKEN);
+	CHECK_RC(srdma__token_check(&t, pd.session_id, pd.initiator_id, pd.mac,
+				    1400),
+		 SRDMA_ETOKEN);
 	CHECK(detail_has("unknown session"));
 	CHECK(t.used);
 
 	/* Expired: deadline passed, MAC right. */
 	pd_for(&t2, 5, &pd);
-	CHECK_RC(srdma__token_check(&t2, &pd, 1501), SRDMA_ETOKEN);
+	CHECK_RC(srdma__token_check(&t2, pd.session_id, pd.initiator_id, pd.mac,
+				    1501),
+		 SRDMA_ETOKEN);
 	CHECK(detail_has("expired"));
 	CHECK(t2.used && is_zero(t2.secret, sizeof(t2.secret)));
 
 	/* At the deadline still valid. */
 	CHECK_RC(srdma__token_new(&t, 1000, 500), 0);
 	pd_for(&t, 5, &pd);
-	CHECK_RC(srdma__token_check(&t, &pd, 1500), 0);
+	CHECK_RC(srdma__token_check(&t, pd.session_id, pd.initiator_id, pd.mac,
+				    1500),
+		 0);
 
 	/* A wiped token verifies nothing, not even session 0 / zero key. */
 	srdma__token_wipe(&t);
 	memset(&pd, 0, sizeof(pd));
 	CHECK_RC(srdma__token_mac(t.secret, 0, 0, pd.mac), 0);
-	CHECK_RC(srdma__token_check(&t, &pd, 0), SRDMA_ETOKEN);
+	CHECK_RC(srdma__token_check(&t, pd.session_id, pd.initiator_id, pd.mac,
+				    0),
+		 SRDMA_ETOKEN);
 	srdma__token_wipe(&t2);
 	srdma__token_wipe(NULL);
 }

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "srdma.h"
-#include "core/session.h"
+#include "session/session.h"
 #include "ctrl/ctrl.h"
 #include "test.h"
 #include "test_pki.h"

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "core/loop.h"
+#include "base/loop.h"
 #include "test.h"
 #include "transport/transport.h"
 #include "transport/verbs/verbs.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ctrl/ctrl.h"
+#include "pki.h"
 #include "cmd.h"
 
 enum { MAX_NAMES = 32 };

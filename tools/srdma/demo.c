@@ -15,7 +15,7 @@
 
 #include "common.h"
 #include "cmd.h"
-#include "ctrl/ctrl.h"
+#include "pki.h"
 
 static char dir[256], other[300], logpath[300];
 static const char *host = "127.0.0.1";

@@ -872,7 +872,7 @@ static void ofi_conn_destroy(struct srdma__tp_conn *c)
 }
 
 /*
- * Back to C_INIT for the next client (core/respool.c): the endpoint goes,
+ * Back to C_INIT for the next client (session/respool.c): the endpoint goes,
  * every completion and event still queued is read and dropped, the op pool
  * is whole again. The domain, CQ, EQ and the caller's local registrations
  * stay; a remotely accessible registration must already be gone.

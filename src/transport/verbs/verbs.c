@@ -1562,7 +1562,7 @@ static void c_destroy(struct srdma__tp_conn *c)
 }
 
 /*
- * Back to VS_NEW for the next client (core/respool.c): the rdma_cm id goes,
+ * Back to VS_NEW for the next client (session/respool.c): the rdma_cm id goes,
  * the QP returns to RESET (which empties both its queues), the CQ is polled
  * empty and re-armed, every work slot is free. PD, CQ, completion channel,
  * QP and the caller's local registrations stay; memory windows must already

@@ -4,14 +4,14 @@
  * public API. One state machine per connection, driven only by the loop
  * thread (the thread calling srdma_ctx_poll or a blocking call).
  */
-#ifndef SRDMA_CORE_SESSION_H
-#define SRDMA_CORE_SESSION_H
+#ifndef SRDMA_SESSION_SESSION_H
+#define SRDMA_SESSION_SESSION_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/err.h"
-#include "core/loop.h"
+#include "base/err.h"
+#include "base/loop.h"
 #include "ctrl/ctrl.h"
 #include "protect/protect.h"
 #include "transport/transport.h"

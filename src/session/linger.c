@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/session.h"
+#include "session/session.h"
 
 enum { LINGER_MS = 500, LINGER_MAX = 256 };
 

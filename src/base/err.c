@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/err.h"
+#include "base/err.h"
 
 static _Thread_local char detail[512];
 

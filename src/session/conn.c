@@ -26,7 +26,7 @@
 
 #include <openssl/crypto.h>
 
-#include "core/session.h"
+#include "session/session.h"
 
 enum {
 	CHUNK_BLOCKS = SRDMA_CHUNK_BLOCKS,
@@ -1822,7 +1822,9 @@ void srdma__on_connreq(void *arg, struct srdma__tp_connreq *req)
 					"unknown or used session");
 	}
 	if (rc == 0)
-		rc = srdma__token_check(&c->token, &pd, srdma__now_ms());
+		rc = srdma__token_check(&c->token, pd.session_id,
+					pd.initiator_id, pd.mac,
+					srdma__now_ms());
 	if (rc == 0 && ctx->tp->kind == SRDMA_TRANSPORT_VERBS &&
 	    (pd.initiator_id != c->remote_qpn ||
 	     req->initiator_qpn != c->remote_qpn))

@@ -24,7 +24,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#include "ctrl/ctrl.h"
+#include "pki.h"
 
 enum {
 	DEFAULT_DAYS = 825, /* the CA/Browser Forum's old TLS maximum */

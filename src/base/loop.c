@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/loop.h"
+#include "base/loop.h"
 
 struct srdma__loop_fd {
 	struct srdma__loop *loop;

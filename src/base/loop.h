@@ -5,12 +5,12 @@
  * loop sleeps (libfabric's fi_trywait, verbs' ibv_req_notify_cq) register a
  * prepare hook. Only the thread that runs the loop calls handlers.
  */
-#ifndef SRDMA_CORE_LOOP_H
-#define SRDMA_CORE_LOOP_H
+#ifndef SRDMA_BASE_LOOP_H
+#define SRDMA_BASE_LOOP_H
 
 #include <stdint.h>
 
-#include "core/err.h"
+#include "base/err.h"
 
 struct srdma__loop;
 

@@ -27,7 +27,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "core/session.h"
+#include "session/session.h"
 
 enum {
 	POOL_DEFAULT = 16,

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/session.h"
+#include "session/session.h"
 
 enum {
 	POOL_DEFAULT_MAX = 8,

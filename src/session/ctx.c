@@ -17,7 +17,7 @@
 
 #include <openssl/crypto.h>
 
-#include "core/session.h"
+#include "session/session.h"
 
 SRDMA_API const char *srdma_version(void)
 {

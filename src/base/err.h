@@ -5,8 +5,8 @@
  * srdma__err() records a one-sentence detail (and where it arose) in a
  * thread-local buffer that srdma_error_detail() returns.
  */
-#ifndef SRDMA_CORE_ERR_H
-#define SRDMA_CORE_ERR_H
+#ifndef SRDMA_BASE_ERR_H
+#define SRDMA_BASE_ERR_H
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* Development PKI for `srdma certs` (the tool's, not the library's). */
+#ifndef SRDMA_TOOL_PKI_H
+#define SRDMA_TOOL_PKI_H
+
+#include <stdbool.h>
+
+#include "base/err.h"
+
+/* ---- development PKI (srdma certs) ---- */
+struct srdma__pki_opts {
+	const char *dir;
+	const char *const
+		*server_names; /* extra SANs (DNS or IP), NULL-terminated */
+	const char *const *clients; /* client identities; NULL = {"client"} */
+	bool force;		    /* overwrite existing files */
+	int days;		    /* validity, default 825 */
+	/* Test hooks: a certificate window in the past or future. */
+	long not_before_offset_s; /* added to now for notBefore */
+	long not_after_offset_s;  /* if non-zero, notAfter = now + this */
+};
+
+/*
+ * Writes DIR/ca.crt, ca.key, server.crt, server.key and NAME.crt/NAME.key
+ * for each client. The server's SANs cover localhost, 127.0.0.1, ::1, the
+ * host name and server_names. Keys are written 0600. Refuses (SRDMA_ECONFIG)
+ * to overwrite any existing file unless force.
+ */
+int srdma__pki_write(const struct srdma__pki_opts *o) SRDMA__WUR;
+
+/*
+ * Issues one more certificate signed by DIR/ca.{crt,key}: NAME.crt and
+ * NAME.key, with the given SANs (may be NULL) and validity offsets. Used by
+ * tests for expired / not-yet-valid / wrong-name certificates.
+ */
+int srdma__pki_issue(const char *dir, const char *name, bool server,
+		     const char *const *sans, long not_before_offset_s,
+		     long not_after_offset_s) SRDMA__WUR;
+
+#endif
