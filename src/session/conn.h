@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the files of one connection share (session/{state,handshake,fabric,
+ * channel,rdma,region,lifecycle,api}.c); nothing outside session/ includes
+ * it. The connection's state machine (DESIGN.md §3) and its protected data
+ * path (§4):
+ *
+ *   client: TCP_CONNECTING -> TLS -> HELLO -> PREPARE -> PARAMS -> FABRIC
+ *   server:                   TLS -> HELLO ->            PARAMS -> FABRIC
+ *   both:   -> ESTABLISHED -> CLOSING -> CLOSED, or FAILED from anywhere.
+ *
+ * Every handler checks its state first and moves the state last, only on
+ * success. Only the loop thread runs these functions. Fabric resources of a
+ * failed connection are torn down after the loop iteration (never inside a
+ * transport callback), so a backend never sees its objects vanish under it.
+ */
+#ifndef SRDMA_SESSION_CONN_H
+#define SRDMA_SESSION_CONN_H
+
+#include "session/session.h"
+
+enum {
+	CHUNK_BLOCKS = SRDMA_CHUNK_BLOCKS,
+	NCHUNKS = SRDMA_NCHUNKS,
+	CLOSE_GRACE_MS = 2000,
+	TOKEN_TTL_MS = 5000,
+};
+
+#define WR_ID(kind, idx) (((uint64_t)(kind) << 56) | (uint64_t)(idx))
+#define WR_KIND(id)	 ((int)((id) >> 56))
+#define WR_IDX(id)	 ((uint32_t)((id)&0xffffffffu))
+
+static inline const struct srdma__logger *lg(const struct srdma_conn *c)
+{
+	return &c->ctx->log;
+}
+
+static inline int my_writer(const struct srdma_conn *c)
+{
+	return c->server ? WRITER_SERVER : WRITER_CLIENT;
+}
+
+static inline struct srdma_region *find_region(struct srdma_conn *c,
+					       uint32_t id)
+{
+	for (struct srdma_region *r = c->regions; r; r = r->next)
+		if (r->id == id)
+			return r;
+	return NULL;
+}
+
+static inline struct remote_region *find_remote(struct srdma_conn *c,
+						uint32_t id)
+{
+	for (struct remote_region *r = c->remote; r; r = r->next)
+		if (r->id == id)
+			return r;
+	return NULL;
+}
+
+/* The keys that open a block, indexed by the writer byte in its header:
+ * blocks we sealed open with our own key, the peer's with its key. */
+static inline void block_keys(struct srdma_conn *c, struct srdma__aead *keys[2])
+{
+	keys[my_writer(c)] = &c->blk_own;
+	keys[!my_writer(c)] = &c->blk_rx;
+}
+
+/* state.c */
+const char *srdma__state_name(enum conn_state s);
+const char *srdma__who(const struct srdma_conn *c);
+void srdma__phase(const struct srdma_conn *c, const char *what);
+void srdma__queue(struct srdma_conn *c, enum srdma_event_type type, int status,
+		  void *user, const char *detail);
+void srdma__update_interest(struct srdma_conn *c);
+int srdma__conn_send_msg(struct srdma_conn *c,
+			 const struct srdma__msg *m) SRDMA__WUR;
+void srdma__read_ctrl(struct srdma_conn *c);
+void srdma__on_ctrl_fd(void *arg, uint32_t events);
+
+/* handshake.c */
+void srdma__send_hello(struct srdma_conn *c);
+int srdma__send_client_params(struct srdma_conn *c) SRDMA__WUR;
+void srdma__client_prepared(struct srdma_conn *c);
+int srdma__server_on_hello(struct srdma_conn *c,
+			   const struct srdma__msg_hello *h) SRDMA__WUR;
+int srdma__client_on_hello(struct srdma_conn *c,
+			   const struct srdma__msg_hello *h) SRDMA__WUR;
+int srdma__server_on_params(struct srdma_conn *c,
+			    const struct srdma__msg_params *p) SRDMA__WUR;
+int srdma__client_on_params(struct srdma_conn *c,
+			    const struct srdma__msg_params *p) SRDMA__WUR;
+
+/* fabric.c */
+int srdma__create_tp_conn(struct srdma_conn *c) SRDMA__WUR;
+int srdma__prepare_early(struct srdma_conn *c) SRDMA__WUR;
+void srdma__fport_remember(struct srdma_conn *c);
+int srdma__resolve_early(struct srdma_conn *c) SRDMA__WUR;
+void srdma__drop_early(struct srdma_conn *c);
+void srdma__on_tp_established(void *arg);
+
+/* channel.c */
+void *srdma__map_buf(size_t len);
+void srdma__unmap_buf(void *p, size_t len);
+int srdma__setup_rings(struct srdma_conn *c) SRDMA__WUR;
+int srdma__post_all_recvs(struct srdma_conn *c) SRDMA__WUR;
+int srdma__post_record(struct srdma_conn *c, uint8_t type, const void *buf,
+		       size_t len) SRDMA__WUR;
+void srdma__on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe);
+
+/* rdma.c */
+bool srdma__tamper(const char *what);
+int srdma__handle_ack(struct srdma_conn *c, const uint8_t *p,
+		      size_t len) SRDMA__WUR;
+void srdma__progress_ops(struct srdma_conn *c);
+void srdma__handle_chunk(struct srdma_conn *c, uint32_t ci, int status);
+int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
+		    uint64_t offset, void *buf, size_t len,
+		    void *user) SRDMA__WUR;
+
+/* region.c */
+int srdma__on_region_msg(struct srdma_conn *c,
+			 const struct srdma__msg_region *g) SRDMA__WUR;
+void srdma__on_revoke(struct srdma_conn *c, uint32_t id);
+
+/* lifecycle.c */
+void srdma__finish_ops(struct srdma_conn *c, int code);
+void srdma__leave_handshake(struct srdma_conn *c);
+void srdma__fabric_failed(struct srdma_conn *c, int code, const char *detail);
+void srdma__maybe_finish_close(struct srdma_conn *c);
+void srdma__start_disconnect(struct srdma_conn *c);
+
+/* api.c */
+int srdma__not_established(const struct srdma_conn *c) SRDMA__WUR;
+
+#endif
