@@ -114,7 +114,7 @@ int srdma__server_on_hello(struct srdma_conn *c,
 	       srdma_protect_name((enum srdma_protect)h->protect),
 	       srdma_protect_name(ctx->cfg.protect));
 	ENSURE(h->max_msg >= 64 && h->queue_depth >= 4, SRDMA_EPROTO,
-	       "client HELLO has max_msg %u / srdma__queue depth %u",
+	       "client HELLO has max_msg %u / queue depth %u",
 	       h->max_msg, h->queue_depth);
 	c->protect = (enum srdma_protect)h->protect;
 	c->cipher = c->protect == SRDMA_PROTECT_NONE
