@@ -43,7 +43,7 @@ SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
 	c->ctx = ctx;
 	c->user = user;
 	c->app_owned = true;
-	c->state = ST_TCP_CONNECTING;
+	srdma__conn_init_state(c, false);
 	c->protect = ctx->cfg.protect;
 	c->cipher = c->protect == SRDMA_PROTECT_NONE ? SRDMA_CIPHER_NONE
 						     : ctx->cipher;
@@ -232,6 +232,7 @@ SRDMA_API void *srdma_conn_user(const srdma_conn *c)
 SRDMA_API int srdma_conn_close(srdma_conn *c)
 {
 	struct srdma__msg m = {.type = SRDMA_MSG_GOODBYE};
+	int rc;
 
 	ENSURE(c, SRDMA_EINVAL, "srdma_conn_close: NULL");
 	if (c->state >= ST_CLOSING)
@@ -242,9 +243,10 @@ SRDMA_API int srdma_conn_close(srdma_conn *c)
 		return 0;
 	}
 	srdma__finish_ops(c, SRDMA_ECLOSED);
-	c->state = ST_CLOSING;
+	rc = srdma__conn_send_msg(c, &m);
+	if (!srdma__conn_step(c, rc, ST_CLOSING))
+		return srdma__err(SRDMA_ECLOSED, "%s", c->fail_detail);
 	c->close_deadline_ms = srdma__now_ms() + CLOSE_GRACE_MS;
-	GUARD(srdma__conn_send_msg(c, &m));
 	c->goodbye_sent = true;
 	/* The fabric goes down once the peer answers the goodbye. */
 	return 0;

@@ -13,8 +13,8 @@
 
 #include "session/conn.h"
 
-static void maybe_send_credit(struct srdma_conn *c);
-static void flush_acks(struct srdma_conn *c);
+static int maybe_send_credit(struct srdma_conn *c);
+static int flush_acks(struct srdma_conn *c);
 
 /*
  * Message rings, staging areas and regions come straight from mmap: pages
@@ -91,23 +91,17 @@ int srdma__post_all_recvs(struct srdma_conn *c)
 	return 0;
 }
 
-void srdma__repost_slot(struct srdma_conn *c, int slot)
+int srdma__repost_slot(struct srdma_conn *c, int slot)
 {
-	int rc;
-
 	if (c->state != ST_ESTABLISHED && c->state != ST_CLOSING)
-		return;
+		return 0;
 	if (!c->tc || c->fabric_closed)
-		return;
-	rc = c->ctx->tp->ops->post_recv(c->tc, c->ring_mr,
-					recv_slot(c, (uint32_t)slot),
-					c->slot_len, WR_ID(WR_RECV, slot));
-	if (rc < 0) {
-		srdma__conn_fail(c, rc, srdma_error_detail());
-		return;
-	}
+		return 0;
+	GUARD(c->ctx->tp->ops->post_recv(c->tc, c->ring_mr,
+					 recv_slot(c, (uint32_t)slot),
+					 c->slot_len, WR_ID(WR_RECV, slot)));
 	c->rx_credits_due++;
-	maybe_send_credit(c);
+	return maybe_send_credit(c);
 }
 
 /* Seals one record into a free send slot and posts it. */
@@ -135,40 +129,42 @@ int srdma__post_record(struct srdma_conn *c, uint8_t type, const void *buf,
 			    WR_ID(WR_SEND, slot),
 			    n <= 64 ? SRDMA_TP_F_INLINE : 0);
 	if (rc < 0) {
-		/* The sequence number is spent: the connection cannot go on. */
+		/* The sequence number is spent: the connection cannot go on
+		 * (never EAGAIN, which callers take as "window full"). */
 		c->nsend_free++;
-		srdma__conn_fail(c, rc, srdma_error_detail());
-		return rc;
+		return rc == SRDMA_EAGAIN ? SRDMA_EFABRIC : rc;
 	}
 	c->rx_credits_due -= credits;
 	c->tx_credits--;
 	return 0;
 }
 
-static void maybe_send_credit(struct srdma_conn *c)
+static int maybe_send_credit(struct srdma_conn *c)
 {
 	uint32_t want = c->depth / 2 ? c->depth / 2 : 1;
 
 	if (c->state != ST_ESTABLISHED && c->state != ST_CLOSING)
-		return;
+		return 0;
 	if (c->nacks)
-		flush_acks(c);
+		GUARD(flush_acks(c));
 	if (c->rx_credits_due < want || c->tx_credits < 1 || !c->nsend_free)
-		return;
-	IGNORE_RESULT(srdma__post_record(c, REC_CREDIT, NULL, 0));
+		return 0;
+	return srdma__post_record(c, REC_CREDIT, NULL, 0);
 }
 
 /* Sends acknowledgements for verified writes, in order, as credits allow.
  * Like credit returns they may use the last credit. */
-static void flush_acks(struct srdma_conn *c)
+static int flush_acks(struct srdma_conn *c)
 {
 	uint32_t done = 0;
+	int rc = 0;
 
 	while (done < c->nacks && c->tx_credits >= 1 && c->nsend_free) {
 		uint8_t p[WRITE_ACK_LEN];
 		srdma__be32(p, c->acks[done].region);
 		srdma__be64(p + 4, c->acks[done].version);
-		if (srdma__post_record(c, REC_WRITE_ACK, p, sizeof(p)) < 0)
+		rc = srdma__post_record(c, REC_WRITE_ACK, p, sizeof(p));
+		if (rc < 0)
 			break;
 		done++;
 	}
@@ -177,6 +173,7 @@ static void flush_acks(struct srdma_conn *c)
 			(c->nacks - done) * sizeof(*c->acks));
 		c->nacks -= done;
 	}
+	return rc;
 }
 
 /* The peer wrote blocks into one of our regions: verify them all. */
@@ -288,8 +285,7 @@ static int verify_slice(struct srdma_conn *c)
 	memmove(c->verifies, c->verifies + 1,
 		(c->nverify - 1) * sizeof(*c->verifies));
 	c->nverify--;
-	flush_acks(c);
-	return 0;
+	return flush_acks(c);
 }
 
 bool srdma__conn_work(struct srdma_ctx *ctx)
@@ -299,119 +295,108 @@ bool srdma__conn_work(struct srdma_ctx *ctx)
 	for (struct srdma_conn *c = ctx->conns; c; c = c->next) {
 		if (!c->nverify || c->state != ST_ESTABLISHED)
 			continue;
-		int rc = verify_slice(c);
-		if (rc < 0)
-			srdma__conn_fail(c, rc, srdma_error_detail());
-		else if (c->nverify)
+		if (srdma__conn_step(c, verify_slice(c), c->state) &&
+		    c->nverify)
 			more = true;
 	}
 	return more;
 }
 
-static void handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
+static int handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
 {
 	struct srdma__record rec;
 	int rc;
 
 	if (c->state != ST_ESTABLISHED && c->state != ST_CLOSING)
-		return;
+		return 0;
 	rc = srdma__record_open(&c->rx, recv_slot(c, slot), len, &rec);
 	if (rc < 0) {
 		char d[300];
-		snprintf(d, sizeof(d),
-			 "a message from %s failed "
-			 "verification: %s",
-			 srdma__who(c), srdma_error_detail());
-		srdma__conn_fail(c, rc, d);
-		return;
+		snprintf(d, sizeof(d), "%s", srdma_error_detail());
+		return srdma__err(rc,
+				  "a message from %s failed verification: %s",
+				  srdma__who(c), d);
 	}
 	c->tx_credits += rec.credits;
-	if (c->tx_credits > c->depth) {
-		srdma__conn_fail(c, SRDMA_EPROTO,
-				 "the peer returned more credits than it had");
-		return;
-	}
+	ENSURE(c->tx_credits <= c->depth, SRDMA_EPROTO,
+	       "the peer returned more credits than it had");
 	switch (rec.type) {
 	case REC_DATA: {
 		struct qev *e;
-		if (srdma__queue_event(c->ctx, SRDMA_EV_RECV, 0, c, c->user, "",
-				       &e) < 0) {
-			srdma__conn_fail(c, SRDMA_ENOMEM, srdma_error_detail());
-			return;
-		}
+		GUARD(srdma__queue_event(c->ctx, SRDMA_EV_RECV, 0, c, c->user,
+					 "", &e));
 		e->ev.data = rec.payload;
 		e->ev.len = rec.len;
 		e->recv_slot = (int)slot;
 		break;
 	}
 	case REC_WRITE_NOTICE:
-		rc = handle_notice(c, rec.payload, rec.len);
-		if (rc < 0) {
-			srdma__conn_fail(c, rc, srdma_error_detail());
-			return;
-		}
-		srdma__repost_slot(c, (int)slot);
+		GUARD(handle_notice(c, rec.payload, rec.len));
+		GUARD(srdma__repost_slot(c, (int)slot));
 		break;
 	case REC_WRITE_ACK:
-		rc = srdma__handle_ack(c, rec.payload, rec.len);
-		if (rc < 0) {
-			srdma__conn_fail(c, rc, srdma_error_detail());
-			return;
-		}
-		srdma__repost_slot(c, (int)slot);
+		GUARD(srdma__handle_ack(c, rec.payload, rec.len));
+		GUARD(srdma__repost_slot(c, (int)slot));
 		break;
 	case REC_CREDIT:
-		srdma__repost_slot(c, (int)slot);
+		GUARD(srdma__repost_slot(c, (int)slot));
 		break;
 	default:
-		srdma__conn_fail(c, SRDMA_EPROTO, "unknown record type");
-		return;
+		return srdma__err(SRDMA_EPROTO, "unknown record type %u",
+				  rec.type);
 	}
-	srdma__progress_ops(c);
-	maybe_send_credit(c);
+	GUARD(srdma__progress_ops(c));
+	return maybe_send_credit(c);
+}
+
+/* What a failed completion says about the fabric connection. */
+static const char *failed_wr(uint64_t wr_id)
+{
+	switch (WR_KIND(wr_id)) {
+	case WR_RECV:
+		return "the fabric connection failed (a receive was cancelled)";
+	case WR_SEND:
+		return "the fabric connection failed (a send did not "
+		       "complete)";
+	default:
+		return NULL;
+	}
 }
 
 void srdma__on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 {
 	struct srdma_conn *c = arg;
 	uint32_t idx = WR_IDX(cqe->wr_id);
+	int rc = 0;
 
 	/* A backend may hand us the peer's first message before its own
 	 * "connected" event (libfabric reads the CQ before the EQ): a
 	 * successful completion proves the connection is up. */
 	if (c->state == ST_FABRIC && cqe->status == 0)
 		srdma__on_tp_established(c);
+	if (WR_KIND(cqe->wr_id) == WR_SEND && idx < c->ring_depth)
+		c->send_free[c->nsend_free++] = idx;
+	if (cqe->status < 0 && WR_KIND(cqe->wr_id) != WR_CHUNK) {
+		if (c->state == ST_ESTABLISHED && failed_wr(cqe->wr_id))
+			srdma__fabric_failed(c, cqe->status,
+					     failed_wr(cqe->wr_id));
+		return;
+	}
 	switch (WR_KIND(cqe->wr_id)) {
 	case WR_RECV:
-		if (cqe->status < 0) {
-			if (c->state == ST_ESTABLISHED)
-				srdma__fabric_failed(
-					c, cqe->status,
-					"the fabric connection failed (a "
-					"receive was cancelled)");
-			return;
-		}
 		if (idx < c->ring_depth)
-			handle_recv(c, idx, cqe->len);
+			rc = handle_recv(c, idx, cqe->len);
 		break;
 	case WR_SEND:
-		if (idx < c->ring_depth)
-			c->send_free[c->nsend_free++] = idx;
-		if (cqe->status < 0) {
-			if (c->state == ST_ESTABLISHED)
-				srdma__fabric_failed(
-					c, cqe->status,
-					"the fabric connection failed (a "
-					"send did not complete)");
-			return;
-		}
-		srdma__progress_ops(c);
-		maybe_send_credit(c);
+		rc = srdma__progress_ops(c);
+		if (rc == 0)
+			rc = maybe_send_credit(c);
 		break;
 	case WR_CHUNK:
 		srdma__handle_chunk(c, idx, cqe->status);
-		break;
+		return;
 	default:
-		break;
+		return;
 	}
+	srdma__conn_step(c, rc, c->state);
 }

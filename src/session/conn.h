@@ -67,6 +67,22 @@ static inline void block_keys(struct srdma_conn *c, struct srdma__aead *keys[2])
 }
 
 /* state.c */
+/* The state a new connection starts in (server: TLS; client: TCP). */
+void srdma__conn_init_state(struct srdma_conn *c, bool server);
+/* Whether the protocol allows a connection of this role to move. */
+bool srdma__conn_may_move(bool server, enum conn_state from,
+			  enum conn_state to);
+/* The one writer of c->state after creation: SRDMA_ESTATE (and nothing
+ * changes) for a transition the table forbids. */
+int srdma__conn_set_state(struct srdma_conn *c, enum conn_state to) SRDMA__WUR;
+/*
+ * How every event handler ends: rc < 0 fails the connection (with the
+ * thread's error detail); otherwise the state moves to next through the
+ * table. Returns whether the connection still lives.
+ */
+bool srdma__conn_step(struct srdma_conn *c, int rc, enum conn_state next);
+/* Runs one control message through its handler and srdma__conn_step. */
+bool srdma__conn_dispatch_msg(struct srdma_conn *c, const struct srdma__msg *m);
 const char *srdma__state_name(enum conn_state s);
 const char *srdma__who(const struct srdma_conn *c);
 void srdma__phase(const struct srdma_conn *c, const char *what);
@@ -79,17 +95,21 @@ void srdma__read_ctrl(struct srdma_conn *c);
 void srdma__on_ctrl_fd(void *arg, uint32_t events);
 
 /* handshake.c */
-void srdma__send_hello(struct srdma_conn *c);
+int srdma__send_hello(struct srdma_conn *c) SRDMA__WUR;
 int srdma__send_client_params(struct srdma_conn *c) SRDMA__WUR;
-void srdma__client_prepared(struct srdma_conn *c);
+int srdma__client_prepared(struct srdma_conn *c) SRDMA__WUR;
 int srdma__server_on_hello(struct srdma_conn *c,
-			   const struct srdma__msg_hello *h) SRDMA__WUR;
+			   const struct srdma__msg_hello *h,
+			   enum conn_state *next) SRDMA__WUR;
 int srdma__client_on_hello(struct srdma_conn *c,
-			   const struct srdma__msg_hello *h) SRDMA__WUR;
+			   const struct srdma__msg_hello *h,
+			   enum conn_state *next) SRDMA__WUR;
 int srdma__server_on_params(struct srdma_conn *c,
-			    const struct srdma__msg_params *p) SRDMA__WUR;
+			    const struct srdma__msg_params *p,
+			    enum conn_state *next) SRDMA__WUR;
 int srdma__client_on_params(struct srdma_conn *c,
-			    const struct srdma__msg_params *p) SRDMA__WUR;
+			    const struct srdma__msg_params *p,
+			    enum conn_state *next) SRDMA__WUR;
 
 /* fabric.c */
 int srdma__create_tp_conn(struct srdma_conn *c) SRDMA__WUR;
@@ -112,7 +132,7 @@ void srdma__on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe);
 bool srdma__tamper(const char *what);
 int srdma__handle_ack(struct srdma_conn *c, const uint8_t *p,
 		      size_t len) SRDMA__WUR;
-void srdma__progress_ops(struct srdma_conn *c);
+int srdma__progress_ops(struct srdma_conn *c) SRDMA__WUR;
 void srdma__handle_chunk(struct srdma_conn *c, uint32_t ci, int status);
 int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
 		    uint64_t offset, void *buf, size_t len,

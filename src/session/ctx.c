@@ -17,7 +17,7 @@
 
 #include <openssl/crypto.h>
 
-#include "session/session.h"
+#include "session/conn.h"
 
 SRDMA_API const char *srdma_version(void)
 {
@@ -287,7 +287,9 @@ int srdma__queue_event(struct srdma_ctx *ctx, enum srdma_event_type type,
 static void release(struct srdma_ctx *ctx, struct qev *e)
 {
 	if (e->recv_slot >= 0 && e->ev.conn)
-		srdma__repost_slot(e->ev.conn, e->recv_slot);
+		srdma__conn_step(e->ev.conn,
+				 srdma__repost_slot(e->ev.conn, e->recv_slot),
+				 e->ev.conn->state);
 	e->next = ctx->q_free;
 	ctx->q_free = e;
 }

@@ -148,14 +148,15 @@ static void on_tp_prepared(void *arg, int status)
 		return;
 	if (status < 0) {
 		char d[300];
-		snprintf(d, sizeof(d),
-			 "fabric address resolution for %s "
-			 "failed: %s",
-			 c->host, srdma_error_detail());
-		srdma__conn_fail(c, status, d);
-		return;
+		snprintf(d, sizeof(d), "%s", srdma_error_detail());
+		status = srdma__err(status,
+				    "fabric address resolution for %s "
+				    "failed: %s",
+				    c->host, d);
+	} else {
+		status = srdma__client_prepared(c);
 	}
-	srdma__client_prepared(c);
+	srdma__conn_step(c, status, ST_PARAMS);
 }
 
 /* verbs: show that the QP carries the PSNs agreed over TLS. Called right
@@ -178,7 +179,7 @@ void srdma__on_tp_established(void *arg)
 {
 	struct srdma_conn *c = arg;
 
-	if (c->state != ST_FABRIC)
+	if (c->state != ST_FABRIC || !srdma__conn_step(c, 0, ST_ESTABLISHED))
 		return;
 	c->deadline_ms = 0;
 	srdma__leave_handshake(c);
@@ -193,7 +194,6 @@ void srdma__on_tp_established(void *arg)
 						 : "");
 	if (!c->server)
 		log_psn_check(c);
-	c->state = ST_ESTABLISHED;
 	/* The client's resumption ticket, now that set-up no longer waits
 	 * for it; a ticket that cannot be sent costs resumption only. */
 	if (c->server && srdma__ctrl_issue_ticket(c->ctrl) < 0)
@@ -204,11 +204,11 @@ void srdma__on_tp_established(void *arg)
 		srdma__update_interest(c);
 	srdma__queue(c, c->server ? SRDMA_EV_ACCEPTED : SRDMA_EV_CONNECTED, 0,
 		     c->user, "");
-	for (uint32_t i = 0; i < c->nearly && c->state == ST_ESTABLISHED; i++) {
-		int rc = srdma__on_region_msg(c, &c->early_grants[i]);
-		if (rc < 0)
-			srdma__conn_fail(c, rc, srdma_error_detail());
-	}
+	for (uint32_t i = 0; i < c->nearly; i++)
+		if (!srdma__conn_step(
+			    c, srdma__on_region_msg(c, &c->early_grants[i]),
+			    c->state))
+			break;
 	c->nearly = 0;
 }
 
@@ -226,9 +226,10 @@ static void on_tp_closed(void *arg, int status, const char *detail)
 	}
 	if (c->state == ST_ESTABLISHED && status == 0) {
 		/* The peer's goodbye may still be in flight on TLS: wait. */
-		c->state = ST_CLOSING;
-		c->close_deadline_ms = srdma__now_ms() + CLOSE_GRACE_MS;
-		srdma__finish_ops(c, SRDMA_ECLOSED);
+		if (srdma__conn_step(c, 0, ST_CLOSING)) {
+			c->close_deadline_ms = srdma__now_ms() + CLOSE_GRACE_MS;
+			srdma__finish_ops(c, SRDMA_ECLOSED);
+		}
 		return;
 	}
 	if (c->state == ST_FABRIC && status == SRDMA_ECONNREFUSED) {

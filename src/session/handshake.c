@@ -13,7 +13,7 @@
 
 #include "session/conn.h"
 
-void srdma__send_hello(struct srdma_conn *c)
+int srdma__send_hello(struct srdma_conn *c)
 {
 	struct srdma__msg m = {.type = SRDMA_MSG_HELLO};
 
@@ -28,8 +28,7 @@ void srdma__send_hello(struct srdma_conn *c)
 	m.u.hello.queue_depth = c->depth;
 	if (c->server && c->listener)
 		m.u.hello.fabric_port = c->listener->fabric_port;
-	if (srdma__conn_send_msg(c, &m) < 0)
-		srdma__conn_fail(c, SRDMA_ECLOSED, srdma_error_detail());
+	return srdma__conn_send_msg(c, &m);
 }
 
 static int setup_keys(struct srdma_conn *c)
@@ -70,24 +69,14 @@ int srdma__send_client_params(struct srdma_conn *c)
 	return srdma__conn_send_msg(c, &m);
 }
 
-/* Client: fabric side ready (QPN known): register, post, send PARAMS. */
-void srdma__client_prepared(struct srdma_conn *c)
+/* Client: fabric side ready (QPN known): register, post, send PARAMS.
+ * The caller moves the state to PARAMS. */
+int srdma__client_prepared(struct srdma_conn *c)
 {
-	int rc;
-
 	srdma__phase(c, "fabric prepared");
-	if (c->state != ST_PREPARE)
-		return;
-	rc = srdma__setup_rings(c);
-	if (rc == 0)
-		rc = srdma__post_all_recvs(c);
-	if (rc == 0)
-		rc = srdma__send_client_params(c);
-	if (rc < 0) {
-		srdma__conn_fail(c, rc, srdma_error_detail());
-		return;
-	}
-	c->state = ST_PARAMS;
+	GUARD(srdma__setup_rings(c));
+	GUARD(srdma__post_all_recvs(c));
+	return srdma__send_client_params(c);
 }
 
 static bool transport_ok(uint8_t t)
@@ -96,7 +85,8 @@ static bool transport_ok(uint8_t t)
 }
 
 int srdma__server_on_hello(struct srdma_conn *c,
-			   const struct srdma__msg_hello *h)
+			   const struct srdma__msg_hello *h,
+			   enum conn_state *next)
 {
 	struct srdma_ctx *ctx = c->ctx;
 
@@ -114,8 +104,8 @@ int srdma__server_on_hello(struct srdma_conn *c,
 	       srdma_protect_name((enum srdma_protect)h->protect),
 	       srdma_protect_name(ctx->cfg.protect));
 	ENSURE(h->max_msg >= 64 && h->queue_depth >= 4, SRDMA_EPROTO,
-	       "client HELLO has max_msg %u / queue depth %u",
-	       h->max_msg, h->queue_depth);
+	       "client HELLO has max_msg %u / queue depth %u", h->max_msg,
+	       h->queue_depth);
 	c->protect = (enum srdma_protect)h->protect;
 	c->cipher = c->protect == SRDMA_PROTECT_NONE
 			    ? SRDMA_CIPHER_NONE
@@ -126,14 +116,15 @@ int srdma__server_on_hello(struct srdma_conn *c,
 		c->max_msg = h->max_msg;
 	if (h->queue_depth < c->depth)
 		c->depth = h->queue_depth;
-	srdma__send_hello(c);
+	GUARD(srdma__send_hello(c));
 	GUARD(setup_keys(c));
-	c->state = ST_PARAMS;
+	*next = ST_PARAMS;
 	return 0;
 }
 
 int srdma__client_on_hello(struct srdma_conn *c,
-			   const struct srdma__msg_hello *h)
+			   const struct srdma__msg_hello *h,
+			   enum conn_state *next)
 {
 	int rc;
 
@@ -161,34 +152,37 @@ int srdma__client_on_hello(struct srdma_conn *c,
 		/* Nothing was sent on the fabric yet: the server's depth
 		 * bounds what we may send. */
 		c->tx_credits = c->depth;
-		c->state = ST_PARAMS;
+		*next = ST_PARAMS;
 		return 0;
 	}
 	if (c->early_resolve &&
 	    (c->early_failed || c->early_port != c->fabric_port))
 		srdma__drop_early(c);
-	if (c->early_resolve) {
-		c->state = ST_PREPARE;
-		if (c->early_ready)
-			srdma__client_prepared(c);
-		/* else on_tp_prepared follows */
+	if (c->early_resolve && !c->early_ready) {
+		*next = ST_PREPARE; /* on_tp_prepared follows */
 		return 0;
 	}
-	GUARD(srdma__create_tp_conn(c));
-	c->state = ST_PREPARE;
-	/* verbs resolves address and route asynchronously and learns its
-	 * QPN only then; PARAMS (which carry the QPN) wait for it. */
-	rc = c->ctx->tp->ops->resolve(c->tc, c->host, c->fabric_port,
-				      (int)c->ctx->cfg.handshake_timeout_ms);
-	if (rc == SRDMA_EAGAIN)
-		return 0;
-	GUARD(rc);
-	srdma__client_prepared(c);
+	if (!c->early_resolve) {
+		GUARD(srdma__create_tp_conn(c));
+		/* verbs resolves address and route asynchronously and learns
+		 * its QPN only then; PARAMS (which carry the QPN) wait. */
+		rc = c->ctx->tp->ops->resolve(
+			c->tc, c->host, c->fabric_port,
+			(int)c->ctx->cfg.handshake_timeout_ms);
+		if (rc == SRDMA_EAGAIN) {
+			*next = ST_PREPARE;
+			return 0;
+		}
+		GUARD(rc);
+	}
+	GUARD(srdma__client_prepared(c));
+	*next = ST_PARAMS;
 	return 0;
 }
 
 int srdma__server_on_params(struct srdma_conn *c,
-			    const struct srdma__msg_params *p)
+			    const struct srdma__msg_params *p,
+			    enum conn_state *next)
 {
 	const struct srdma__tp_ops *ops = c->ctx->tp->ops;
 	struct srdma__msg m = {0};
@@ -214,12 +208,13 @@ int srdma__server_on_params(struct srdma_conn *c,
 	m.u.params.fabric_port = c->listener->fabric_port;
 	GUARD(srdma__conn_send_msg(c, &m));
 	OPENSSL_cleanse(m.u.params.token, sizeof(m.u.params.token));
-	c->state = ST_FABRIC;
+	*next = ST_FABRIC;
 	return 0;
 }
 
 int srdma__client_on_params(struct srdma_conn *c,
-			    const struct srdma__msg_params *p)
+			    const struct srdma__msg_params *p,
+			    enum conn_state *next)
 {
 	const struct srdma__tp_ops *ops = c->ctx->tp->ops;
 	struct srdma__connect_pdata pd = {0};
@@ -256,7 +251,7 @@ int srdma__client_on_params(struct srdma_conn *c,
 	}
 #endif
 	GUARD(ops->connect(c->tc, buf, sizeof(buf)));
-	c->state = ST_FABRIC;
+	*next = ST_FABRIC;
 	return 0;
 }
 
@@ -272,9 +267,8 @@ int srdma__conn_new_server(struct srdma_listener *l, int fd, const char *peer)
 	}
 	c->ctx = ctx;
 	c->listener = l;
-	c->server = true;
+	srdma__conn_init_state(c, true);
 	c->fd = fd;
-	c->state = ST_TLS;
 	c->max_msg = ctx->cfg.max_msg;
 	c->depth = ctx->cfg.queue_depth;
 	c->deadline_ms = srdma__now_ms() + ctx->cfg.handshake_timeout_ms;

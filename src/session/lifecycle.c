@@ -49,7 +49,7 @@ void srdma__conn_fail(struct srdma_conn *c, int code, const char *detail)
 	snprintf(c->fail_detail, sizeof(c->fail_detail), "%s",
 		 detail && *detail ? detail : srdma_strerror(code));
 	/* Tell an authenticated peer why, unless it is the one that told us. */
-	if (c->ctrl && c->state >= ST_HELLO && code != SRDMA_EPEER &&
+	if (c->ctrl && c->tls_ok && !c->peer_failed && code != SRDMA_EPEER &&
 	    code != SRDMA_ECLOSED) {
 		struct srdma__msg m = {.type = SRDMA_MSG_ERROR};
 		m.u.error.code = code;
@@ -76,12 +76,13 @@ void srdma__conn_fail(struct srdma_conn *c, int code, const char *detail)
 						 c->fail_code, NULL, NULL, d,
 						 NULL));
 	}
-	c->state = ST_FAILED;
+	/* Always allowed from a state that has not ended (the table). */
+	IGNORE_RESULT(srdma__conn_set_state(c, ST_FAILED));
 }
 
 static void finish_close(struct srdma_conn *c)
 {
-	if (c->state >= ST_CLOSED)
+	if (c->state != ST_CLOSING)
 		return;
 	srdma__log(lg(c), SRDMA_LOG_INFO, "connection %s closed",
 		   srdma__who(c));
@@ -91,7 +92,7 @@ static void finish_close(struct srdma_conn *c)
 		c->ctx->nclients--;
 	c->fail_code = 0;
 	srdma__queue(c, SRDMA_EV_CLOSED, 0, NULL, "closed by goodbye");
-	c->state = ST_CLOSED;
+	IGNORE_RESULT(srdma__conn_set_state(c, ST_CLOSED));
 }
 
 /*

@@ -183,18 +183,16 @@ static bool blocked(const struct srdma_conn *c, const struct op *op)
  * and completes when the owner acknowledges it; a read completes when its
  * last chunk has been verified.
  */
-void srdma__progress_ops(struct srdma_conn *c)
+int srdma__progress_ops(struct srdma_conn *c)
 {
 	struct op *op, *next;
 	bool issuing = true, noticing = true;
 	int rc;
 
 	if (c->state != ST_ESTABLISHED || !c->ops_head)
-		return;
-	rc = ensure_staging(c);
-	if (rc < 0)
-		goto fail;
-	for (op = c->ops_head; op && c->state == ST_ESTABLISHED; op = next) {
+		return 0;
+	GUARD(ensure_staging(c));
+	for (op = c->ops_head; op; op = next) {
 		next = op->next;
 		if (issuing && op->next_block < op->first_block + op->nblocks) {
 			if (blocked(c, op)) {
@@ -209,8 +207,7 @@ void srdma__progress_ops(struct srdma_conn *c)
 					rc = start_chunk(c, op, i);
 					if (rc == SRDMA_EAGAIN)
 						break;
-					if (rc < 0)
-						goto fail;
+					GUARD(rc);
 				}
 				if (op->next_block <
 				    op->first_block + op->nblocks)
@@ -227,14 +224,11 @@ void srdma__progress_ops(struct srdma_conn *c)
 				noticing = false; /* notices go in order */
 				continue;
 			}
-			if (rc < 0)
-				goto fail;
+			GUARD(rc);
 			op->notice_sent = true;
 		}
 	}
-	return;
-fail:
-	srdma__conn_fail(c, rc, srdma_error_detail());
+	return 0;
 }
 
 static int open_read_chunk(struct srdma_conn *c, struct op *op,
@@ -281,6 +275,7 @@ static int open_read_chunk(struct srdma_conn *c, struct op *op,
 	return 0;
 }
 
+/* A staging chunk's write or read completed (a completion handler). */
 void srdma__handle_chunk(struct srdma_conn *c, uint32_t ci, int status)
 {
 	struct chunk *ch;
@@ -305,17 +300,17 @@ void srdma__handle_chunk(struct srdma_conn *c, uint32_t ci, int status)
 	}
 	if (op->kind == OP_READ) {
 		rc = open_read_chunk(c, op, ch);
-		if (rc < 0) {
-			srdma__conn_fail(c, rc, srdma_error_detail());
-			return;
-		}
 	} else {
 		struct remote_region *rr = find_remote(c, op->region);
 		for (uint64_t i = 0; rr && i < ch->nblocks; i++)
 			rr->known[ch->first_block + i] = op->version;
+		rc = 0;
 	}
-	op->done_blocks += ch->nblocks;
-	srdma__progress_ops(c);
+	if (rc == 0) {
+		op->done_blocks += ch->nblocks;
+		rc = srdma__progress_ops(c);
+	}
+	srdma__conn_step(c, rc, c->state);
 }
 
 int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
@@ -366,6 +361,8 @@ int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
 	else
 		c->ops_head = op;
 	c->ops_tail = op;
-	srdma__progress_ops(c);
+	/* Queued: a failure from here on fails the connection, and the op
+	 * completes with its error. */
+	srdma__conn_step(c, srdma__progress_ops(c), c->state);
 	return 0;
 }

@@ -41,6 +41,7 @@ enum conn_state {
 	ST_CLOSING, /* goodbye sent or received; draining */
 	ST_CLOSED,  /* orderly end */
 	ST_FAILED,  /* error end */
+	ST_COUNT,
 };
 
 /* Work request ids: kind in the top byte, index below. */
@@ -140,7 +141,9 @@ struct srdma_conn {
 	char host[256];
 	uint16_t port;
 	char peer_addr[64];
+	bool tls_ok; /* TLS finished: the peer is authenticated */
 	bool goodbye_sent, goodbye_rcvd, fabric_closed;
+	bool peer_failed;  /* the peer's ERROR ended it: send none back */
 	bool params_early; /* client: PARAMS went right behind HELLO */
 	/* client (verbs): route resolution started during TLS with a cached
 	 * fabric port; early_ready once it finished, early_failed if not */
@@ -304,7 +307,7 @@ int srdma__conn_new_server(struct srdma_listener *l, int fd,
 			   const char *peer) SRDMA__WUR;
 void srdma__conn_free(struct srdma_conn *c);
 void srdma__on_connreq(void *arg, struct srdma__tp_connreq *req);
-void srdma__repost_slot(struct srdma_conn *c, int slot);
+int srdma__repost_slot(struct srdma_conn *c, int slot) SRDMA__WUR;
 void srdma__tune_ctrl_socket(int fd);
 bool srdma__conn_work(struct srdma_ctx *ctx);
 void srdma__conn_tp_cb(struct srdma_conn *c, struct srdma__tp_conn_cb *cb);

@@ -94,42 +94,120 @@ int srdma__conn_send_msg(struct srdma_conn *c, const struct srdma__msg *m)
 	return n < 0 && n != SRDMA_EAGAIN ? n : 0;
 }
 
-static void on_goodbye(struct srdma_conn *c)
+/*
+ * The transitions the protocol allows (docs/PROTOCOL.md §1), one table per
+ * role: the server never connects TCP or prepares a route itself. FAILED is
+ * reachable from every state that has not ended; CLOSED and FAILED are final.
+ */
+#define TO(s) (1u << (s))
+enum { ANY_END = TO(ST_FAILED) };
+static const uint16_t client_next[ST_COUNT] = {
+	[ST_TCP_CONNECTING] = TO(ST_TLS) | ANY_END,
+	[ST_TLS] = TO(ST_HELLO) | ANY_END,
+	[ST_HELLO] = TO(ST_PREPARE) | TO(ST_PARAMS) | ANY_END,
+	[ST_PREPARE] = TO(ST_PARAMS) | ANY_END,
+	[ST_PARAMS] = TO(ST_FABRIC) | ANY_END,
+	[ST_FABRIC] = TO(ST_ESTABLISHED) | ANY_END,
+	[ST_ESTABLISHED] = TO(ST_CLOSING) | ANY_END,
+	[ST_CLOSING] = TO(ST_CLOSED) | ANY_END,
+};
+static const uint16_t server_next[ST_COUNT] = {
+	[ST_TLS] = TO(ST_HELLO) | ANY_END,
+	[ST_HELLO] = TO(ST_PARAMS) | ANY_END,
+	[ST_PARAMS] = TO(ST_FABRIC) | ANY_END,
+	[ST_FABRIC] = TO(ST_ESTABLISHED) | ANY_END,
+	[ST_ESTABLISHED] = TO(ST_CLOSING) | ANY_END,
+	[ST_CLOSING] = TO(ST_CLOSED) | ANY_END,
+};
+#undef TO
+
+void srdma__conn_init_state(struct srdma_conn *c, bool server)
 {
+	c->server = server;
+	c->state = server ? ST_TLS : ST_TCP_CONNECTING;
+}
+
+bool srdma__conn_may_move(bool server, enum conn_state from, enum conn_state to)
+{
+	const uint16_t *t = server ? server_next : client_next;
+
+	return from < ST_COUNT && to < ST_COUNT && (t[from] >> to) & 1u;
+}
+
+int srdma__conn_set_state(struct srdma_conn *c, enum conn_state to)
+{
+	ENSURE(srdma__conn_may_move(c->server, c->state, to), SRDMA_ESTATE,
+	       "internal error: a %s connection cannot move from %s to %s",
+	       c->server ? "server" : "client", srdma__state_name(c->state),
+	       srdma__state_name(to));
+	c->state = to;
+	return 0;
+}
+
+bool srdma__conn_step(struct srdma_conn *c, int rc, enum conn_state next)
+{
+	if (c->state >= ST_CLOSED)
+		return false;
+	if (rc == 0 && next != c->state)
+		rc = srdma__conn_set_state(c, next);
+	if (rc < 0) {
+		srdma__conn_fail(c, rc, srdma_error_detail());
+		return false;
+	}
+	return true;
+}
+
+static int on_goodbye(struct srdma_conn *c, enum conn_state *next)
+{
+	ENSURE(c->state == ST_ESTABLISHED || c->state == ST_CLOSING,
+	       SRDMA_ECLOSED, "the peer said goodbye during set-up");
 	c->goodbye_rcvd = true;
 	if (c->state == ST_ESTABLISHED) {
-		c->state = ST_CLOSING;
 		c->close_deadline_ms = srdma__now_ms() + CLOSE_GRACE_MS;
 		srdma__finish_ops(c, SRDMA_ECLOSED);
-	}
-	if (c->state != ST_CLOSING) {
-		srdma__conn_fail(c, SRDMA_ECLOSED,
-				 "the peer said goodbye during set-up");
-		return;
+		*next = ST_CLOSING;
 	}
 	if (!c->goodbye_sent) {
 		struct srdma__msg m = {.type = SRDMA_MSG_GOODBYE};
 		IGNORE_RESULT(srdma__conn_send_msg(c, &m));
 		c->goodbye_sent = true;
 	}
-	srdma__start_disconnect(c);
+	return 0;
 }
 
-static int handle_msg(struct srdma_conn *c, const struct srdma__msg *m)
+/* The peer failed the connection and told us why: its code and sentence
+ * become ours, and no ERROR goes back. */
+static int on_peer_error(struct srdma_conn *c, const struct srdma__msg_error *e)
+{
+	int code = e->code;
+
+	if (code >= 0 || code < SRDMA_ERROR_MIN)
+		code = SRDMA_EPEER;
+	c->goodbye_rcvd = true;
+	c->peer_failed = true;
+	return srdma__err(code, "%s said: %s", c->server ? "client" : "server",
+			  e->text);
+}
+
+/* Checks the message against the state and runs its handler; *next is the
+ * state the handler asks for. */
+static int handle_msg(struct srdma_conn *c, const struct srdma__msg *m,
+		      enum conn_state *next)
 {
 	switch (m->type) {
 	case SRDMA_MSG_HELLO:
 		ENSURE(c->state == ST_HELLO, SRDMA_EPROTO,
 		       "unexpected HELLO in state %s",
 		       srdma__state_name(c->state));
-		return c->server ? srdma__server_on_hello(c, &m->u.hello)
-				 : srdma__client_on_hello(c, &m->u.hello);
+		return c->server ? srdma__server_on_hello(c, &m->u.hello, next)
+				 : srdma__client_on_hello(c, &m->u.hello, next);
 	case SRDMA_MSG_PARAMS:
 		ENSURE(c->state == ST_PARAMS, SRDMA_EPROTO,
 		       "unexpected PARAMS in state %s",
 		       srdma__state_name(c->state));
-		return c->server ? srdma__server_on_params(c, &m->u.params)
-				 : srdma__client_on_params(c, &m->u.params);
+		return c->server
+			       ? srdma__server_on_params(c, &m->u.params, next)
+			       : srdma__client_on_params(c, &m->u.params, next);
 	case SRDMA_MSG_REGION:
 		if (c->state == ST_CLOSING)
 			return 0; /* crossed our goodbye: moot */
@@ -150,27 +228,48 @@ static int handle_msg(struct srdma_conn *c, const struct srdma__msg *m)
 		srdma__on_revoke(c, m->u.revoke.region_id);
 		return 0;
 	case SRDMA_MSG_GOODBYE:
-		on_goodbye(c);
-		return 0;
-	case SRDMA_MSG_ERROR: {
-		char d[300];
-		int code = m->u.error.code;
-		if (code >= 0 || code < SRDMA_ERROR_MIN)
-			code = SRDMA_EPEER;
-		snprintf(d, sizeof(d), "%s said: %s",
-			 c->server ? "client" : "server", m->u.error.text);
-		c->goodbye_rcvd = true;
-		/* Don't echo an ERROR back. */
-		struct srdma__ctrl *keep = c->ctrl;
-		c->ctrl = NULL;
-		srdma__conn_fail(c, code, d);
-		c->ctrl = keep;
-		return 0;
-	}
+		return on_goodbye(c, next);
+	case SRDMA_MSG_ERROR:
+		return on_peer_error(c, &m->u.error);
 	default:
 		return srdma__err(SRDMA_EPROTO, "unknown control message %u",
 				  m->type);
 	}
+}
+
+/*
+ * The one dispatcher for control messages: the handler's error fails the
+ * connection, its success moves the state through the table.
+ */
+bool srdma__conn_dispatch_msg(struct srdma_conn *c, const struct srdma__msg *m)
+{
+	enum conn_state next = c->state;
+	int rc = handle_msg(c, m, &next);
+
+	if (!srdma__conn_step(c, rc, next))
+		return false;
+	if (m->type == SRDMA_MSG_GOODBYE)
+		srdma__start_disconnect(c);
+	return c->state < ST_CLOSED;
+}
+
+/* Why the control connection ended under us, in words for the user. */
+static int ctrl_lost(struct srdma_conn *c, int n)
+{
+	if (n != SRDMA_ECLOSED) {
+		/* e.g. the server rejected our certificate: TLS 1.3 reports
+		 * it on the first read; the detail says so already. */
+		return n;
+	}
+	if (!c->server && c->state == ST_HELLO)
+		return srdma__err(SRDMA_ENOT_ALLOWED,
+				  "the server closed the connection right "
+				  "after TLS: is this client's identity on "
+				  "its allow-list?");
+	return srdma__err(
+		n, "%s closed the control connection%s",
+		c->server ? "the client" : "the server",
+		c->state == ST_ESTABLISHED ? " (did it exit or crash?)" : "");
 }
 
 void srdma__read_ctrl(struct srdma_conn *c)
@@ -178,30 +277,25 @@ void srdma__read_ctrl(struct srdma_conn *c)
 	for (;;) {
 		int n, fl;
 		struct srdma__msg m;
+		bool alive;
 
 		if (c->state >= ST_CLOSED)
 			return;
 		/* Parse whole frames first. */
 		while (c->cin_len >= SRDMA_WIRE_HDR_LEN) {
 			fl = srdma__msg_frame_len(c->cin, c->cin_len);
-			if (fl < 0) {
-				srdma__conn_fail(c, fl, srdma_error_detail());
+			if (!srdma__conn_step(c, fl < 0 ? fl : 0, c->state))
 				return;
-			}
 			if (c->cin_len < (size_t)fl)
 				break;
 			n = srdma__msg_decode(c->cin, (size_t)fl, &m);
-			if (n == 0)
-				n = handle_msg(c, &m);
-			if (m.type == SRDMA_MSG_PARAMS)
-				OPENSSL_cleanse(&m, sizeof(m));
 			memmove(c->cin, c->cin + fl, c->cin_len - (size_t)fl);
 			c->cin_len -= (size_t)fl;
-			if (n < 0) {
-				srdma__conn_fail(c, n, srdma_error_detail());
-				return;
-			}
-			if (c->state >= ST_CLOSED)
+			alive = n == 0 ? srdma__conn_dispatch_msg(c, &m)
+				       : srdma__conn_step(c, n, c->state);
+			if (m.type == SRDMA_MSG_PARAMS)
+				OPENSSL_cleanse(&m, sizeof(m));
+			if (!alive)
 				return;
 		}
 		n = srdma__ctrl_recv(c->ctrl, c->cin + c->cin_len,
@@ -209,44 +303,25 @@ void srdma__read_ctrl(struct srdma_conn *c)
 		if (n == SRDMA_EAGAIN)
 			return;
 		if (n < 0) {
-			char d[300];
 			if (c->state == ST_CLOSING && c->goodbye_rcvd) {
 				srdma__maybe_finish_close(c);
 				return;
 			}
-			if (n != SRDMA_ECLOSED) {
-				/* e.g. the server rejected our certificate:
-				 * TLS 1.3 reports it on the first read. */
-				snprintf(d, sizeof(d), "%s",
-					 srdma_error_detail());
-			} else if (!c->server && c->state == ST_HELLO) {
-				snprintf(d, sizeof(d),
-					 "the server closed the connection "
-					 "right "
-					 "after TLS: is this client's identity "
-					 "on "
-					 "its allow-list?");
-				n = SRDMA_ENOT_ALLOWED;
-			} else {
-				snprintf(d, sizeof(d),
-					 "%s closed the control connection%s",
-					 c->server ? "the client"
-						   : "the server",
-					 c->state == ST_ESTABLISHED
-						 ? " (did it exit or crash?)"
-						 : "");
-			}
-			srdma__conn_fail(c, n, d);
+			srdma__conn_step(c, ctrl_lost(c, n), c->state);
 			return;
 		}
 		c->cin_len += (size_t)n;
 	}
 }
 
-static void tls_done(struct srdma_conn *c)
+/* TLS finished: the peer is authenticated. The server checks its client
+ * limit (and can now tell a refused client why); the client opens with
+ * HELLO, and on ofi its PARAMS right behind. */
+static int tls_done(struct srdma_conn *c, enum conn_state *next)
 {
 	struct srdma_ctx *ctx = c->ctx;
 
+	c->tls_ok = true;
 	srdma__phase(c, "TLS done");
 	srdma__log(lg(c), SRDMA_LOG_DEBUG, "TLS 1.3 with %s complete%s",
 		   srdma__who(c),
@@ -256,100 +331,104 @@ static void tls_done(struct srdma_conn *c)
 		srdma__log(lg(c), SRDMA_LOG_INFO,
 			   "full TLS handshake with %s: %s", srdma__who(c),
 			   srdma__ctrl_resume_note(c->ctrl));
-	if (c->server && ctx->nclients > ctx->cfg.max_clients) {
-		char d[200];
-		c->state = ST_HELLO; /* authenticated: tell it why */
-		snprintf(d, sizeof(d),
-			 "the server is at its limit of %u clients; try "
-			 "again later",
-			 ctx->cfg.max_clients);
-		srdma__conn_fail(c, SRDMA_ELIMIT, d);
-		return;
-	}
-	c->state = ST_HELLO;
+	ENSURE(!c->server || ctx->nclients <= ctx->cfg.max_clients,
+	       SRDMA_ELIMIT,
+	       "the server is at its limit of %u clients; try again later",
+	       ctx->cfg.max_clients);
+	*next = ST_HELLO;
 	if (c->server)
-		return;
-	srdma__send_hello(c);
-	if (c->params_early && c->state == ST_HELLO) {
-		if (srdma__send_client_params(c) < 0) {
-			srdma__conn_fail(c, SRDMA_ECLOSED,
-					 srdma_error_detail());
-			return;
-		}
+		return 0;
+	GUARD(srdma__send_hello(c));
+	if (c->params_early) {
+		GUARD(srdma__send_client_params(c));
 		srdma__phase(c, "PARAMS sent with HELLO");
 	}
+	return 0;
+}
+
+/* Client: the non-blocking TCP connect finished; start TLS. */
+static int tcp_connected(struct srdma_conn *c, enum conn_state *next)
+{
+	char key[300];
+	int err = 0;
+	socklen_t l = sizeof(err);
+
+	getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+	if (err)
+		return srdma__err(err == ECONNREFUSED ? SRDMA_ECONNREFUSED
+						      : SRDMA_EUNREACHABLE,
+				  "cannot connect to %s:%u: %s%s", c->host,
+				  c->port, strerror(err),
+				  err == ECONNREFUSED
+					  ? " (is `srdma serve` running there?)"
+					  : "");
+	/* Tickets are cached per server: resumption needs the same name,
+	 * host and port. */
+	snprintf(key, sizeof(key), "%s:%u", c->host, c->port);
+	GUARD(srdma__ctrl_create_client(
+		c->ctx->tls, c->fd,
+		c->ctx->cfg.peer_name ? c->ctx->cfg.peer_name : c->host, key,
+		&c->ctrl));
+	*next = ST_TLS;
+	return 0;
+}
+
+/* One step of the TLS handshake; *done once it finished. */
+static int tls_step(struct srdma_conn *c, bool *done)
+{
+	int rc = srdma__ctrl_handshake(c->ctrl);
+
+	*done = false;
+	if (rc == SRDMA_EAGAIN) {
+		/* The ClientHello is out: use the wait (the detail of a
+		 * failure says what went wrong). */
+		rc = srdma__prepare_early(c);
+		if (rc == 0)
+			rc = srdma__resolve_early(c);
+		return rc < 0 ? SRDMA_EFABRIC : 0;
+	}
+	GUARD(rc);
+	*done = true;
+	return 0;
 }
 
 void srdma__on_ctrl_fd(void *arg, uint32_t events)
 {
 	struct srdma_conn *c = arg;
+	enum conn_state next;
+	bool done;
 	int rc;
 
 	if (c->state >= ST_CLOSED)
 		return;
 	if (c->state == ST_TCP_CONNECTING) {
-		int err = 0;
-		socklen_t l = sizeof(err);
-		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-		if (err) {
-			char d[300];
-			snprintf(d, sizeof(d), "cannot connect to %s:%u: %s%s",
-				 c->host, c->port, strerror(err),
-				 err == ECONNREFUSED
-					 ? " (is `srdma serve` running there?)"
-					 : "");
-			srdma__conn_fail(c,
-					 err == ECONNREFUSED
-						 ? SRDMA_ECONNREFUSED
-						 : SRDMA_EUNREACHABLE,
-					 d);
+		next = c->state;
+		rc = tcp_connected(c, &next);
+		if (!srdma__conn_step(c, rc, next))
 			return;
-		}
-		{
-			/* Tickets are cached per server: resumption needs the
-			 * same name, host and port. */
-			char key[300];
-			snprintf(key, sizeof(key), "%s:%u", c->host, c->port);
-			rc = srdma__ctrl_create_client(
-				c->ctx->tls, c->fd,
-				c->ctx->cfg.peer_name ? c->ctx->cfg.peer_name
-						      : c->host,
-				key, &c->ctrl);
-		}
-		if (rc < 0) {
-			srdma__conn_fail(c, rc, srdma_error_detail());
-			return;
-		}
-		c->state = ST_TLS;
 	}
 	if (c->state == ST_TLS) {
-		rc = srdma__ctrl_handshake(c->ctrl);
-		if (rc == SRDMA_EAGAIN) {
-			/* The ClientHello is out: use the wait. */
-			if (srdma__prepare_early(c) < 0 ||
-			    srdma__resolve_early(c) < 0) {
-				srdma__conn_fail(c, SRDMA_EFABRIC,
-						 srdma_error_detail());
-				return;
-			}
+		rc = tls_step(c, &done);
+		if (!srdma__conn_step(c, rc, c->state))
+			return;
+		if (!done) {
 			srdma__update_interest(c);
 			return;
 		}
-		if (rc < 0) {
-			char d[400];
-			snprintf(d, sizeof(d), "%s", srdma_error_detail());
-			srdma__conn_fail(c, rc, d);
+		next = c->state;
+		rc = tls_done(c, &next);
+		if (!srdma__conn_step(c, rc, next))
 			return;
-		}
-		tls_done(c);
 	}
 	if (c->ctrl && (events & EPOLLOUT)) {
 		rc = srdma__ctrl_flush(c->ctrl);
-		if (rc < 0 && rc != SRDMA_EAGAIN) {
-			srdma__conn_fail(c, SRDMA_ECLOSED,
-					 "the control connection broke");
+		if (rc < 0 && rc != SRDMA_EAGAIN &&
+		    !srdma__conn_step(c,
+				      srdma__err(SRDMA_ECLOSED,
+						 "the control connection "
+						 "broke"),
+				      c->state))
 			return;
-		}
 	}
 	if (c->state >= ST_HELLO)
 		srdma__read_ctrl(c);
