@@ -95,6 +95,9 @@ void srdma__read_ctrl(struct srdma_conn *c);
 void srdma__on_ctrl_fd(void *arg, uint32_t events);
 
 /* handshake.c */
+/* The data-path AEAD contexts from derived keys; wipes k either way. */
+int srdma__conn_install_keys(struct srdma_conn *c,
+			     struct srdma__keys *k) SRDMA__WUR;
 int srdma__send_hello(struct srdma_conn *c) SRDMA__WUR;
 int srdma__send_client_params(struct srdma_conn *c) SRDMA__WUR;
 int srdma__client_prepared(struct srdma_conn *c) SRDMA__WUR;

@@ -31,26 +31,34 @@ int srdma__send_hello(struct srdma_conn *c)
 	return srdma__conn_send_msg(c, &m);
 }
 
-static int setup_keys(struct srdma_conn *c)
+int srdma__conn_install_keys(struct srdma_conn *c, struct srdma__keys *k)
 {
-	bool client = !c->server;
-	struct srdma__keys *k = &c->keys;
+	int rc;
 
-	GUARD(srdma__keys_derive(srdma__ctrl_ssl(c->ctrl), client, c->protect,
-				 c->cipher, k));
-	GUARD(srdma__aead_init(&c->tx, c->protect, c->cipher, true,
-			       k->tx_msg_key, k->tx_msg_salt));
-	GUARD(srdma__aead_init(&c->rx, c->protect, c->cipher, false,
-			       k->rx_msg_key, k->rx_msg_salt));
-	GUARD(srdma__aead_init(&c->blk_tx, c->protect, c->cipher, true,
-			       k->tx_blk_key, k->tx_blk_salt));
-	GUARD(srdma__aead_init(&c->blk_own, c->protect, c->cipher, false,
-			       k->tx_blk_key, k->tx_blk_salt));
-	GUARD(srdma__aead_init(&c->blk_rx, c->protect, c->cipher, false,
-			       k->rx_blk_key, k->rx_blk_salt));
+	rc = srdma__aead_init(&c->tx, c->protect, c->cipher, true,
+			      k->tx_msg_key, k->tx_msg_salt);
+	if (rc == 0)
+		rc = srdma__aead_init(&c->rx, c->protect, c->cipher, false,
+				      k->rx_msg_key, k->rx_msg_salt);
+	if (rc == 0)
+		rc = srdma__aead_init(&c->blk_tx, c->protect, c->cipher, true,
+				      k->tx_blk_key, k->tx_blk_salt);
+	if (rc == 0)
+		rc = srdma__aead_init(&c->blk_own, c->protect, c->cipher,
+				      false, k->tx_blk_key, k->tx_blk_salt);
+	if (rc == 0)
+		rc = srdma__aead_init(&c->blk_rx, c->protect, c->cipher, false,
+				      k->rx_blk_key, k->rx_blk_salt);
 	/* The aead contexts hold their own copies now. */
 	srdma__keys_wipe(k);
-	return 0;
+	return rc;
+}
+
+static int setup_keys(struct srdma_conn *c)
+{
+	GUARD(srdma__keys_derive(srdma__ctrl_ssl(c->ctrl), !c->server,
+				 c->protect, c->cipher, &c->keys));
+	return srdma__conn_install_keys(c, &c->keys);
 }
 
 static void fill_params_common(struct srdma_conn *c, struct srdma__msg *m)

@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The connection state machine and the data channel with no socket and no
+ * fabric: connections are built by hand on a context whose transport is the
+ * in-memory fake (fake_tp.h), and control messages are fed straight to the
+ * dispatcher. Covers the transition table (every forbidden move), a handler
+ * that fails half-way (the "resurrection" of a failed connection), messages
+ * out of order, credits, and a write's notice and acknowledgement.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "srdma.h"
+#include "session/conn.h"
+#include "test.h"
+#include "test_pki.h"
+#include "fake_tp.h"
+
+static char dir[256];
+
+static void quiet(void *arg, int level, const char *line)
+{
+	(void)arg, (void)level, (void)line;
+}
+
+static struct srdma_ctx *mk_ctx(struct fake_tp **ft)
+{
+	struct srdma_config cfg;
+	struct srdma_ctx *ctx = NULL;
+
+	srdma_config_init(&cfg, SRDMA_ROLE_SERVER);
+	cfg.certs_dir = dir;
+	cfg.transport = SRDMA_TRANSPORT_OFI;
+	cfg.log_fn = quiet;
+	cfg.log_level = SRDMA_LOG_DEBUG;
+	if (srdma_ctx_create(&cfg, &ctx) < 0) {
+		fprintf(stderr, "ctx: %s\n", srdma_error_detail());
+		exit(1);
+	}
+	*ft = fake_install(ctx);
+	return ctx;
+}
+
+static void rm_ctx(struct srdma_ctx *ctx, struct fake_tp *ft)
+{
+	while (ctx->conns)
+		srdma__conn_free(ctx->conns);
+	fake_uninstall(ctx, ft);
+	srdma_ctx_destroy(ctx);
+}
+
+static struct srdma_conn *mk_conn(struct srdma_ctx *ctx, bool server,
+				  enum srdma_protect mode)
+{
+	struct srdma_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		abort();
+	c->ctx = ctx;
+	srdma__conn_init_state(c, server);
+	c->fd = -1;
+	c->protect = mode;
+	c->cipher = mode == SRDMA_PROTECT_NONE ? SRDMA_CIPHER_NONE
+					       : SRDMA_CIPHER_AES_256_GCM;
+	c->max_msg = 4096;
+	c->depth = 8;
+	c->app_owned = true;
+	snprintf(c->peer_addr, sizeof(c->peer_addr), "fake %s",
+		 server ? "client" : "server");
+	c->next = ctx->conns;
+	if (ctx->conns)
+		ctx->conns->prev = c;
+	ctx->conns = c;
+	if (server)
+		ctx->nclients++;
+	return c;
+}
+
+static void fill(uint8_t *p, size_t n, uint8_t v)
+{
+	memset(p, v, n);
+}
+
+/* Keys as the exporter would give them: one side's tx is the other's rx. */
+static void keys_for(struct srdma__keys *k, bool client)
+{
+	memset(k, 0, sizeof(*k));
+	fill(client ? k->tx_msg_key : k->rx_msg_key, SRDMA_KEY_LEN, 0x11);
+	fill(client ? k->rx_msg_key : k->tx_msg_key, SRDMA_KEY_LEN, 0x22);
+	fill(client ? k->tx_blk_key : k->rx_blk_key, SRDMA_KEY_LEN, 0x33);
+	fill(client ? k->rx_blk_key : k->tx_blk_key, SRDMA_KEY_LEN, 0x44);
+	fill(client ? k->tx_msg_salt : k->rx_msg_salt, SRDMA_SALT_LEN, 0x55);
+	fill(client ? k->rx_msg_salt : k->tx_msg_salt, SRDMA_SALT_LEN, 0x66);
+	fill(client ? k->tx_blk_salt : k->rx_blk_salt, SRDMA_SALT_LEN, 0x77);
+	fill(client ? k->rx_blk_salt : k->tx_blk_salt, SRDMA_SALT_LEN, 0x88);
+}
+
+/* A client and a server connection, established over the fake fabric. */
+static void mk_pair(struct srdma_ctx *ctx, enum srdma_protect mode,
+		    struct srdma_conn **cl, struct srdma_conn **sv)
+{
+	struct srdma__keys k;
+
+	*cl = mk_conn(ctx, false, mode);
+	*sv = mk_conn(ctx, true, mode);
+	keys_for(&k, true);
+	CHECK_RC(srdma__conn_install_keys(*cl, &k), 0);
+	keys_for(&k, false);
+	CHECK_RC(srdma__conn_install_keys(*sv, &k), 0);
+	CHECK_RC(srdma__create_tp_conn(*cl), 0);
+	CHECK_RC(srdma__create_tp_conn(*sv), 0);
+	fake_link((*cl)->tc, (*sv)->tc);
+	CHECK_RC(srdma__setup_rings(*cl), 0);
+	CHECK_RC(srdma__setup_rings(*sv), 0);
+	CHECK_RC(srdma__post_all_recvs(*cl), 0);
+	CHECK_RC(srdma__post_all_recvs(*sv), 0);
+	/* The fixture skips set-up: both start established. */
+	(*cl)->state = (*sv)->state = ST_ESTABLISHED;
+}
+
+/* Polls until an event of this type for c arrives (or 2 s pass). */
+static int wait_ev(struct srdma_ctx *ctx, struct srdma_conn *c,
+		   enum srdma_event_type type, struct srdma_event *out)
+{
+	uint64_t end = srdma__now_ms() + 2000;
+	struct srdma_event ev[16];
+
+	while (srdma__now_ms() < end) {
+		int n = srdma_ctx_poll(ctx, ev, 16, 10);
+		for (int i = 0; i < n; i++)
+			if (ev[i].conn == c && ev[i].type == type) {
+				if (out)
+					*out = ev[i];
+				return 0;
+			}
+	}
+	return -1;
+}
+
+/* ---- the transition table ---- */
+
+/* What PROTOCOL.md §1 allows, written out independently of state.c. */
+static bool protocol_allows(bool server, enum conn_state from,
+			    enum conn_state to)
+{
+	if (from >= ST_CLOSED)
+		return false; /* CLOSED and FAILED are final */
+	if (server && (from == ST_TCP_CONNECTING || from == ST_PREPARE))
+		return false; /* a server never is in these */
+	if (to == ST_FAILED)
+		return true;
+	switch (to) {
+	case ST_TLS:
+		return !server && from == ST_TCP_CONNECTING;
+	case ST_HELLO:
+		return from == ST_TLS;
+	case ST_PREPARE:
+		return !server && from == ST_HELLO;
+	case ST_PARAMS:
+		return from == ST_HELLO || (!server && from == ST_PREPARE);
+	case ST_FABRIC:
+		return from == ST_PARAMS;
+	case ST_ESTABLISHED:
+		return from == ST_FABRIC;
+	case ST_CLOSING:
+		return from == ST_ESTABLISHED;
+	case ST_CLOSED:
+		return from == ST_CLOSING;
+	default:
+		return false;
+	}
+}
+
+static void test_table(void)
+{
+	struct srdma_conn c;
+	int allowed = 0, refused = 0;
+
+	for (int role = 0; role < 2; role++)
+		for (int from = 0; from < ST_COUNT; from++)
+			for (int to = 0; to < ST_COUNT; to++) {
+				bool want = protocol_allows(role, from, to);
+				memset(&c, 0, sizeof(c));
+				c.server = role;
+				c.state = from;
+				int rc = srdma__conn_set_state(&c, to);
+				CHECK(rc == (want ? 0 : SRDMA_ESTATE));
+				CHECK(c.state ==
+				      (enum conn_state)(want ? to : from));
+				CHECK(srdma__conn_may_move(role, from, to) ==
+				      want);
+				if (rc != (want ? 0 : SRDMA_ESTATE))
+					fprintf(stderr, "%s %s -> %s\n",
+						role ? "server" : "client",
+						srdma__state_name(from),
+						srdma__state_name(to));
+				want ? allowed++ : refused++;
+			}
+	/* Legal: the client's 9 moves and FAILED from its 8 live states, the
+	 * server's 6 and FAILED from its 6; the other 171 pairs are not. */
+	CHECK(allowed == 9 + 6 + 8 + 6);
+	CHECK(refused == 2 * ST_COUNT * ST_COUNT - allowed);
+	/* Out-of-range states are refused, not indexed. */
+	CHECK(!srdma__conn_may_move(false, ST_COUNT, ST_FAILED));
+	CHECK(!srdma__conn_may_move(true, ST_TLS, ST_COUNT));
+}
+
+/* ---- a handler that fails half-way ---- */
+
+/*
+ * The server's HELLO handler sends its own HELLO; when that send fails the
+ * connection must end FAILED, counted down once, and never come back as
+ * PARAMS (before the state table, a failed send failed the connection and
+ * the handler then set PARAMS on it, and nclients was decremented again
+ * when it failed later).
+ */
+static void test_resurrection(void)
+{
+	struct fake_tp *ft;
+	struct srdma_ctx *ctx = mk_ctx(&ft);
+	struct srdma_conn *c = mk_conn(ctx, true, SRDMA_PROTECT_ENCRYPT);
+	struct srdma_listener l = {.ctx = ctx, .fabric_port = 4711};
+	struct srdma__msg m = {.type = SRDMA_MSG_HELLO};
+	struct srdma_event ev;
+	int rejected = 0, n;
+
+	c->listener = &l;
+	c->counted_hs = true;
+	ctx->handshakes = 1;
+	c->max_msg = 65536;
+	c->depth = 16;
+	CHECK_RC(srdma__conn_set_state(c, ST_HELLO), 0);
+	CHECK(ctx->nclients == 1);
+	m.u.hello.version = SRDMA_WIRE_VERSION;
+	m.u.hello.transport = SRDMA_TRANSPORT_OFI;
+	m.u.hello.protect = SRDMA_PROTECT_ENCRYPT;
+	m.u.hello.cipher = SRDMA_CIPHER_AES_256_GCM;
+	m.u.hello.max_msg = 65536;
+	m.u.hello.queue_depth = 16;
+	/* No control connection: the HELLO answer cannot be sent. */
+	CHECK(c->ctrl == NULL);
+	CHECK(!srdma__conn_dispatch_msg(c, &m));
+	CHECK(c->state == ST_FAILED);
+	CHECK(ctx->nclients == 0);
+	CHECK(ctx->handshakes == 0);
+	/* Later failures are no-ops: nothing is counted down twice. */
+	srdma__conn_fail(c, SRDMA_ETIMEDOUT, "later");
+	CHECK(c->state == ST_FAILED);
+	CHECK(ctx->nclients == 0);
+	CHECK(!srdma__conn_step(c, 0, ST_PARAMS));
+	CHECK(c->state == ST_FAILED);
+	while ((n = srdma_ctx_poll(ctx, &ev, 1, 0)) > 0)
+		rejected += ev.type == SRDMA_EV_CLOSED;
+	CHECK(rejected == 1);
+	rm_ctx(ctx, ft);
+}
+
+/* ---- control messages against the state ---- */
+
+static void feed(struct srdma_conn *c, const struct srdma__msg *m, bool alive,
+		 int code)
+{
+	bool a = srdma__conn_dispatch_msg(c, m);
+
+	CHECK(a == alive);
+	if (!alive) {
+		CHECK(c->state == ST_FAILED);
+		CHECK(c->fail_code == code);
+		if (c->fail_code != code)
+			fprintf(stderr, "  fail %d (%s), want %d\n",
+				c->fail_code, c->fail_detail, code);
+	}
+}
+
+static void test_order(void)
+{
+	struct fake_tp *ft;
+	struct srdma_ctx *ctx = mk_ctx(&ft);
+	struct srdma__msg hello = {.type = SRDMA_MSG_HELLO};
+	struct srdma__msg params = {.type = SRDMA_MSG_PARAMS};
+	struct srdma__msg region = {.type = SRDMA_MSG_REGION};
+	struct srdma__msg bye = {.type = SRDMA_MSG_GOODBYE};
+	struct srdma__msg err = {.type = SRDMA_MSG_ERROR};
+	struct srdma_conn *c;
+
+	/* PARAMS before HELLO */
+	c = mk_conn(ctx, true, SRDMA_PROTECT_ENCRYPT);
+	CHECK_RC(srdma__conn_set_state(c, ST_HELLO), 0);
+	feed(c, &params, false, SRDMA_EPROTO);
+	/* a second HELLO */
+	c = mk_conn(ctx, true, SRDMA_PROTECT_ENCRYPT);
+	CHECK_RC(srdma__conn_set_state(c, ST_HELLO), 0);
+	CHECK_RC(srdma__conn_set_state(c, ST_PARAMS), 0);
+	feed(c, &hello, false, SRDMA_EPROTO);
+	/* a client may not grant the server a region during set-up... */
+	c = mk_conn(ctx, true, SRDMA_PROTECT_ENCRYPT);
+	CHECK_RC(srdma__conn_set_state(c, ST_HELLO), 0);
+	feed(c, &region, false, SRDMA_EPROTO);
+	/* ...nor say goodbye before it is established */
+	c = mk_conn(ctx, false, SRDMA_PROTECT_ENCRYPT);
+	CHECK_RC(srdma__conn_set_state(c, ST_TLS), 0);
+	CHECK_RC(srdma__conn_set_state(c, ST_HELLO), 0);
+	feed(c, &bye, false, SRDMA_ECLOSED);
+	/* the peer's ERROR: its code and sentence become ours */
+	c = mk_conn(ctx, false, SRDMA_PROTECT_ENCRYPT);
+	c->state = ST_ESTABLISHED;
+	err.u.error.code = SRDMA_EQUOTA;
+	snprintf(err.u.error.text, sizeof(err.u.error.text), "over quota");
+	err.u.error.text_len = 10;
+	feed(c, &err, false, SRDMA_EQUOTA);
+	CHECK(strstr(c->fail_detail, "server said: over quota") != NULL);
+	CHECK(c->peer_failed);
+	/* an ERROR code out of range becomes SRDMA_EPEER */
+	c = mk_conn(ctx, false, SRDMA_PROTECT_ENCRYPT);
+	c->state = ST_ESTABLISHED;
+	err.u.error.code = -1000;
+	feed(c, &err, false, SRDMA_EPEER);
+	/* goodbye while established: CLOSING, alive */
+	c = mk_conn(ctx, false, SRDMA_PROTECT_ENCRYPT);
+	c->state = ST_ESTABLISHED;
+	feed(c, &bye, true, 0);
+	CHECK(c->state == ST_CLOSING);
+	CHECK(c->goodbye_rcvd);
+	rm_ctx(ctx, ft);
+}
+
+/* ---- the data channel over the fake fabric ---- */
+
+static void test_credits(void)
+{
+	struct fake_tp *ft;
+	struct srdma_ctx *ctx = mk_ctx(&ft);
+	struct srdma_conn *cl, *sv;
+	struct srdma_event ev[16];
+	char msg[100] = "hello";
+	int sent = 0, got = 0, total = 60;
+	uint64_t end;
+
+	mk_pair(ctx, SRDMA_PROTECT_ENCRYPT, &cl, &sv);
+	/* One credit is always kept back for credit returns. */
+	while (srdma_send(cl, msg, sizeof(msg)) == 0)
+		sent++;
+	CHECK(sent == (int)cl->depth - 1);
+	CHECK_RC(srdma_send(cl, msg, sizeof(msg)), SRDMA_EAGAIN);
+	/* Delivered and released, the slots go back (CREDIT records) and the
+	 * client may send again; never more than the window in flight. */
+	end = srdma__now_ms() + 5000;
+	while ((sent < total || got < sent) && srdma__now_ms() < end) {
+		while (sent < total && srdma_send(cl, msg, sizeof(msg)) == 0)
+			sent++;
+		int n = srdma_ctx_poll(ctx, ev, 16, 5);
+		for (int i = 0; i < n; i++)
+			got += ev[i].conn == sv && ev[i].type == SRDMA_EV_RECV;
+	}
+	CHECK(sent == total && got == total);
+	CHECK(ft->rnr == 0);
+	CHECK(cl->state == ST_ESTABLISHED && sv->state == ST_ESTABLISHED);
+	rm_ctx(ctx, ft);
+}
+
+/* Grants the client a region the server made, as REGION would. */
+static struct srdma_region *grant(struct srdma_conn *sv, struct srdma_conn *cl,
+				  uint64_t len, int access)
+{
+	struct srdma_region *r = NULL;
+	struct srdma__msg m = {.type = SRDMA_MSG_REGION};
+
+	CHECK_RC(srdma_region_create(sv, len, access | SRDMA_REGION_DEFER_GRANT,
+				     &r),
+		 0);
+	if (!r)
+		return NULL;
+	m.u.region.region_id = r->id;
+	m.u.region.access = (uint8_t)r->access;
+	m.u.region.len = r->len;
+	m.u.region.addr = r->mr->addr;
+	m.u.region.key = r->mr->key;
+	m.u.region.block_size = SRDMA_BLK_PAYLOAD;
+	m.u.region.block_stride = r->stride;
+	r->granted = true;
+	CHECK(srdma__conn_dispatch_msg(cl, &m));
+	return r;
+}
+
+static void test_write_ack(void)
+{
+	for (int mode = 0; mode <= SRDMA_PROTECT_ENCRYPT; mode++) {
+		struct fake_tp *ft;
+		struct srdma_ctx *ctx = mk_ctx(&ft);
+		struct srdma_conn *cl, *sv;
+		struct srdma_region *r;
+		struct srdma_event ev;
+		static uint8_t data[3 * 4096 + 100], back[sizeof(data)];
+
+		mk_pair(ctx, (enum srdma_protect)mode, &cl, &sv);
+		r = grant(sv, cl, 65536,
+			  SRDMA_ACCESS_REMOTE_READ | SRDMA_ACCESS_REMOTE_WRITE);
+		for (size_t i = 0; i < sizeof(data); i++)
+			data[i] = (uint8_t)(i * 7 + mode);
+		CHECK_RC(srdma_write(cl, r->id, 8192, data, sizeof(data), data),
+			 0);
+		CHECK(wait_ev(ctx, sv, SRDMA_EV_PEER_WRITE, &ev) == 0);
+		CHECK(ev.region == r->id && ev.offset == 8192 &&
+		      ev.len == sizeof(data));
+		CHECK(wait_ev(ctx, cl, SRDMA_EV_WRITE_DONE, &ev) == 0);
+		CHECK(ev.status == 0 && ev.user == data);
+		CHECK_RC(srdma_region_get(r, 8192, back, sizeof(back)), 0);
+		CHECK(memcmp(back, data, sizeof(data)) == 0);
+		memset(back, 0, sizeof(back));
+		CHECK_RC(srdma_read(cl, r->id, 8192, back, sizeof(back), back),
+			 0);
+		CHECK(wait_ev(ctx, cl, SRDMA_EV_READ_DONE, &ev) == 0);
+		CHECK(ev.status == 0 && memcmp(back, data, sizeof(data)) == 0);
+		CHECK(ft->rnr == 0 && ft->access_errors == 0);
+		rm_ctx(ctx, ft);
+	}
+}
+
+int main(void)
+{
+	if (test_pki_make(dir, sizeof(dir), "test_state", NULL) < 0)
+		return 1;
+	test_table();
+	test_resurrection();
+	test_order();
+	test_credits();
+	test_write_ack();
+	test_pki_remove(dir);
+	TEST_DONE();
+}
