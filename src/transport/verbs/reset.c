@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * verbs backend: conn_reset, which returns an idle server connection
+ * to the state conn_create leaves, for the resource pool
+ * (session/respool.c).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "transport/verbs/verbs_int.h"
+
+/*
+ * Back to VS_NEW for the next client (session/respool.c): the rdma_cm id goes,
+ * the QP returns to RESET (which empties both its queues), the CQ is polled
+ * empty and re-armed, every work slot is free. PD, CQ, completion channel,
+ * QP and the caller's local registrations stay; memory windows must already
+ * be gone, so no key of the previous owner survives.
+ */
+int srdma__verbs_conn_reset(struct srdma__tp_conn *c)
+{
+	struct ibv_qp_attr a = {.qp_state = IBV_QPS_RESET};
+	struct ibv_wc wc[16];
+	int rc, n, guard;
+
+	ENSURE(c && !c->destroyed && c->attr.server && c->busy == 0 && c->qp,
+	       SRDMA_ESTATE, "reset: only an idle server connection");
+	ENSURE(c->state == VS_NEW || c->state == VS_CLOSED, SRDMA_ESTATE,
+	       "reset: the fabric connection is still live");
+	for (struct vmr *m = c->mrs; m; m = m->next)
+		ENSURE(!m->mw && !m->mw_access, SRDMA_ESTATE,
+		       "reset: a remotely accessible registration is still "
+		       "live");
+	if (c->id) {
+		c->id->context = NULL;
+		rdma_destroy_id(c->id);
+		c->id = NULL;
+	}
+	rc = ibv_modify_qp(c->qp, &a, IBV_QP_STATE);
+	ENSURE(rc == 0, SRDMA_EFABRIC,
+	       "reset: ibv_modify_qp(RESET) on QP %u: %s", c->qp->qp_num,
+	       strerror(rc));
+	for (guard = 0; guard < 1 << 12; guard++) {
+		n = ibv_poll_cq(c->cq, 16, wc);
+		ENSURE(n >= 0, SRDMA_EFABRIC, "reset: ibv_poll_cq failed (%d)",
+		       n);
+		if (n == 0)
+			break;
+	}
+	srdma__verbs_slots_reset(c);
+	c->nqr = 0;
+	c->qp_rts = c->qp_err = c->qp_used = false;
+	c->psn_set = false;
+	c->sq_psn = c->rq_psn = 0;
+	c->remote_qpn = 0;
+	c->check_pending = false;
+	c->close_status = 0;
+	c->close_detail[0] = '\0';
+	c->resp_res = c->dev_resp_res;
+	c->init_depth = c->dev_init_depth;
+	snprintf(c->peer, sizeof(c->peer), "(unconnected)");
+	c->state = VS_NEW;
+	return 0;
+}
