@@ -149,6 +149,11 @@ struct srdma_config {
 	/* Data path (both sides; the smaller of the two sides' values wins). */
 	uint32_t max_msg;     /* largest srdma_send() payload, default 64 KiB */
 	uint32_t queue_depth; /* messages in flight each way, default 16 */
+	/* RDMA writes and reads in flight on one connection (1..65536,
+	 * default 256): srdma_write()/srdma_read() answer SRDMA_EAGAIN
+	 * beyond it. Within it, operations queue inside the library and
+	 * never push the peer past its window. */
+	uint32_t max_ops;
 
 	/* TLS 1.3 session resumption (tickets): on unless set. Server: issue
 	 * and accept tickets; client: offer a cached one on reconnect. The
@@ -217,7 +222,8 @@ struct srdma_conn_info {
 	uint32_t local_qpn, remote_qpn; /* verbs; 0 on ofi */
 	uint32_t max_msg;
 	uint32_t queue_depth;
-	uint8_t resumed; /* the TLS session was resumed from a ticket */
+	uint32_t max_ops; /* RDMA operations in flight at most (EAGAIN) */
+	uint8_t resumed;  /* the TLS session was resumed from a ticket */
 };
 
 /* ---- library ---- */

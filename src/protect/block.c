@@ -2,13 +2,19 @@
 /*
  * Sealed blocks: an exposed region is kept as fixed-stride blocks so that a
  * reader can verify what an RDMA read returned and the owner can verify what
- * a peer RDMA-wrote (DESIGN.md §4 "Read"). Layout of one block:
- *   [0,16)          header: u64 version, u32 valid_len, u8 writer, u8[3] 0
- *   [16,16+4096)    payload (ciphertext in ENCRYPT), zero past valid_len
- *   [4112,4128)     tag (absent in mode NONE)
- * Nonce = salt XOR (region_id:16 | index:32 | version:48); AAD = u32
- * region_id, u64 index, header, so a block moved to another slot or region
- * fails to open.
+ * a peer RDMA-wrote (DESIGN.md §4 "Read"). Layout of one block in modes
+ * integrity and encrypt (docs/PROTOCOL.md §7):
+ *   [0,16)          header: u64 version, u32 valid_len, u8 writer, u8 owner,
+ *                   u16 zero
+ *   [16,32)         tag
+ *   [32,32+len)     payload (ciphertext in ENCRYPT); bytes past valid_len
+ *                   are not covered, not read, never returned
+ * so a block of len payload bytes is 32 + len contiguous bytes: a short
+ * write moves no more. Nonce = salt XOR (owner:1 | region_id:15 | index:32 |
+ * version:48); AAD = u32 owner:1|region_id:31, u64 index, header. A block
+ * moved to another slot, region or owner fails to open.
+ * Mode NONE keeps plain payload, 4096 bytes a block, no header at all:
+ * nothing is verified there, and the layout is plain memory.
  */
 #include <string.h>
 
@@ -19,22 +25,33 @@
 
 enum {
 	BLK_AAD_LEN = 4 + 8 + SRDMA_BLK_HDR_LEN,
-	BLK_TAG_OFF = SRDMA_BLK_HDR_LEN + SRDMA_BLK_PAYLOAD,
+	BLK_TAG_OFF = SRDMA_BLK_HDR_LEN,
+	BLK_PAYLOAD_OFF = SRDMA_BLK_HDR_LEN + SRDMA_TAG_LEN,
 };
 
 size_t srdma__block_stride(enum srdma_protect mode)
 {
-	return SRDMA_BLK_HDR_LEN + SRDMA_BLK_PAYLOAD +
-	       (mode == SRDMA_PROTECT_NONE ? 0 : SRDMA_TAG_LEN);
+	return mode == SRDMA_PROTECT_NONE ? SRDMA_BLK_PAYLOAD
+					  : BLK_PAYLOAD_OFF + SRDMA_BLK_PAYLOAD;
 }
 
-static void block_nonce(const struct srdma__aead *k, uint32_t region_id,
-			uint64_t index, uint64_t version,
+size_t srdma__block_payload_off(enum srdma_protect mode)
+{
+	return mode == SRDMA_PROTECT_NONE ? 0 : BLK_PAYLOAD_OFF;
+}
+
+size_t srdma__block_used(enum srdma_protect mode, size_t len)
+{
+	return srdma__block_payload_off(mode) + len;
+}
+
+static void block_nonce(const struct srdma__aead *k, uint8_t owner,
+			uint32_t region_id, uint64_t index, uint64_t version,
 			uint8_t nonce[static SRDMA_SALT_LEN])
 {
 	uint8_t ctr[SRDMA_SALT_LEN];
 
-	srdma__be16(ctr, (uint16_t)region_id);
+	srdma__be16(ctr, (uint16_t)((unsigned)owner << 15 | region_id));
 	srdma__be32(ctr + 2, (uint32_t)index);
 	/* 48-bit version in the last 6 bytes. */
 	for (int i = 0; i < 6; i++)
@@ -43,10 +60,10 @@ static void block_nonce(const struct srdma__aead *k, uint32_t region_id,
 		nonce[i] = k->salt[i] ^ ctr[i];
 }
 
-static void block_aad(uint32_t region_id, uint64_t index, const uint8_t *hdr,
-		      uint8_t aad[static BLK_AAD_LEN])
+static void block_aad(uint8_t owner, uint32_t region_id, uint64_t index,
+		      const uint8_t *hdr, uint8_t aad[static BLK_AAD_LEN])
 {
-	srdma__be32(aad, region_id);
+	srdma__be32(aad, (uint32_t)owner << 31 | region_id);
 	srdma__be64(aad + 4, index);
 	memcpy(aad + 12, hdr, SRDMA_BLK_HDR_LEN);
 }
@@ -60,64 +77,72 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return acc == 0;
 }
 
-int srdma__block_seal(struct srdma__aead *k, uint32_t region_id, uint64_t index,
-		      uint64_t version, uint8_t writer, const void *in,
-		      size_t len, uint8_t *out)
+static int check_slot(uint8_t owner, uint32_t region_id, uint64_t index,
+		      int err)
+{
+	ENSURE(owner <= 1, err, "block: owner %u is not 0 or 1", owner);
+	ENSURE(region_id >= 1 && region_id <= SRDMA_BLK_MAX_REGION, err,
+	       "block: region id %u is outside 1..%d", region_id,
+	       SRDMA_BLK_MAX_REGION);
+	ENSURE(index <= UINT32_MAX, err,
+	       "block: block index %llu does not fit 32 bits",
+	       (unsigned long long)index);
+	return 0;
+}
+
+int srdma__block_seal(struct srdma__aead *k, uint8_t owner, uint32_t region_id,
+		      uint64_t index, uint64_t version, uint8_t writer,
+		      const void *in, size_t len, uint8_t *out)
 {
 	uint8_t nonce[SRDMA_SALT_LEN], aad[BLK_AAD_LEN];
 	uint8_t *payload;
-	size_t stride;
+	size_t used;
 	int rc = 0;
 
 	GUARD(srdma__aead_ready(k));
 	ENSURE(out && (in || len == 0), SRDMA_EINVAL,
 	       "block_seal: NULL buffer");
-	ENSURE(region_id <= UINT16_MAX, SRDMA_EINVAL,
-	       "block_seal: region id %u does not fit 16 bits", region_id);
-	ENSURE(index <= UINT32_MAX, SRDMA_EINVAL,
-	       "block_seal: block index %llu does not fit 32 bits",
-	       (unsigned long long)index);
+	GUARD(check_slot(owner, region_id, index, SRDMA_EINVAL));
+	ENSURE(len <= SRDMA_BLK_PAYLOAD, SRDMA_EMSGSIZE,
+	       "block_seal: %zu bytes do not fit a %d-byte block", len,
+	       SRDMA_BLK_PAYLOAD);
+	used = srdma__block_used(k->mode, len);
+	ENSURE(!(len && (uintptr_t)in < (uintptr_t)out + used &&
+		 (uintptr_t)out < (uintptr_t)in + len),
+	       SRDMA_EINVAL, "block_seal: input and output overlap");
+	if (k->mode == SRDMA_PROTECT_NONE) {
+		/* Plain memory: no header, no version. */
+		if (len)
+			memcpy(out, in, len);
+		return 0;
+	}
 	ENSURE(version != 0, SRDMA_EINVAL,
 	       "block_seal: version 0 is reserved for never-written blocks");
 	ENSURE(version <= SRDMA_BLOCK_VERSION_MAX, SRDMA_EEXHAUSTED,
 	       "block_seal: block version counter is exhausted; reconnect");
 	ENSURE(writer <= 1, SRDMA_EINVAL, "block_seal: writer %u is not 0 or 1",
 	       writer);
-	ENSURE(len <= SRDMA_BLK_PAYLOAD, SRDMA_EMSGSIZE,
-	       "block_seal: %zu bytes do not fit a %d-byte block", len,
-	       SRDMA_BLK_PAYLOAD);
-	stride = srdma__block_stride(k->mode);
-	ENSURE(!(len && (uintptr_t)in < (uintptr_t)out + stride &&
-		 (uintptr_t)out < (uintptr_t)in + len),
-	       SRDMA_EINVAL, "block_seal: input and output overlap");
 
 	srdma__be64(out, version);
 	srdma__be32(out + 8, (uint32_t)len);
 	out[12] = writer;
-	out[13] = out[14] = out[15] = 0;
-	payload = out + SRDMA_BLK_HDR_LEN;
-	memset(payload + len, 0, SRDMA_BLK_PAYLOAD - len);
-	block_nonce(k, region_id, index, version, nonce);
-	block_aad(region_id, index, out, aad);
+	out[13] = owner;
+	out[14] = out[15] = 0;
+	payload = out + BLK_PAYLOAD_OFF;
+	block_nonce(k, owner, region_id, index, version, nonce);
+	block_aad(owner, region_id, index, out, aad);
 
-	switch (k->mode) {
-	case SRDMA_PROTECT_ENCRYPT:
+	if (k->mode == SRDMA_PROTECT_ENCRYPT) {
 		rc = srdma__aead_op(k, true, nonce, aad, sizeof(aad), NULL, 0,
 				    in, payload, len, out + BLK_TAG_OFF);
-		break;
-	case SRDMA_PROTECT_INTEGRITY:
+	} else {
 		if (len)
 			memcpy(payload, in, len);
 		rc = srdma__aead_op(k, true, nonce, aad, sizeof(aad), payload,
 				    len, NULL, NULL, 0, out + BLK_TAG_OFF);
-		break;
-	case SRDMA_PROTECT_NONE:
-		if (len)
-			memcpy(payload, in, len);
-		break;
 	}
 	if (rc < 0)
-		OPENSSL_cleanse(out, stride);
+		OPENSSL_cleanse(out, used);
 	return rc;
 }
 
@@ -130,17 +155,32 @@ static int open_fail(uint8_t *out, struct srdma__block_info *info, int rc)
 	return rc;
 }
 
-int srdma__block_open(struct srdma__aead *keys[2], uint32_t region_id,
-		      uint64_t index, const uint8_t *in, bool allow_empty,
-		      uint8_t *out, struct srdma__block_info *info)
+int srdma__block_peek(const uint8_t *in, struct srdma__block_info *info)
+{
+	uint64_t version = srdma__get_be64(in);
+	uint32_t len = srdma__get_be32(in + 8);
+
+	memset(info, 0, sizeof(*info));
+	if (in[12] > 1 || in[13] > 1 || in[14] || in[15] ||
+	    len > SRDMA_BLK_PAYLOAD || version == 0 ||
+	    version > SRDMA_BLOCK_VERSION_MAX)
+		return SRDMA_EINTEGRITY;
+	info->version = version;
+	info->len = len;
+	info->writer = in[12];
+	return 0;
+}
+
+int srdma__block_open(struct srdma__aead *keys[2], uint8_t owner,
+		      uint32_t region_id, uint64_t index, const uint8_t *in,
+		      bool allow_empty, uint8_t *out,
+		      struct srdma__block_info *info)
 {
 	uint8_t hdr[SRDMA_BLK_HDR_LEN], tag[SRDMA_TAG_LEN];
 	uint8_t nonce[SRDMA_SALT_LEN], aad[BLK_AAD_LEN];
+	struct srdma__block_info bi;
 	struct srdma__aead *k;
 	enum srdma_protect mode;
-	uint64_t version;
-	uint32_t len;
-	uint8_t writer;
 	int rc = 0;
 
 	/* The contract: every failure is SRDMA_EINTEGRITY with out zeroed. */
@@ -154,19 +194,35 @@ int srdma__block_open(struct srdma__aead *keys[2], uint32_t region_id,
 				 srdma__err(SRDMA_EINTEGRITY,
 					    "block_open: the two writers' keys "
 					    "are for different modes"));
-	if (mode > SRDMA_PROTECT_ENCRYPT || region_id > UINT16_MAX ||
-	    index > UINT32_MAX)
+	if (mode > SRDMA_PROTECT_ENCRYPT ||
+	    check_slot(owner, region_id, index, SRDMA_EINTEGRITY) < 0)
 		return open_fail(out, info,
 				 srdma__err(SRDMA_EINTEGRITY,
-					    "block_open: mode %d, region %u or "
-					    "index %llu out of range",
-					    (int)mode, region_id,
+					    "block_open: mode %d, owner %u, "
+					    "region %u or index %llu out of "
+					    "range",
+					    (int)mode, owner, region_id,
 					    (unsigned long long)index));
+	if (mode == SRDMA_PROTECT_NONE) {
+		/* Plain memory: nothing to verify. */
+		memcpy(out, in, SRDMA_BLK_PAYLOAD);
+		if (info) {
+			memset(info, 0, sizeof(*info));
+			info->len = SRDMA_BLK_PAYLOAD;
+		}
+		return 0;
+	}
 
-	/* Never written: only acceptable where the caller says so, or in
-	 * mode NONE where nothing is verified anyway. */
-	if (all_zero(in, srdma__block_stride(mode)) &&
-	    (allow_empty || mode == SRDMA_PROTECT_NONE)) {
+	/* Never written: only where the caller says it may be. */
+	if (all_zero(in, BLK_PAYLOAD_OFF)) {
+		if (!allow_empty)
+			return open_fail(out, info,
+					 srdma__err(SRDMA_EINTEGRITY,
+						    "block %llu of region %u "
+						    "was never written (or "
+						    "was erased)",
+						    (unsigned long long)index,
+						    region_id));
 		memset(out, 0, SRDMA_BLK_PAYLOAD);
 		if (info)
 			memset(info, 0, sizeof(*info));
@@ -179,19 +235,14 @@ int srdma__block_open(struct srdma__aead *keys[2], uint32_t region_id,
 	 * tag, payload into out) and verify those copies, never in itself.
 	 */
 	memcpy(hdr, in, sizeof(hdr));
-	version = srdma__get_be64(hdr);
-	len = srdma__get_be32(hdr + 8);
-	writer = hdr[12];
-	if (writer > 1 || hdr[13] || hdr[14] || hdr[15] ||
-	    len > SRDMA_BLK_PAYLOAD || version == 0 ||
-	    version > SRDMA_BLOCK_VERSION_MAX)
+	if (srdma__block_peek(hdr, &bi) < 0 || hdr[13] != owner)
 		return open_fail(out, info,
 				 srdma__err(SRDMA_EINTEGRITY,
 					    "block %llu of region %u has a "
 					    "malformed header",
 					    (unsigned long long)index,
 					    region_id));
-	k = keys[writer];
+	k = keys[bi.writer];
 	if (!k)
 		return open_fail(out, info,
 				 srdma__err(SRDMA_EINTEGRITY,
@@ -199,36 +250,21 @@ int srdma__block_open(struct srdma__aead *keys[2], uint32_t region_id,
 					    "writer %u, whose key is not "
 					    "accepted here",
 					    (unsigned long long)index,
-					    region_id, writer));
+					    region_id, bi.writer));
 	if (srdma__aead_ready(k) < 0)
 		return open_fail(out, info, SRDMA_EINTEGRITY);
-	/* The tag does not cover the padding: demand the zeros seal wrote. */
-	if (!all_zero(in + SRDMA_BLK_HDR_LEN + len, SRDMA_BLK_PAYLOAD - len))
-		return open_fail(out, info,
-				 srdma__err(SRDMA_EINTEGRITY,
-					    "block %llu of region %u has "
-					    "bytes past its length",
-					    (unsigned long long)index,
-					    region_id));
 
-	memcpy(out, in + SRDMA_BLK_HDR_LEN, len);
-	memset(out + len, 0, SRDMA_BLK_PAYLOAD - len);
-	block_nonce(k, region_id, index, version, nonce);
-	block_aad(region_id, index, hdr, aad);
-	switch (mode) {
-	case SRDMA_PROTECT_ENCRYPT:
-		memcpy(tag, in + BLK_TAG_OFF, sizeof(tag));
+	memcpy(tag, in + BLK_TAG_OFF, sizeof(tag));
+	memcpy(out, in + BLK_PAYLOAD_OFF, bi.len);
+	memset(out + bi.len, 0, SRDMA_BLK_PAYLOAD - bi.len);
+	block_nonce(k, owner, region_id, index, bi.version, nonce);
+	block_aad(owner, region_id, index, hdr, aad);
+	if (mode == SRDMA_PROTECT_ENCRYPT)
 		rc = srdma__aead_op(k, false, nonce, aad, sizeof(aad), NULL, 0,
-				    out, out, len, tag);
-		break;
-	case SRDMA_PROTECT_INTEGRITY:
-		memcpy(tag, in + BLK_TAG_OFF, sizeof(tag));
-		rc = srdma__aead_op(k, false, nonce, aad, sizeof(aad), out, len,
-				    NULL, NULL, 0, tag);
-		break;
-	case SRDMA_PROTECT_NONE:
-		break;
-	}
+				    out, out, bi.len, tag);
+	else
+		rc = srdma__aead_op(k, false, nonce, aad, sizeof(aad), out,
+				    bi.len, NULL, NULL, 0, tag);
 	if (rc == SRDMA_EINTEGRITY)
 		rc = srdma__err(SRDMA_EINTEGRITY,
 				"block %llu of region %u failed authentication",
@@ -239,10 +275,7 @@ int srdma__block_open(struct srdma__aead *keys[2], uint32_t region_id,
 		rc = SRDMA_EINTEGRITY;
 	if (rc < 0)
 		return open_fail(out, info, rc);
-	if (info) {
-		info->version = version;
-		info->len = len;
-		info->writer = writer;
-	}
+	if (info)
+		*info = bi;
 	return 0;
 }

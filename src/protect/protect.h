@@ -31,11 +31,13 @@ enum {
 	/* Record header: u8 type, u8 flags(0), u16 credits, u32 len, u64 seq.
 	 */
 	SRDMA_REC_HDR_LEN = 16,
-	/* Block header: u64 version, u32 valid_len, u8 writer, u8[3] zero. */
+	/* Block header: u64 version, u32 valid_len, u8 writer, u8 owner,
+	 * u16 zero. */
 	SRDMA_BLK_HDR_LEN = 16,
-	SRDMA_BLK_PAYLOAD = 4096, /* == SRDMA_BLOCK_SIZE */
-	SRDMA_TOKEN_LEN = 32,	  /* connect token secret */
-	SRDMA_MAC_LEN = 32,	  /* connect MAC (HMAC-SHA256) */
+	SRDMA_BLK_MAX_REGION = 0x7fff, /* region ids are 15 bits */
+	SRDMA_BLK_PAYLOAD = 4096,      /* == SRDMA_BLOCK_SIZE */
+	SRDMA_TOKEN_LEN = 32,	       /* connect token secret */
+	SRDMA_MAC_LEN = 32,	       /* connect MAC (HMAC-SHA256) */
 };
 
 /* Records per key before the implicit rekey (both sides switch together). */
@@ -125,37 +127,52 @@ int srdma__record_open(struct srdma__aead *a, uint8_t *rec, size_t rec_len,
 		       struct srdma__record *out) SRDMA__WUR;
 
 /* ---- sealed blocks (regions) ---- */
-/* Bytes one block occupies in registered memory for this mode. */
+/* Bytes one block occupies in registered memory for this mode (NONE: 4096
+ * plain bytes; otherwise header, tag and 4096 bytes of payload). */
 size_t srdma__block_stride(enum srdma_protect mode);
+/* Where the payload starts in a block (0 in NONE). */
+size_t srdma__block_payload_off(enum srdma_protect mode);
+/* Bytes a block of len payload bytes occupies from its start: what a
+ * writer moves (the rest of the stride is not part of the block). */
+size_t srdma__block_used(enum srdma_protect mode, size_t len);
 
 /*
- * Seals len (<= SRDMA_BLK_PAYLOAD) bytes as block index of region_id with
- * the writer's block key. Nonce = salt XOR (region_id:16 | index:32 |
- * version:48); AAD = region_id, index and the block header. version must be
- * new for this (key, region, index): callers use a per-region write counter.
- * out receives srdma__block_stride(mode) bytes.
+ * Seals len (<= SRDMA_BLK_PAYLOAD) bytes as block index of the region
+ * region_id (1..SRDMA_BLK_MAX_REGION) that `owner` (0 client, 1 server)
+ * exposes, with the writer's block key. Nonce = salt XOR (owner:1 |
+ * region_id:15 | index:32 | version:48); AAD = owner, region_id, index and
+ * the block header. version must be new for this (key, owner, region,
+ * index): writers use a per-region counter. out receives
+ * srdma__block_used(mode, len) bytes. In mode NONE the payload is copied
+ * as is (no header, version unused).
  */
-int srdma__block_seal(struct srdma__aead *k, uint32_t region_id, uint64_t index,
-		      uint64_t version, uint8_t writer, const void *in,
-		      size_t len, uint8_t *out) SRDMA__WUR;
+int srdma__block_seal(struct srdma__aead *k, uint8_t owner, uint32_t region_id,
+		      uint64_t index, uint64_t version, uint8_t writer,
+		      const void *in, size_t len, uint8_t *out) SRDMA__WUR;
 
 struct srdma__block_info {
-	uint64_t version;
+	uint64_t version; /* 0: never written (or mode NONE) */
 	uint32_t len;
 	uint8_t writer;
 };
 
+/* Parses a block header without verifying it: SRDMA_EINTEGRITY if it can
+ * never be valid. For telling a torn or racing block from others. */
+int srdma__block_peek(const uint8_t *in,
+		      struct srdma__block_info *info) SRDMA__WUR;
+
 /*
  * Verifies and opens a block into out (SRDMA_BLK_PAYLOAD bytes; bytes past
  * len are zeroed). keys[w] opens blocks whose header names writer w (0 =
- * client, 1 = server). On any failure out is zeroed and SRDMA_EINTEGRITY
- * returned. A block never written (all zero) opens as len 0 in mode NONE and
- * fails in other modes unless allow_empty is set, in which case an all-zero
- * block reads as zeros.
+ * client, 1 = server); the header must name `owner`. On any failure out is
+ * zeroed and SRDMA_EINTEGRITY returned. A block whose header and tag are
+ * all zero was never written: it reads as zeros (version 0) if allow_empty,
+ * and fails otherwise. Mode NONE copies the 4096 bytes as they are.
  */
-int srdma__block_open(struct srdma__aead *keys[2], uint32_t region_id,
-		      uint64_t index, const uint8_t *in, bool allow_empty,
-		      uint8_t *out, struct srdma__block_info *info) SRDMA__WUR;
+int srdma__block_open(struct srdma__aead *keys[2], uint8_t owner,
+		      uint32_t region_id, uint64_t index, const uint8_t *in,
+		      bool allow_empty, uint8_t *out,
+		      struct srdma__block_info *info) SRDMA__WUR;
 
 /* ---- connect token ---- */
 struct srdma__token {

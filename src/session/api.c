@@ -215,6 +215,7 @@ SRDMA_API int srdma_conn_info(const srdma_conn *c, struct srdma_conn_info *o)
 	}
 	o->max_msg = c->max_msg;
 	o->queue_depth = c->depth;
+	o->max_ops = c->ctx->cfg.max_ops;
 	return 0;
 }
 
@@ -299,10 +300,10 @@ SRDMA_API int srdma_send(srdma_conn *c, const void *buf, size_t len)
 	ENSURE(len <= c->max_msg, SRDMA_EMSGSIZE,
 	       "message of %zu bytes is above the connection's max_msg %u", len,
 	       c->max_msg);
-	/* Keep one credit back so credit returns can always flow. */
-	ENSURE(c->tx_credits > 1 && c->nsend_free > 0, SRDMA_EAGAIN,
+	/* One credit stays back so credit returns can always flow. */
+	ENSURE(srdma__can_post(c, SRDMA_REC_DATA), SRDMA_EAGAIN,
 	       "send window full");
-	return srdma__post_record(c, REC_DATA, buf, len);
+	return srdma__post_record(c, SRDMA_REC_DATA, buf, len);
 }
 
 SRDMA_API int srdma_send_sync(srdma_conn *c, const void *buf, size_t len,
@@ -405,22 +406,55 @@ static int wait_op(srdma_conn *c, enum srdma_event_type type, void *user,
 	}
 }
 
+/*
+ * Starts an operation for a blocking call: waits (within the timeout) for
+ * room among max_ops and for a grant of the region that has not arrived
+ * yet, as srdma_conn_wait_region would.
+ */
+static int start_sync(srdma_conn *c, enum op_kind kind, uint32_t region,
+		      uint64_t offset, void *buf, size_t len, void *marker,
+		      uint64_t dl)
+{
+	for (;;) {
+		int rc = srdma__start_op(c, kind, region, offset, buf, len,
+					 marker);
+		bool later = rc == SRDMA_EAGAIN || (rc == SRDMA_ENOENT && c &&
+						    region > c->max_remote_id);
+		if (!later)
+			return rc;
+		if (remaining(dl) == 0)
+			return rc == SRDMA_EAGAIN
+				       ? srdma__err(SRDMA_ETIMEDOUT,
+						    "all %u operations stayed "
+						    "in flight (max_ops)",
+						    c->max_ops)
+				       : srdma__err(SRDMA_ETIMEDOUT,
+						    "the peer granted no "
+						    "region %u in time",
+						    region);
+		GUARD(srdma__ctx_run(c->ctx, remaining(dl)));
+	}
+}
+
 SRDMA_API int srdma_write_sync(srdma_conn *c, uint32_t region, uint64_t offset,
 			       const void *buf, size_t len, int timeout_ms)
 {
+	uint64_t dl = deadline_of(timeout_ms);
 	int marker;
 
-	GUARD(srdma_write(c, region, offset, buf, len, &marker));
-	return wait_op(c, SRDMA_EV_WRITE_DONE, &marker, timeout_ms);
+	GUARD(start_sync(c, OP_WRITE, region, offset, (void *)buf, len, &marker,
+			 dl));
+	return wait_op(c, SRDMA_EV_WRITE_DONE, &marker, remaining(dl));
 }
 
 SRDMA_API int srdma_read_sync(srdma_conn *c, uint32_t region, uint64_t offset,
 			      void *buf, size_t len, int timeout_ms)
 {
+	uint64_t dl = deadline_of(timeout_ms);
 	int marker;
 
-	GUARD(srdma_read(c, region, offset, buf, len, &marker));
-	return wait_op(c, SRDMA_EV_READ_DONE, &marker, timeout_ms);
+	GUARD(start_sync(c, OP_READ, region, offset, buf, len, &marker, dl));
+	return wait_op(c, SRDMA_EV_READ_DONE, &marker, remaining(dl));
 }
 
 SRDMA_API int srdma_conn_remote_region(const srdma_conn *c, uint32_t region,

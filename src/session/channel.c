@@ -13,9 +13,6 @@
 
 #include "session/conn.h"
 
-static int maybe_send_credit(struct srdma_conn *c);
-static int flush_acks(struct srdma_conn *c);
-
 /*
  * Message rings, staging areas and regions come straight from mmap: pages
  * arrive zeroed, are touched only where data lands, and munmap hands them
@@ -56,10 +53,7 @@ int srdma__setup_rings(struct srdma_conn *c)
 					  c->ring_len);
 	}
 	c->send_free = calloc(c->ring_depth, sizeof(uint32_t));
-	c->acks = calloc(c->ring_depth, sizeof(*c->acks));
-	c->verifies = calloc(c->ring_depth, sizeof(*c->verifies));
-	ENSURE(c->send_free && c->acks && c->verifies, SRDMA_ENOMEM,
-	       "out of memory");
+	ENSURE(c->send_free, SRDMA_ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < c->ring_depth; i++)
 		c->send_free[i] = c->ring_depth - 1 - i;
 	c->nsend_free = c->ring_depth;
@@ -91,17 +85,40 @@ int srdma__post_all_recvs(struct srdma_conn *c)
 	return 0;
 }
 
-int srdma__repost_slot(struct srdma_conn *c, int slot)
+/* Posts a receive slot again; credit says whether the peer hears of it now
+ * (a notice's credit waits until its writes are verified). */
+static int repost(struct srdma_conn *c, uint32_t slot, bool credit)
 {
 	if (c->state != ST_ESTABLISHED && c->state != ST_CLOSING)
 		return 0;
 	if (!c->tc || c->fabric_closed)
 		return 0;
-	GUARD(c->ctx->tp->ops->post_recv(c->tc, c->ring_mr,
-					 recv_slot(c, (uint32_t)slot),
+	GUARD(c->ctx->tp->ops->post_recv(c->tc, c->ring_mr, recv_slot(c, slot),
 					 c->slot_len, WR_ID(WR_RECV, slot)));
-	c->rx_credits_due++;
-	return maybe_send_credit(c);
+	if (credit)
+		c->rx_credits_due++;
+	return 0;
+}
+
+int srdma__repost_slot(struct srdma_conn *c, int slot)
+{
+	if (c->rx_held)
+		c->rx_held--;
+	GUARD(repost(c, (uint32_t)slot, true));
+	return srdma__flush(c);
+}
+
+/* Records that may use the peer's last credit: the ones that return
+ * credits (CREDIT, ACK). Everything else leaves one back for them. */
+static bool may_use_last(uint8_t type)
+{
+	return type == SRDMA_REC_CREDIT || type == SRDMA_REC_ACK;
+}
+
+bool srdma__can_post(const struct srdma_conn *c, uint8_t type)
+{
+	return c->nsend_free > 0 &&
+	       c->tx_credits > (may_use_last(type) ? 0u : 1u);
 }
 
 /* Seals one record into a free send slot and posts it. */
@@ -114,8 +131,7 @@ int srdma__post_record(struct srdma_conn *c, uint8_t type, const void *buf,
 	uint16_t credits = (uint16_t)c->rx_credits_due;
 	int n, rc;
 
-	ENSURE(c->nsend_free > 0 && c->tx_credits > 0, SRDMA_EAGAIN,
-	       "send window full");
+	ENSURE(srdma__can_post(c, type), SRDMA_EAGAIN, "send window full");
 	slot = c->send_free[--c->nsend_free];
 	p = send_slot(c, slot);
 	n = srdma__record_seal(&c->tx, type, credits, buf, len, p, c->slot_len);
@@ -123,7 +139,7 @@ int srdma__post_record(struct srdma_conn *c, uint8_t type, const void *buf,
 		c->nsend_free++;
 		return n;
 	}
-	if (type == REC_DATA && srdma__tamper("send"))
+	if (type == SRDMA_REC_DATA && srdma__tamper("send"))
 		p[SRDMA_REC_HDR_LEN] ^= 0x01;
 	rc = ops->post_send(c->tc, c->ring_mr, p, (size_t)n,
 			    WR_ID(WR_SEND, slot),
@@ -139,73 +155,130 @@ int srdma__post_record(struct srdma_conn *c, uint8_t type, const void *buf,
 	return 0;
 }
 
-static int maybe_send_credit(struct srdma_conn *c)
+/* Entries of NOTICE or UPDATE that fit one record of this connection. */
+uint32_t srdma__rec_entries(const struct srdma_conn *c)
+{
+	uint32_t n = c->max_msg / SRDMA_NOTICE_LEN;
+
+	return n < SRDMA_REC_MAX_ENTRIES ? n : SRDMA_REC_MAX_ENTRIES;
+}
+
+/* The owner's acknowledgement of what it verified, coalesced. */
+static int flush_ack(struct srdma_conn *c)
+{
+	uint8_t p[SRDMA_ACK_LEN];
+
+	if (!c->ack_due.count || !srdma__can_post(c, SRDMA_REC_ACK))
+		return 0;
+	GUARD(srdma__ack_encode(&c->ack_due, p));
+	GUARD(srdma__post_record(c, SRDMA_REC_ACK, p, sizeof(p)));
+	c->ack_due.count = 0;
+	return 0;
+}
+
+/* The owner's UPDATEs for puts the reader has not heard of. */
+static int flush_updates(struct srdma_conn *c)
+{
+	uint8_t p[SRDMA_REC_MAX_ENTRIES * SRDMA_UPDATE_LEN];
+	int n;
+
+	if (!c->nupd || !srdma__can_post(c, SRDMA_REC_UPDATE))
+		return 0;
+	n = srdma__updates_encode(c->upd, c->nupd, p, sizeof(p));
+	GUARD(n);
+	GUARD(srdma__post_record(c, SRDMA_REC_UPDATE, p, (size_t)n));
+	c->nupd = 0;
+	return 0;
+}
+
+/*
+ * Sends what waits for credits, and returns credits: at once when half the
+ * window is due, or when the peer is down to its last credit (what it may
+ * still send is bounded by slots we hold: reported, withheld for notices
+ * under verification, or held by the application).
+ */
+int srdma__flush(struct srdma_conn *c)
 {
 	uint32_t want = c->depth / 2 ? c->depth / 2 : 1;
+	uint32_t held = c->rx_credits_due + c->withheld + c->rx_held;
 
 	if (c->state != ST_ESTABLISHED && c->state != ST_CLOSING)
 		return 0;
-	if (c->nacks)
-		GUARD(flush_acks(c));
-	if (c->rx_credits_due < want || c->tx_credits < 1 || !c->nsend_free)
+	GUARD(flush_ack(c));
+	GUARD(flush_updates(c));
+	if (!c->rx_credits_due || !srdma__can_post(c, SRDMA_REC_CREDIT))
 		return 0;
-	return srdma__post_record(c, REC_CREDIT, NULL, 0);
+	if (c->rx_credits_due < want && held + 2 <= c->depth)
+		return 0;
+	return srdma__post_record(c, SRDMA_REC_CREDIT, NULL, 0);
 }
 
-/* Sends acknowledgements for verified writes, in order, as credits allow.
- * Like credit returns they may use the last credit. */
-static int flush_acks(struct srdma_conn *c)
-{
-	uint32_t done = 0;
-	int rc = 0;
+/* ---- the owner's side of a peer write ---- */
 
-	while (done < c->nacks && c->tx_credits >= 1 && c->nsend_free) {
-		uint8_t p[WRITE_ACK_LEN];
-		srdma__be32(p, c->acks[done].region);
-		srdma__be64(p + 4, c->acks[done].version);
-		rc = srdma__post_record(c, REC_WRITE_ACK, p, sizeof(p));
-		if (rc < 0)
-			break;
-		done++;
-	}
-	if (done) {
-		memmove(c->acks, c->acks + done,
-			(c->nacks - done) * sizeof(*c->acks));
-		c->nacks -= done;
-	}
-	return rc;
-}
-
-/* The peer wrote blocks into one of our regions: verify them all. */
+/*
+ * The peer wrote blocks into our regions (one record, several writes).
+ * Notices must name a region we granted for writing, fit it, and carry a
+ * version newer than every earlier one for that region: a replayed, older
+ * or repeated notice fails the connection. The record's credit comes back
+ * only once all its writes are verified, so a writer can never have more
+ * unverified writes in flight than the window.
+ */
 static int handle_notice(struct srdma_conn *c, const uint8_t *p, size_t len)
 {
-	struct pending_verify *v;
-	struct srdma_region *r;
-	uint64_t off, n;
-	uint32_t id;
+	struct srdma__notice n[SRDMA_REC_MAX_ENTRIES];
+	size_t k;
 
-	ENSURE(len == WRITE_NOTICE_LEN, SRDMA_EPROTO,
-	       "write notice of %zu bytes (want %d)", len, WRITE_NOTICE_LEN);
-	id = srdma__get_be32(p);
-	off = srdma__get_be64(p + 4);
-	n = srdma__get_be64(p + 12);
-	r = find_region(c, id);
-	ENSURE(r, SRDMA_EPROTO, "write notice for unknown region %u", id);
-	ENSURE(r->access & SRDMA_ACCESS_REMOTE_WRITE, SRDMA_EPROTO,
-	       "write notice for read-only region %u", id);
-	ENSURE(off % SRDMA_BLK_PAYLOAD == 0 && n > 0 && off <= r->len &&
-		       n <= r->len - off,
-	       SRDMA_EPROTO, "write notice outside region %u", id);
+	GUARD(srdma__notices_decode(p, len, n, srdma__rec_entries(c), &k));
+	if (!c->verifies) {
+		c->verify_cap = c->depth * srdma__rec_entries(c);
+		c->verifies = calloc(c->verify_cap, sizeof(*c->verifies));
+		ENSURE(c->verifies, SRDMA_ENOMEM, "out of memory");
+	}
 	/* Credits bound the writer's notices in flight to our window. */
-	ENSURE(c->nverify < c->depth, SRDMA_EPROTO,
+	ENSURE(c->nverify + k <= c->verify_cap, SRDMA_EPROTO,
 	       "the peer has more unacknowledged writes than its window");
-	v = &c->verifies[c->nverify++];
-	v->region = id;
-	v->off = off;
-	v->len = n;
-	v->version = srdma__get_be64(p + 20);
-	v->next = off / SRDMA_BLK_PAYLOAD;
-	v->end = v->next + (n + SRDMA_BLK_PAYLOAD - 1) / SRDMA_BLK_PAYLOAD;
+	for (size_t i = 0; i < k; i++) {
+		struct srdma_region *r = find_region(c, n[i].region);
+		struct pending_verify *v = &c->verifies[c->nverify + i];
+
+		*v = (struct pending_verify){.region = n[i].region,
+					     .off = n[i].offset,
+					     .len = n[i].len,
+					     .version = n[i].version,
+					     .credit = i == k - 1};
+		if (!r) {
+			/* Destroyed (revoked) while the write was on its
+			 * way: acknowledge it, verify nothing. */
+			ENSURE(n[i].region <= c->next_region_id, SRDMA_EPROTO,
+			       "write notice for region %u, which we never "
+			       "granted",
+			       n[i].region);
+			v->skip = true;
+			continue;
+		}
+		ENSURE(r->granted && (r->access & SRDMA_ACCESS_REMOTE_WRITE),
+		       SRDMA_EPROTO, "write notice for read-only region %u",
+		       n[i].region);
+		ENSURE(n[i].offset <= r->len &&
+			       n[i].len <= r->len - n[i].offset,
+		       SRDMA_EPROTO,
+		       "write notice for %llu bytes at %llu, outside region "
+		       "%u (%llu bytes)",
+		       (unsigned long long)n[i].len,
+		       (unsigned long long)n[i].offset, n[i].region,
+		       (unsigned long long)r->len);
+		ENSURE(n[i].version > r->peer_last, SRDMA_EREPLAY,
+		       "write notice for region %u with version %llu after "
+		       "%llu: replayed or out of order",
+		       n[i].region, (unsigned long long)n[i].version,
+		       (unsigned long long)r->peer_last);
+		r->peer_last = n[i].version;
+		v->next = n[i].offset / SRDMA_BLK_PAYLOAD;
+		v->end = v->next +
+			 (n[i].len + SRDMA_BLK_PAYLOAD - 1) / SRDMA_BLK_PAYLOAD;
+	}
+	c->nverify += (uint32_t)k;
+	c->withheld++;
 	c->ctx->work_pending = true;
 	return 0;
 }
@@ -213,60 +286,82 @@ static int handle_notice(struct srdma_conn *c, const uint8_t *p, size_t len)
 enum { VERIFY_SLICE = 32 }; /* blocks per connection per loop iteration */
 
 /*
- * Verifies the next slice of the oldest announced write: every block must
- * open, be sealed by the peer, and carry the announced version. When the
- * last block checks out, the application hears of the write and the
- * writer gets its acknowledgement (it completes its write only then, so it
- * never overwrites blocks we have not verified).
+ * One block of an announced write: it must open, be sealed by the peer with
+ * the announced version (then it becomes the block's authoritative state),
+ * or still be exactly what we put there ourselves (our put came after the
+ * peer's write landed: returns 1 when the reader must hear of it again).
+ * Anything else is a forgery or a rollback.
  */
-static int verify_slice(struct srdma_conn *c)
+static int verify_block(struct srdma_conn *c, struct srdma_region *r,
+			const struct pending_verify *v, uint64_t b)
 {
-	struct pending_verify *v = &c->verifies[0];
-	struct srdma_region *r = find_region(c, v->region);
 	struct srdma__aead *keys[2];
 	struct srdma__block_info bi;
 	uint8_t scratch[SRDMA_BLK_PAYLOAD];
-	int peer = !my_writer(c);
-	uint64_t stop;
+	int peer = !my_writer(c), rc;
 
 	block_keys(c, keys);
-	stop = v->end - v->next > VERIFY_SLICE ? v->next + VERIFY_SLICE
-					       : v->end;
-	for (; r && v->next < stop; v->next++) {
-		uint64_t b = v->next;
-		int rc;
-		if (c->protect == SRDMA_PROTECT_NONE) {
-			/* Nothing to authenticate in mode none: check the
-			 * header only, without copying the payload out. */
-			const uint8_t *h = r->mem + b * r->stride;
-			bi.version = srdma__get_be64(h);
-			bi.writer = h[12];
-			rc = srdma__get_be32(h + 8) <= SRDMA_BLK_PAYLOAD
-				     ? 0
-				     : SRDMA_EPROTO;
-		} else {
-			rc = srdma__block_open(keys, v->region, b,
-					       r->mem + b * r->stride, false,
-					       scratch, &bi);
-		}
-		if (rc < 0) {
-			OPENSSL_cleanse(scratch, sizeof(scratch));
-			return srdma__err(SRDMA_EINTEGRITY,
-					  "block %llu of region %u failed "
-					  "verification after the peer's write",
-					  (unsigned long long)b, v->region);
-		}
-		ENSURE(bi.writer == peer && bi.version == v->version,
-		       SRDMA_EINTEGRITY,
-		       "block %llu of region %u holds version %llu, the "
-		       "notice says %llu",
-		       (unsigned long long)b, v->region,
-		       (unsigned long long)bi.version,
-		       (unsigned long long)v->version);
-		r->newest[b] = v->version;
-	}
+	rc = srdma__block_open(keys, (uint8_t)my_writer(c), v->region, b,
+			       r->mem + b * r->stride, false, scratch, &bi);
 	OPENSSL_cleanse(scratch, sizeof(scratch));
-	if (r && v->next < v->end)
+	if (rc < 0)
+		return srdma__err(SRDMA_EINTEGRITY,
+				  "block %llu of region %u failed verification "
+				  "after the peer's write",
+				  (unsigned long long)b, v->region);
+	if (bi.writer == peer && bi.version == v->version) {
+		r->cur[b] = srdma__bv(peer, bi.version);
+		return 0;
+	}
+	/* Our own put came after the write landed: it stays, and a reader
+	 * must hear of it again after our acknowledgement of the write. */
+	if (bi.writer == my_writer(c) &&
+	    srdma__bv(bi.writer, bi.version) == r->cur[b])
+		return srdma__region_announced(r) ? 1 : 0;
+	return srdma__err(SRDMA_EINTEGRITY,
+			  "block %llu of region %u holds version %llu by the "
+			  "%s, the notice says %llu by the %s",
+			  (unsigned long long)b, v->region,
+			  (unsigned long long)bi.version,
+			  bi.writer == WRITER_SERVER ? "server" : "client",
+			  (unsigned long long)v->version,
+			  peer == WRITER_SERVER ? "server" : "client");
+}
+
+/*
+ * Verifies up to *budget blocks of the oldest announced write. When its
+ * last block checks out, the application hears of the write, the writer's
+ * acknowledgement is due (it completes its write only then, so it never
+ * overwrites blocks we have not verified), and the notice's credit goes
+ * back if it was its record's last.
+ */
+static int verify_slice(struct srdma_conn *c, uint32_t *budget)
+{
+	struct pending_verify *v = &c->verifies[0];
+	struct srdma_region *r = v->skip ? NULL : find_region(c, v->region);
+
+	/* Mode none has nothing to verify: the write is taken as it is. */
+	for (; r && c->protect != SRDMA_PROTECT_NONE && v->next < v->end &&
+	       *budget;
+	     v->next++, (*budget)--) {
+		int rc;
+		if (c->nupd == srdma__rec_entries(c)) {
+			GUARD(srdma__flush(c));
+			if (c->nupd == srdma__rec_entries(c)) {
+				*budget = 0; /* no room to re-announce: later */
+				return 0;
+			}
+		}
+		rc = verify_block(c, r, v, v->next);
+		GUARD(rc);
+		if (rc == 1)
+			c->upd[c->nupd++] = (struct srdma__update){
+				.region = v->region,
+				.first = v->next,
+				.count = 1,
+				.version = r->cur[v->next] & SRDMA_BV_VERSION};
+	}
+	if (r && c->protect != SRDMA_PROTECT_NONE && v->next < v->end)
 		return 0;
 	/* Done (or the region was destroyed meanwhile: nothing to report). */
 	if (r) {
@@ -277,34 +372,47 @@ static int verify_slice(struct srdma_conn *c)
 		e->ev.offset = v->off;
 		e->ev.len = v->len;
 	}
-	ENSURE(c->nacks < c->depth, SRDMA_EPROTO,
-	       "too many unacknowledged writes");
-	c->acks[c->nacks].region = v->region;
-	c->acks[c->nacks].version = v->version;
-	c->nacks++;
+	c->ack_due.count++;
+	c->ack_due.region = v->region;
+	c->ack_due.version = v->version;
+	if (v->credit) {
+		c->withheld--;
+		c->rx_credits_due++;
+	}
 	memmove(c->verifies, c->verifies + 1,
 		(c->nverify - 1) * sizeof(*c->verifies));
 	c->nverify--;
-	return flush_acks(c);
+	return 0;
 }
 
+/* One pass of verification for every connection that has some (between
+ * loop iterations); each pass's acknowledgements go in one record. */
 bool srdma__conn_work(struct srdma_ctx *ctx)
 {
 	bool more = false;
 
 	for (struct srdma_conn *c = ctx->conns; c; c = c->next) {
+		uint32_t budget = VERIFY_SLICE;
+		int rc = 0;
+
 		if (!c->nverify || c->state != ST_ESTABLISHED)
 			continue;
-		if (srdma__conn_step(c, verify_slice(c), c->state) &&
-		    c->nverify)
+		while (rc == 0 && c->nverify && budget)
+			rc = verify_slice(c, &budget);
+		if (rc == 0)
+			rc = srdma__flush(c);
+		if (srdma__conn_step(c, rc, c->state) && c->nverify)
 			more = true;
 	}
 	return more;
 }
 
+/* ---- records in ---- */
+
 static int handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
 {
 	struct srdma__record rec;
+	bool credit = true;
 	int rc;
 
 	if (c->state != ST_ESTABLISHED && c->state != ST_CLOSING)
@@ -321,32 +429,39 @@ static int handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
 	ENSURE(c->tx_credits <= c->depth, SRDMA_EPROTO,
 	       "the peer returned more credits than it had");
 	switch (rec.type) {
-	case REC_DATA: {
+	case SRDMA_REC_DATA: {
 		struct qev *e;
 		GUARD(srdma__queue_event(c->ctx, SRDMA_EV_RECV, 0, c, c->user,
 					 "", &e));
 		e->ev.data = rec.payload;
 		e->ev.len = rec.len;
 		e->recv_slot = (int)slot;
-		break;
+		c->rx_held++;
+		/* The slot goes back when the application is done with it. */
+		GUARD(srdma__progress_ops(c));
+		return srdma__flush(c);
 	}
-	case REC_WRITE_NOTICE:
+	case SRDMA_REC_NOTICE:
 		GUARD(handle_notice(c, rec.payload, rec.len));
-		GUARD(srdma__repost_slot(c, (int)slot));
+		credit = false;
 		break;
-	case REC_WRITE_ACK:
+	case SRDMA_REC_ACK:
 		GUARD(srdma__handle_ack(c, rec.payload, rec.len));
-		GUARD(srdma__repost_slot(c, (int)slot));
 		break;
-	case REC_CREDIT:
-		GUARD(srdma__repost_slot(c, (int)slot));
+	case SRDMA_REC_UPDATE:
+		GUARD(srdma__handle_update(c, rec.payload, rec.len));
+		break;
+	case SRDMA_REC_CREDIT:
+		ENSURE(rec.len == 0, SRDMA_EPROTO,
+		       "CREDIT record with %u bytes", rec.len);
 		break;
 	default:
 		return srdma__err(SRDMA_EPROTO, "unknown record type %u",
 				  rec.type);
 	}
+	GUARD(repost(c, slot, credit));
 	GUARD(srdma__progress_ops(c));
-	return maybe_send_credit(c);
+	return srdma__flush(c);
 }
 
 /* What a failed completion says about the fabric connection. */
@@ -390,7 +505,7 @@ void srdma__on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 	case WR_SEND:
 		rc = srdma__progress_ops(c);
 		if (rc == 0)
-			rc = maybe_send_credit(c);
+			rc = srdma__flush(c);
 		break;
 	case WR_CHUNK:
 		srdma__handle_chunk(c, idx, cqe->status);

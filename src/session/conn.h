@@ -129,14 +129,29 @@ int srdma__setup_rings(struct srdma_conn *c) SRDMA__WUR;
 int srdma__post_all_recvs(struct srdma_conn *c) SRDMA__WUR;
 int srdma__post_record(struct srdma_conn *c, uint8_t type, const void *buf,
 		       size_t len) SRDMA__WUR;
+/* Whether a record of this type may go now (a free slot and credits). */
+bool srdma__can_post(const struct srdma_conn *c, uint8_t type);
+/* Sends what waits for credits (acknowledgements, updates) and returns
+ * credits to the peer when it needs them. */
+int srdma__flush(struct srdma_conn *c) SRDMA__WUR;
+/* NOTICE or UPDATE entries that fit one record of this connection. */
+uint32_t srdma__rec_entries(const struct srdma_conn *c);
 void srdma__on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe);
 
-/* rdma.c */
+/* testhooks.c: hooks for attack tests, inert unless SRDMA_TEST_HOOKS */
 bool srdma__tamper(const char *what);
+void srdma__test_save_pdata(const void *buf, size_t len);
+
+/* rdma.c */
 int srdma__handle_ack(struct srdma_conn *c, const uint8_t *p,
 		      size_t len) SRDMA__WUR;
 int srdma__progress_ops(struct srdma_conn *c) SRDMA__WUR;
 void srdma__handle_chunk(struct srdma_conn *c, uint32_t ci, int status);
+int srdma__handle_update(struct srdma_conn *c, const uint8_t *p,
+			 size_t len) SRDMA__WUR;
+int srdma__take_early_updates(struct srdma_conn *c, uint32_t id) SRDMA__WUR;
+void srdma__retry_reads(struct srdma_conn *c);
+void srdma__finish_ops(struct srdma_conn *c, int code);
 int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
 		    uint64_t offset, void *buf, size_t len,
 		    void *user) SRDMA__WUR;
@@ -145,9 +160,15 @@ int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
 int srdma__on_region_msg(struct srdma_conn *c,
 			 const struct srdma__msg_region *g) SRDMA__WUR;
 void srdma__on_revoke(struct srdma_conn *c, uint32_t id);
+void srdma__free_remotes(struct srdma_conn *c);
+/* Seals what a reader must never find empty and fills the REGION
+ * message granting r (srdma_region_grant sends it). */
+int srdma__region_grant_msg(struct srdma_region *r,
+			    struct srdma__msg *m) SRDMA__WUR;
+/* Whether the peer may read the region (so it must hear of our puts). */
+bool srdma__region_announced(const struct srdma_region *r);
 
 /* lifecycle.c */
-void srdma__finish_ops(struct srdma_conn *c, int code);
 void srdma__leave_handshake(struct srdma_conn *c);
 void srdma__fabric_failed(struct srdma_conn *c, int code, const char *detail);
 void srdma__maybe_finish_close(struct srdma_conn *c);

@@ -62,6 +62,7 @@ SRDMA_API void srdma_config_init(struct srdma_config *cfg, enum srdma_role role)
 	cfg->client_quota = 64ull << 20;
 	cfg->max_msg = 64 * 1024;
 	cfg->queue_depth = 16;
+	cfg->max_ops = 256;
 	cfg->log_level = SRDMA_LOG_WARN;
 }
 
@@ -102,6 +103,10 @@ static int copy_config(struct srdma_ctx *ctx, const struct srdma_config *cfg)
 		ctx->cfg.max_msg = 64 * 1024;
 	if (!ctx->cfg.queue_depth)
 		ctx->cfg.queue_depth = 16;
+	if (!ctx->cfg.max_ops)
+		ctx->cfg.max_ops = 256;
+	ENSURE(ctx->cfg.max_ops <= 65536, SRDMA_EINVAL,
+	       "max_ops %u is above the limit of 65536", ctx->cfg.max_ops);
 	ENSURE(ctx->cfg.max_msg <= (16u << 20), SRDMA_EINVAL,
 	       "max_msg %u is above the 16 MiB limit", ctx->cfg.max_msg);
 	ENSURE(ctx->cfg.queue_depth >= 4 && ctx->cfg.queue_depth <= 4096,

@@ -44,8 +44,8 @@ int srdma__conn_install_keys(struct srdma_conn *c, struct srdma__keys *k)
 		rc = srdma__aead_init(&c->blk_tx, c->protect, c->cipher, true,
 				      k->tx_blk_key, k->tx_blk_salt);
 	if (rc == 0)
-		rc = srdma__aead_init(&c->blk_own, c->protect, c->cipher,
-				      false, k->tx_blk_key, k->tx_blk_salt);
+		rc = srdma__aead_init(&c->blk_own, c->protect, c->cipher, false,
+				      k->tx_blk_key, k->tx_blk_salt);
 	if (rc == 0)
 		rc = srdma__aead_init(&c->blk_rx, c->protect, c->cipher, false,
 				      k->rx_blk_key, k->rx_blk_salt);
@@ -248,16 +248,7 @@ int srdma__client_on_params(struct srdma_conn *c,
 		rc = srdma__pdata_encode(&pd, buf);
 	OPENSSL_cleanse(&pd, sizeof(pd));
 	GUARD(rc);
-#ifdef SRDMA_TAMPER
-	/* Test builds: keep the private data so a test can replay it. */
-	if (getenv("SRDMA_TEST_SAVE_PDATA")) {
-		FILE *f = fopen(getenv("SRDMA_TEST_SAVE_PDATA"), "wb");
-		if (f) {
-			fwrite(buf, 1, sizeof(buf), f);
-			fclose(f);
-		}
-	}
-#endif
+	srdma__test_save_pdata(buf, sizeof(buf));
 	GUARD(ops->connect(c->tc, buf, sizeof(buf)));
 	*next = ST_FABRIC;
 	return 0;

@@ -14,25 +14,6 @@
 
 static void teardown(struct srdma_conn *c);
 
-void srdma__finish_ops(struct srdma_conn *c, int code)
-{
-	struct op *op;
-
-	while ((op = c->ops_head)) {
-		c->ops_head = op->next;
-		if (op->kind == OP_READ)
-			memset(op->buf, 0, op->len);
-		srdma__queue(c,
-			     op->kind == OP_WRITE ? SRDMA_EV_WRITE_DONE
-						  : SRDMA_EV_READ_DONE,
-			     code, op->user, c->fail_detail);
-		free(op);
-	}
-	c->ops_tail = NULL;
-	for (int i = 0; i < NCHUNKS; i++)
-		c->chunks[i].op = NULL;
-}
-
 void srdma__leave_handshake(struct srdma_conn *c)
 {
 	if (c->counted_hs) {
@@ -190,15 +171,10 @@ void srdma__conn_free(struct srdma_conn *c)
 		struct srdma_region *r = c->regions;
 		c->regions = r->next;
 		srdma__unmap_buf(r->mem, r->mem_len);
-		free(r->newest);
+		free(r->cur);
 		free(r);
 	}
-	while (c->remote) {
-		struct remote_region *rr = c->remote;
-		c->remote = rr->next;
-		free(rr->known);
-		free(rr);
-	}
+	srdma__free_remotes(c);
 	if (c->ring) {
 		srdma__unmap_buf(c->ring, c->ring_len);
 	}
@@ -206,8 +182,9 @@ void srdma__conn_free(struct srdma_conn *c)
 		srdma__unmap_buf(c->staging, c->staging_len);
 	}
 	free(c->send_free);
-	free(c->acks);
 	free(c->verifies);
+	free(c->early_upd);
+	free(c->op_pool);
 	srdma__aead_wipe(&c->tx);
 	srdma__aead_wipe(&c->rx);
 	srdma__aead_wipe(&c->blk_tx);
@@ -248,6 +225,9 @@ void srdma__conn_check_timeouts(struct srdma_ctx *ctx, uint64_t now)
 			   now >= c->fabric_fail_deadline_ms) {
 			srdma__conn_fail(c, c->fabric_fail_code,
 					 c->fabric_fail_detail);
+		} else if (c->state == ST_ESTABLISHED && c->retry_at_ms &&
+			   now >= c->retry_at_ms) {
+			srdma__retry_reads(c);
 		} else if (c->state == ST_CLOSING &&
 			   now >= c->close_deadline_ms) {
 			if (c->goodbye_rcvd)
@@ -277,6 +257,8 @@ int srdma__conn_next_deadline(struct srdma_ctx *ctx, uint64_t now)
 			d = c->deadline_ms;
 		else if (c->fabric_fail_code && c->state < ST_CLOSED)
 			d = c->fabric_fail_deadline_ms;
+		else if (c->state == ST_ESTABLISHED && c->retry_at_ms)
+			d = c->retry_at_ms;
 		else if (c->state == ST_CLOSING)
 			d = c->close_deadline_ms;
 		else if (c->state >= ST_CLOSED &&

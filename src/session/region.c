@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Regions: the ones this side owns and grants, and the ones the peer
- * granted us.
+ * Regions (docs/PROTOCOL.md §6-7): the ones this side owns and grants, and
+ * the ones the peer granted us. Either side may grant; the owner keeps the
+ * authoritative (writer, version) of every block and accepts, returns and
+ * announces only exact matches.
  */
-#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,46 +13,75 @@
 
 #include "session/conn.h"
 
+/* ---- regions the peer granted us ---- */
+
 int srdma__on_region_msg(struct srdma_conn *c,
 			 const struct srdma__msg_region *g)
 {
 	struct remote_region *rr;
-	uint64_t nb;
+	uint64_t nb, track;
 	uint32_t stride = (uint32_t)srdma__block_stride(c->protect);
+	struct qev *e;
 
 	ENSURE(g->block_size == SRDMA_BLK_PAYLOAD && g->block_stride == stride,
 	       SRDMA_EPROTO, "region grant with block %u/%u, want %u/%u",
 	       g->block_size, g->block_stride, SRDMA_BLK_PAYLOAD, stride);
 	ENSURE(g->len > 0 && g->len % SRDMA_BLK_PAYLOAD == 0 &&
-		       g->len <= (1ull << 40),
+		       g->len <= SRDMA_REGION_MAX,
 	       SRDMA_EPROTO, "region grant of %llu bytes",
 	       (unsigned long long)g->len);
-	ENSURE(!find_remote(c, g->region_id), SRDMA_EPROTO,
-	       "region %u granted twice", g->region_id);
+	/* Ids only grow: a revoked id is never granted again, so no block
+	 * nonce of a region can repeat under a reused id. */
+	ENSURE(g->region_id > c->max_remote_id, SRDMA_EPROTO,
+	       "region %u granted after region %u: ids must grow", g->region_id,
+	       c->max_remote_id);
 	nb = g->len / SRDMA_BLK_PAYLOAD;
+	/* What we keep to check reads is memory the peer makes us spend:
+	 * a server counts it in the client's quota. */
+	track = (g->access & SRDMA_ACCESS_REMOTE_READ) &&
+				c->protect != SRDMA_PROTECT_NONE
+			? nb * sizeof(uint64_t)
+			: 0;
+	ENSURE(!c->server || c->quota_used + track <= c->ctx->cfg.client_quota,
+	       SRDMA_EQUOTA,
+	       "the client's grant of %llu bytes would exceed its quota "
+	       "(%llu bytes to track it)",
+	       (unsigned long long)g->len, (unsigned long long)track);
 	rr = calloc(1, sizeof(*rr));
 	ENSURE(rr, SRDMA_ENOMEM, "out of memory");
-	rr->known = calloc(nb, sizeof(uint64_t));
-	if (!rr->known) {
+	if (track && !(rr->exp = calloc(nb, sizeof(uint64_t)))) {
 		free(rr);
 		return srdma__err(SRDMA_ENOMEM, "out of memory");
 	}
+	c->max_remote_id = g->region_id;
+	if (c->server)
+		c->quota_used += track;
 	rr->id = g->region_id;
 	rr->access = g->access;
 	rr->len = g->len;
+	rr->nblocks = nb;
 	rr->addr = g->addr;
 	rr->key = g->key;
 	rr->stride = stride;
+	rr->base = rr->owner_max = g->version;
 	rr->next = c->remote;
 	c->remote = rr;
-	{
-		struct qev *e;
-		GUARD(srdma__queue_event(c->ctx, SRDMA_EV_REGION, 0, c, c->user,
-					 "", &e));
-		e->ev.region = rr->id;
-		e->ev.len = rr->len;
-	}
+	GUARD(srdma__take_early_updates(c, rr->id));
+	GUARD(srdma__queue_event(c->ctx, SRDMA_EV_REGION, 0, c, c->user, "",
+				 &e));
+	e->ev.region = rr->id;
+	e->ev.len = rr->len;
 	return 0;
+}
+
+static void free_remote(struct srdma_conn *c, struct remote_region *rr)
+{
+	if (rr->exp && c->server) {
+		uint64_t track = rr->nblocks * sizeof(uint64_t);
+		c->quota_used -= track <= c->quota_used ? track : c->quota_used;
+	}
+	free(rr->exp);
+	free(rr);
 }
 
 void srdma__on_revoke(struct srdma_conn *c, uint32_t id)
@@ -61,10 +92,32 @@ void srdma__on_revoke(struct srdma_conn *c, uint32_t id)
 		if ((*pp)->id == id) {
 			struct remote_region *rr = *pp;
 			*pp = rr->next;
-			free(rr->known);
-			free(rr);
+			free_remote(c, rr);
 			return;
 		}
+}
+
+void srdma__free_remotes(struct srdma_conn *c)
+{
+	while (c->remote) {
+		struct remote_region *rr = c->remote;
+		c->remote = rr->next;
+		free_remote(c, rr);
+	}
+}
+
+/* ---- regions we own ---- */
+
+static bool sealed(const struct srdma_conn *c)
+{
+	return c->protect != SRDMA_PROTECT_NONE;
+}
+
+/* Whether the peer reads this region and so must hear of our puts. */
+bool srdma__region_announced(const struct srdma_region *r)
+{
+	return r->granted && (r->access & SRDMA_ACCESS_REMOTE_READ) &&
+	       sealed(r->conn);
 }
 
 SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
@@ -74,7 +127,10 @@ SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 	struct srdma_region *r;
 	int rc;
 
-	ENSURE(c && out && len, SRDMA_EINVAL, "srdma_region_create: bad args");
+	ENSURE(c && out, SRDMA_EINVAL,
+	       "srdma_region_create: NULL connection or out");
+	ENSURE(len > 0, SRDMA_EINVAL,
+	       "srdma_region_create: a region of 0 bytes; give its length");
 	ENSURE(c->state == ST_ESTABLISHED, SRDMA_ESTATE,
 	       "regions can only be granted on an established connection");
 	ENSURE(!(access &
@@ -83,9 +139,12 @@ SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 	       SRDMA_EINVAL, "unknown access bits 0x%x", access);
 	ENSURE(access & (SRDMA_ACCESS_REMOTE_READ | SRDMA_ACCESS_REMOTE_WRITE),
 	       SRDMA_EINVAL, "a region needs remote read or write access");
-	ENSURE(len <= (1ull << 40), SRDMA_EINVAL, "region too large");
-	ENSURE(c->next_region_id < 0xffff, SRDMA_ELIMIT,
-	       "too many regions on this connection");
+	ENSURE(len <= SRDMA_REGION_MAX, SRDMA_EINVAL,
+	       "a region of %llu bytes is above the 1 TiB limit",
+	       (unsigned long long)len);
+	ENSURE(c->next_region_id < SRDMA_WIRE_MAX_REGION, SRDMA_ELIMIT,
+	       "a connection grants at most %d regions over its life",
+	       SRDMA_WIRE_MAX_REGION);
 	r = calloc(1, sizeof(*r));
 	ENSURE(r, SRDMA_ENOMEM, "out of memory");
 	r->conn = c;
@@ -105,10 +164,10 @@ SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 		free(r);
 		return rc;
 	}
-	r->newest = calloc(r->nblocks, sizeof(uint64_t));
-	r->mem = r->newest ? srdma__map_buf(r->mem_len) : NULL;
+	r->cur = calloc(r->nblocks, sizeof(uint64_t));
+	r->mem = r->cur ? srdma__map_buf(r->mem_len) : NULL;
 	if (!r->mem) {
-		free(r->newest);
+		free(r->cur);
 		free(r);
 		return srdma__err(SRDMA_ENOMEM, "out of memory for a region");
 	}
@@ -138,30 +197,67 @@ out_dereg:
 	c->ctx->tp->ops->mr_dereg(r->mr);
 out_free:
 	srdma__unmap_buf(r->mem, r->mem_len);
-	free(r->newest);
+	free(r->cur);
 	free(r);
 	return rc;
 }
 
-SRDMA_API int srdma_region_grant(srdma_region *r)
+/*
+ * Before a reader may see a region, every block in it holds something we
+ * sealed: blocks never written get an empty one (one version for all), so
+ * a reader never has to take an all-zero block for a valid one and an
+ * erased block is always caught.
+ */
+static int seal_unwritten(struct srdma_region *r)
 {
-	struct srdma__msg m = {.type = SRDMA_MSG_REGION};
-	struct srdma_conn *c;
+	struct srdma_conn *c = r->conn;
+	uint64_t v;
 
-	ENSURE(r, SRDMA_EINVAL, "srdma_region_grant: NULL");
-	c = r->conn;
+	ENSURE(r->put_version < SRDMA_BLOCK_VERSION_MAX, SRDMA_EEXHAUSTED,
+	       "region write counter exhausted");
+	v = r->put_version + 1;
+	for (uint64_t b = 0; b < r->nblocks; b++) {
+		if (r->cur[b])
+			continue;
+		GUARD(srdma__block_seal(&c->blk_tx, (uint8_t)my_writer(c),
+					r->id, b, v, (uint8_t)my_writer(c),
+					NULL, 0, r->mem + b * r->stride));
+		r->cur[b] = srdma__bv(my_writer(c), v);
+	}
+	r->put_version = v;
+	return 0;
+}
+
+/* Makes the region ready to be seen and the REGION message granting it. */
+int srdma__region_grant_msg(struct srdma_region *r, struct srdma__msg *m)
+{
+	struct srdma_conn *c = r->conn;
+
 	ENSURE(!r->granted, SRDMA_ESTATE, "region %u is already granted",
 	       r->id);
 	ENSURE(c->state == ST_ESTABLISHED, SRDMA_ESTATE, "the connection is %s",
 	       srdma__state_name(c->state));
-	m.u.region.region_id = r->id;
-	m.u.region.access = (uint8_t)r->access;
-	m.u.region.len = r->len;
-	m.u.region.addr = r->mr->addr;
-	m.u.region.key = r->mr->key;
-	m.u.region.block_size = SRDMA_BLK_PAYLOAD;
-	m.u.region.block_stride = r->stride;
-	GUARD(srdma__conn_send_msg(c, &m));
+	if ((r->access & SRDMA_ACCESS_REMOTE_READ) && sealed(c))
+		GUARD(seal_unwritten(r));
+	*m = (struct srdma__msg){.type = SRDMA_MSG_REGION};
+	m->u.region.region_id = r->id;
+	m->u.region.access = (uint8_t)r->access;
+	m->u.region.len = r->len;
+	m->u.region.addr = r->mr->addr;
+	m->u.region.key = r->mr->key;
+	m->u.region.block_size = SRDMA_BLK_PAYLOAD;
+	m->u.region.block_stride = r->stride;
+	m->u.region.version = r->put_version;
+	return 0;
+}
+
+SRDMA_API int srdma_region_grant(srdma_region *r)
+{
+	struct srdma__msg m;
+
+	ENSURE(r, SRDMA_EINVAL, "srdma_region_grant: NULL");
+	GUARD(srdma__region_grant_msg(r, &m));
+	GUARD(srdma__conn_send_msg(r->conn, &m));
 	r->granted = true;
 	return 0;
 }
@@ -176,45 +272,104 @@ SRDMA_API uint64_t srdma_region_len(const srdma_region *r)
 	return r ? r->len : 0;
 }
 
+static int check_range(const struct srdma_region *r, const char *what,
+		       uint64_t offset, size_t len)
+{
+	ENSURE(offset % SRDMA_BLOCK_SIZE == 0, SRDMA_EINVAL,
+	       "%s: offset %llu is not a multiple of %d", what,
+	       (unsigned long long)offset, SRDMA_BLOCK_SIZE);
+	ENSURE(offset <= r->len && len <= r->len - offset, SRDMA_ERANGE,
+	       "%s: %zu bytes at offset %llu do not fit region %u (%llu "
+	       "bytes)",
+	       what, len, (unsigned long long)offset, r->id,
+	       (unsigned long long)r->len);
+	return 0;
+}
+
+/*
+ * One block for the owner: it must open and hold exactly the block's
+ * authoritative version (a block never written reads as zeros). A block the
+ * peer sealed with a version newer than any notice of its is a write still
+ * landing: SRDMA_EAGAIN. Anything else was rolled back, erased or forged.
+ */
+static int get_block(struct srdma_region *r, uint64_t b, uint8_t *out)
+{
+	struct srdma_conn *c = r->conn;
+	struct srdma__aead *keys[2];
+	struct srdma__block_info bi;
+	const uint8_t *in = r->mem + b * r->stride;
+	int peer = !my_writer(c), rc;
+
+	if (!sealed(c)) {
+		memcpy(out, in, SRDMA_BLK_PAYLOAD);
+		return 0;
+	}
+	block_keys(c, keys);
+	rc = srdma__block_open(keys, (uint8_t)my_writer(c), r->id, b, in,
+			       r->cur[b] == 0, out, &bi);
+	if (rc == 0 && srdma__bv(bi.writer, bi.version) == r->cur[b])
+		return 0;
+	if (rc < 0 && srdma__block_peek(in, &bi) < 0)
+		return srdma__err(SRDMA_EINTEGRITY,
+				  "block %llu of region %u failed "
+				  "verification (erased or forged)",
+				  (unsigned long long)b, r->id);
+	if (bi.writer == peer && bi.version > r->peer_last)
+		return srdma__err(SRDMA_EAGAIN,
+				  "block %llu of region %u is being written by "
+				  "the peer: wait for SRDMA_EV_PEER_WRITE",
+				  (unsigned long long)b, r->id);
+	if (rc < 0)
+		return srdma__err(SRDMA_EINTEGRITY,
+				  "block %llu of region %u failed "
+				  "verification",
+				  (unsigned long long)b, r->id);
+	return srdma__err(SRDMA_EINTEGRITY,
+			  "block %llu of region %u holds version %llu by the "
+			  "%s, not the current one (rolled back)",
+			  (unsigned long long)b, r->id,
+			  (unsigned long long)bi.version,
+			  bi.writer == WRITER_SERVER ? "server" : "client");
+}
+
 SRDMA_API int srdma_region_get(srdma_region *r, uint64_t offset, void *buf,
 			       size_t len)
 {
 	struct srdma_conn *c;
-	struct srdma__aead *keys[2];
-	struct srdma__block_info bi;
 	uint8_t tmp[SRDMA_BLK_PAYLOAD];
 	uint8_t *out = buf;
+	int rc = 0;
 
 	ENSURE(r && buf, SRDMA_EINVAL, "srdma_region_get: NULL argument");
 	c = r->conn;
 	ENSURE(c->state == ST_ESTABLISHED || c->state == ST_CLOSING,
 	       SRDMA_ECLOSED, "the connection is %s",
 	       srdma__state_name(c->state));
-	ENSURE(offset % SRDMA_BLOCK_SIZE == 0, SRDMA_EINVAL,
-	       "offset is not a multiple of %d", SRDMA_BLOCK_SIZE);
-	ENSURE(offset <= r->len && len <= r->len - offset, SRDMA_ERANGE,
-	       "outside the region");
-	block_keys(c, keys);
+	GUARD(check_range(r, "srdma_region_get", offset, len));
 	for (size_t done = 0; done < len; done += SRDMA_BLK_PAYLOAD) {
-		uint64_t b = (offset + done) / SRDMA_BLK_PAYLOAD;
 		size_t l = len - done < SRDMA_BLK_PAYLOAD ? len - done
 							  : SRDMA_BLK_PAYLOAD;
-		int rc = srdma__block_open(
-			keys, r->id, b, r->mem + b * r->stride, true, tmp, &bi);
-		if (rc == 0 && bi.writer != my_writer(c) &&
-		    bi.version < r->newest[b])
-			rc = SRDMA_EINTEGRITY;
+		rc = get_block(r, (offset + done) / SRDMA_BLK_PAYLOAD, tmp);
 		if (rc < 0) {
-			memset(buf, 0, len);
-			OPENSSL_cleanse(tmp, sizeof(tmp));
-			return srdma__err(SRDMA_EINTEGRITY,
-					  "block %llu of region %u failed "
-					  "verification",
-					  (unsigned long long)b, r->id);
+			OPENSSL_cleanse(buf, len);
+			break;
 		}
 		memcpy(out + done, tmp, l);
 	}
 	OPENSSL_cleanse(tmp, sizeof(tmp));
+	return rc;
+}
+
+/* Room for the UPDATE a put into a region the peer reads needs. */
+static int update_room(struct srdma_conn *c)
+{
+	if (c->nupd < srdma__rec_entries(c))
+		return 0;
+	GUARD(srdma__flush(c));
+	ENSURE(c->nupd < srdma__rec_entries(c), SRDMA_EAGAIN,
+	       "the peer has not taken the last %u updates yet: poll and "
+	       "put again",
+	       c->nupd);
 	return 0;
 }
 
@@ -223,27 +378,47 @@ SRDMA_API int srdma_region_put(srdma_region *r, uint64_t offset,
 {
 	struct srdma_conn *c;
 	const uint8_t *in = buf;
+	uint64_t first, v, done_blocks = 0;
+	int rc = 0;
 
-	ENSURE(r && buf, SRDMA_EINVAL, "srdma_region_put: NULL argument");
+	ENSURE(r && (buf || !len), SRDMA_EINVAL,
+	       "srdma_region_put: NULL argument");
 	c = r->conn;
 	ENSURE(c->state == ST_ESTABLISHED, SRDMA_ECLOSED,
 	       "the connection is %s", srdma__state_name(c->state));
-	ENSURE(offset % SRDMA_BLOCK_SIZE == 0, SRDMA_EINVAL,
-	       "offset is not a multiple of %d", SRDMA_BLOCK_SIZE);
-	ENSURE(offset <= r->len && len <= r->len - offset, SRDMA_ERANGE,
-	       "outside the region");
+	GUARD(check_range(r, "srdma_region_put", offset, len));
 	ENSURE(r->put_version < SRDMA_BLOCK_VERSION_MAX, SRDMA_EEXHAUSTED,
 	       "region write counter exhausted");
-	r->put_version++;
-	for (size_t done = 0; done < len; done += SRDMA_BLK_PAYLOAD) {
-		uint64_t b = (offset + done) / SRDMA_BLK_PAYLOAD;
+	if (!len)
+		return 0;
+	if (srdma__region_announced(r))
+		GUARD(update_room(c));
+	v = ++r->put_version;
+	first = offset / SRDMA_BLK_PAYLOAD;
+	for (size_t done = 0; rc == 0 && done < len;
+	     done += SRDMA_BLK_PAYLOAD) {
+		uint64_t b = first + done / SRDMA_BLK_PAYLOAD;
 		size_t l = len - done < SRDMA_BLK_PAYLOAD ? len - done
 							  : SRDMA_BLK_PAYLOAD;
-		GUARD(srdma__block_seal(&c->blk_tx, r->id, b, r->put_version,
-					(uint8_t)my_writer(c), in + done, l,
-					r->mem + b * r->stride));
+		rc = srdma__block_seal(&c->blk_tx, (uint8_t)my_writer(c), r->id,
+				       b, v, (uint8_t)my_writer(c), in + done,
+				       l, r->mem + b * r->stride);
+		if (rc == 0 && sealed(c)) {
+			r->cur[b] = srdma__bv(my_writer(c), v);
+			done_blocks++;
+		}
 	}
-	return 0;
+	if (srdma__region_announced(r) && done_blocks) {
+		/* What was sealed is announced even if sealing stopped
+		 * half-way: the reader must know those blocks changed. */
+		c->upd[c->nupd++] = (struct srdma__update){.region = r->id,
+							   .first = first,
+							   .count = done_blocks,
+							   .version = v};
+		if (rc == 0)
+			rc = srdma__flush(c);
+	}
+	return rc;
 }
 
 SRDMA_API void srdma_region_destroy(srdma_region *r)
@@ -269,6 +444,6 @@ SRDMA_API void srdma_region_destroy(srdma_region *r)
 	if (c->quota_used >= r->mem_len)
 		c->quota_used -= r->mem_len;
 	srdma__unmap_buf(r->mem, r->mem_len);
-	free(r->newest);
+	free(r->cur);
 	free(r);
 }

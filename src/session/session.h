@@ -17,18 +17,19 @@
 #include "transport/transport.h"
 #include "wire/wire.h"
 
-/* Record types carried in the message channel (docs/PROTOCOL.md). */
-enum rec_type {
-	REC_DATA = 1,
-	REC_WRITE_NOTICE = 2,
-	REC_CREDIT = 3,
-	REC_WRITE_ACK = 4,
-};
-enum { WRITE_NOTICE_LEN = 4 + 8 + 8 + 8 }; /* region, offset, len, version */
-enum { WRITE_ACK_LEN = 4 + 8 };		   /* region, version */
+/* The largest region (payload bytes), either side. */
+#define SRDMA_REGION_MAX (UINT64_C(1) << 40)
 
-/* Who wrote a block: the byte in the sealed block header. */
+/* Who wrote a block, or owns a region: the bytes in a sealed block's
+ * header and the top bit of its nonce (docs/PROTOCOL.md §7). */
 enum { WRITER_CLIENT = 0, WRITER_SERVER = 1 };
+
+/* A block's (writer, version) in one word: 0 = never written. */
+static inline uint64_t srdma__bv(unsigned writer, uint64_t version)
+{
+	return (uint64_t)(writer + 1) << 48 | version;
+}
+#define SRDMA_BV_VERSION ((UINT64_C(1) << 48) - 1)
 
 enum conn_state {
 	ST_TCP_CONNECTING, /* client: non-blocking connect() in progress */
@@ -55,6 +56,7 @@ enum op_kind { OP_WRITE = 1, OP_READ = 2 };
 
 struct srdma_conn;
 
+/* An RDMA write or read, from the connection's preallocated pool. */
 struct op {
 	enum op_kind kind;
 	void *user;
@@ -66,7 +68,15 @@ struct op {
 	uint64_t next_block;  /* next block to seal (write) or fetch (read) */
 	uint64_t done_blocks; /* blocks whose chunk completed */
 	uint64_t version;     /* write: version sealed into every block */
-	bool notice_sent;
+	uint32_t busy;	      /* chunks in flight */
+	uint32_t retries;     /* read: times it was read again after a race */
+	uint64_t stamp;	      /* read: the region's stamp when it started */
+	int status;	      /* < 0: ends with this once its chunks are back */
+	bool noticed;	      /* write: announced, waiting for the ACK */
+	bool dirty;	      /* read: the range changed under it: read again */
+	bool waiting;	      /* read: it met an owner version not announced
+				 yet; read again after the UPDATE (or a
+				 moment) */
 	struct op *next;
 };
 
@@ -75,6 +85,7 @@ struct chunk {
 	bool busy;
 	struct op *op;
 	uint64_t first_block, nblocks;
+	uint64_t stamp; /* read: the region's stamp when it was posted */
 };
 
 /* A region the peer granted us. */
@@ -83,8 +94,15 @@ struct remote_region {
 	uint8_t access;
 	uint64_t len, addr, key;
 	uint32_t stride;
+	uint64_t nblocks;
 	uint64_t write_version; /* our per-region write counter */
-	uint64_t *known;	/* per block: newest version we wrote */
+	/* What a read must find (docs/PROTOCOL.md §6, "Freshness"):
+	 * exp[b] is the exact (writer, version) of block b once we know it
+	 * (our acknowledged write, the owner's UPDATE), else 0: then any
+	 * owner version up to base is current. owner_max is the newest owner
+	 * version we know of; stamp counts changes to exp. */
+	uint64_t *exp;
+	uint64_t base, owner_max, stamp;
 	struct remote_region *next;
 };
 
@@ -99,9 +117,21 @@ struct srdma_region {
 	size_t mem_len;
 	struct srdma__tp_mr *mr;
 	uint64_t put_version; /* our per-region write counter (owner puts) */
-	uint64_t *newest;     /* per block: newest version seen from a notice */
+	uint64_t peer_last;   /* the newest notice version the peer sent */
+	uint64_t *cur;	      /* per block: the authoritative srdma__bv() */
 	bool granted;
 	struct srdma_region *next;
+};
+
+/* The owner's queue of announced peer writes, verified a slice at a time
+ * between loop iterations so fabric progress never waits for a whole
+ * write. */
+struct pending_verify {
+	uint32_t region;
+	uint64_t off, len, version;
+	uint64_t next, end; /* blocks */
+	bool skip;	    /* the region was revoked meanwhile */
+	bool credit;	    /* last entry of its record: frees a credit */
 };
 
 /* Queued events; data/detail owned by the node. */
@@ -182,24 +212,30 @@ struct srdma_conn {
 	struct chunk chunks[SRDMA_NCHUNKS];
 	uint32_t chunk_blocks;
 
-	struct op *ops_head, *ops_tail; /* FIFO; head is active */
+	/* RDMA operations: a pool of max_ops (made on first use), and the
+	 * ones in flight in the order they were started */
+	struct op *op_pool, *op_free;
+	uint32_t max_ops, nops;
+	struct op *ops_head, *ops_tail;
+	uint64_t retry_at_ms; /* a read waits to be read again */
 	struct remote_region *remote;
+	uint32_t max_remote_id; /* grants come with increasing ids */
 	struct srdma_region *regions;
 	uint32_t next_region_id;
-	/* owner: verified writes not yet acknowledged to the writer */
-	struct pending_ack {
-		uint32_t region;
-		uint64_t version;
-	} * acks;
-	uint32_t nacks;
-	/* owner: peer writes announced, verified a slice at a time between
-	 * loop iterations so fabric progress never waits for a whole write */
-	struct pending_verify {
-		uint32_t region;
-		uint64_t off, len, version;
-		uint64_t next, end; /* blocks */
-	} * verifies;
-	uint32_t nverify;
+	/* owner: announced writes not verified yet, and what is verified but
+	 * not acknowledged; credits of notices held until verified */
+	struct pending_verify *verifies;
+	uint32_t nverify, verify_cap;
+	struct srdma__ack ack_due;
+	uint32_t withheld;
+	uint32_t rx_held; /* DATA slots the application has not released */
+	/* owner: UPDATE entries for puts not sent yet */
+	struct srdma__update upd[SRDMA_REC_MAX_ENTRIES];
+	uint32_t nupd;
+	/* reader: UPDATEs for regions whose grant (on TLS) is still on the
+	 * way */
+	struct srdma__update *early_upd;
+	uint32_t nearly_upd;
 	/* client: grants that overtook our own "established" event */
 	struct srdma__msg_region early_grants[4];
 	uint32_t nearly;

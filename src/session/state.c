@@ -211,8 +211,8 @@ static int handle_msg(struct srdma_conn *c, const struct srdma__msg *m,
 	case SRDMA_MSG_REGION:
 		if (c->state == ST_CLOSING)
 			return 0; /* crossed our goodbye: moot */
-		if (c->state == ST_FABRIC && !c->server) {
-			/* The server is up before our fabric event arrived:
+		if (c->state == ST_FABRIC) {
+			/* The peer is up before our fabric event arrived:
 			 * hold the grant until we are established too. */
 			ENSURE(c->nearly < 4, SRDMA_EPROTO,
 			       "too many region grants before the connection "
@@ -220,7 +220,7 @@ static int handle_msg(struct srdma_conn *c, const struct srdma__msg *m,
 			c->early_grants[c->nearly++] = m->u.region;
 			return 0;
 		}
-		ENSURE(c->state == ST_ESTABLISHED && !c->server, SRDMA_EPROTO,
+		ENSURE(c->state == ST_ESTABLISHED, SRDMA_EPROTO,
 		       "unexpected REGION grant in state %s",
 		       srdma__state_name(c->state));
 		return srdma__on_region_msg(c, &m->u.region);

@@ -16,7 +16,7 @@
 enum {
 	HELLO_LEN = 20,
 	PARAMS_FIXED_LEN = 72,
-	REGION_LEN = 40,
+	REGION_LEN = 48,
 	GOODBYE_LEN = 4,
 	ERROR_FIXED_LEN = 6,
 	REVOKE_LEN = 4,
@@ -245,6 +245,12 @@ static int check_params(const struct srdma__msg_params *p, int err)
 
 static int check_region(const struct srdma__msg_region *r, int err)
 {
+	ENSURE(r->region_id >= 1 && r->region_id <= SRDMA_WIRE_MAX_REGION, err,
+	       "REGION id %u is outside 1..%u", r->region_id,
+	       SRDMA_WIRE_MAX_REGION);
+	ENSURE(r->version < (UINT64_C(1) << SRDMA_WIRE_MAX_VERSION_BITS), err,
+	       "REGION version %llu does not fit 48 bits",
+	       (unsigned long long)r->version);
 	ENSURE(r->access != 0 && !(r->access & ~ACCESS_KNOWN), err,
 	       "REGION access 0x%x is not a non-empty set of read (1) and "
 	       "write (2)",
@@ -344,7 +350,7 @@ static int encode_body(const struct srdma__msg *m, struct srdma__cursor *c)
 		GUARD(srdma__put_u64(c, r->key));
 		GUARD(srdma__put_u32(c, r->block_size));
 		GUARD(srdma__put_u32(c, r->block_stride));
-		return 0;
+		return srdma__put_u64(c, r->version);
 	}
 	case SRDMA_MSG_GOODBYE:
 		return srdma__put_u32(c, m->u.goodbye.reason);
@@ -516,6 +522,7 @@ static int decode_body(struct srdma__cursor *c, uint8_t type,
 		GUARD(srdma__get_u64(c, &r->key));
 		GUARD(srdma__get_u32(c, &r->block_size));
 		GUARD(srdma__get_u32(c, &r->block_stride));
+		GUARD(srdma__get_u64(c, &r->version));
 		return check_region(r, SRDMA_EPROTO);
 	}
 	case SRDMA_MSG_GOODBYE:

@@ -16,7 +16,7 @@
 #include "base/err.h"
 
 enum {
-	SRDMA_WIRE_VERSION = 1,
+	SRDMA_WIRE_VERSION = 2,
 	SRDMA_WIRE_HDR_LEN =
 		8, /* u16 version, u8 type, u8 flags(0), u32 body len */
 	SRDMA_WIRE_MAX_BODY = 1024, /* no control message is larger */
@@ -28,6 +28,11 @@ enum {
 	/* rdma_cm allows 56 bytes of private data on an RC connect. */
 	SRDMA_WIRE_CONNECT_PDATA_LEN = 56,
 	SRDMA_WIRE_CONNECT_MAGIC = 0x5352444d, /* "SRDM" */
+	/* Region ids are 15 bits: the owner bit takes the 16th in block
+	 * nonces (protect.h). */
+	SRDMA_WIRE_MAX_REGION = 0x7fff,
+	/* Block versions are 48 bits (block nonces). */
+	SRDMA_WIRE_MAX_VERSION_BITS = 48,
 };
 
 enum srdma__msg_type {
@@ -77,13 +82,15 @@ struct srdma__msg_params {
 
 /* A grant of remote access to a region. */
 struct srdma__msg_region {
-	uint32_t region_id;
+	uint32_t region_id;    /* 1 .. SRDMA_WIRE_MAX_REGION, new per grant */
 	uint8_t access;	       /* SRDMA_ACCESS_* */
 	uint64_t len;	       /* payload bytes (whole blocks) */
 	uint64_t addr;	       /* remote address to use for RMA */
 	uint64_t key;	       /* remote key (verbs: 32-bit rkey) */
 	uint32_t block_size;   /* payload bytes per block */
 	uint32_t block_stride; /* bytes per sealed block in remote memory */
+	uint64_t version;      /* the owner's last version before the grant:
+				  unannounced blocks hold versions <= it */
 };
 
 struct srdma__msg_revoke {
@@ -111,6 +118,65 @@ struct srdma__msg {
 		struct srdma__msg_error error;
 	} u;
 };
+
+/*
+ * Data-channel record bodies (docs/PROTOCOL.md §6). The record header and
+ * its AEAD are protect/'s; these are the payloads of the session's own
+ * record types, decoded exactly like control messages.
+ */
+enum srdma__rec_type {
+	SRDMA_REC_DATA = 1,   /* application message */
+	SRDMA_REC_NOTICE = 2, /* writer -> owner: these writes landed */
+	SRDMA_REC_CREDIT = 3, /* empty: credits ride in the record header */
+	SRDMA_REC_ACK = 4,    /* owner -> writer: notices verified */
+	SRDMA_REC_UPDATE = 5, /* owner -> reader: the owner sealed blocks */
+};
+
+enum {
+	SRDMA_NOTICE_LEN = 28, /* one entry */
+	SRDMA_UPDATE_LEN = 28, /* one entry */
+	SRDMA_ACK_LEN = 16,
+	SRDMA_REC_MAX_ENTRIES = 32, /* notices or updates in one record */
+};
+
+/* The writer sealed every block covering len bytes at offset (a multiple
+ * of the 4096-byte block) of the owner's region with this version. */
+struct srdma__notice {
+	uint32_t region;
+	uint64_t offset, len, version;
+};
+
+/* The owner verified the writer's oldest `count` unacknowledged notice
+ * entries; the last of them named (region, version). */
+struct srdma__ack {
+	uint32_t count;
+	uint32_t region;
+	uint64_t version;
+};
+
+/* The owner sealed blocks [first, first + count) of its region with
+ * version (srdma_region_put on a region the reader may read). */
+struct srdma__update {
+	uint32_t region;
+	uint64_t first, count, version;
+};
+
+/* Encode n (1..SRDMA_REC_MAX_ENTRIES) entries; returns bytes written. */
+int srdma__notices_encode(const struct srdma__notice *n, size_t count,
+			  uint8_t *out, size_t cap) SRDMA__WUR;
+/* Decodes a NOTICE body of exactly len bytes into out[max]; *count set. */
+int srdma__notices_decode(const uint8_t *in, size_t len,
+			  struct srdma__notice *out, size_t max,
+			  size_t *count) SRDMA__WUR;
+int srdma__updates_encode(const struct srdma__update *u, size_t count,
+			  uint8_t *out, size_t cap) SRDMA__WUR;
+int srdma__updates_decode(const uint8_t *in, size_t len,
+			  struct srdma__update *out, size_t max,
+			  size_t *count) SRDMA__WUR;
+int srdma__ack_encode(const struct srdma__ack *a,
+		      uint8_t out[static SRDMA_ACK_LEN]) SRDMA__WUR;
+int srdma__ack_decode(const uint8_t *in, size_t len,
+		      struct srdma__ack *a) SRDMA__WUR;
 
 /* Fabric connect private data: exactly SRDMA_WIRE_CONNECT_PDATA_LEN bytes. */
 struct srdma__connect_pdata {

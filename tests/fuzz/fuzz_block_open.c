@@ -4,9 +4,9 @@
  * block (zero-padded or cut to the mode's stride). It is opened as block
  * IDX of region REG with fixed writer keys in every mode and cipher.
  * Options: bit 0 allow_empty; bits 1-2 which writer keys are given (both,
- * only 0, only 1). Invariants: no crash or sanitizer report; on success the
- * info is sane and the output past len is zero; on failure the output is
- * all zero and the code is SRDMA_EINTEGRITY.
+ * only 0, only 1); bit 3 the owner. Invariants: no crash or sanitizer
+ * report; on success the info is sane and the output past len is zero; on
+ * failure the output is all zero and the code is SRDMA_EINTEGRITY.
  *
  * Built with -DSRDMA_FUZZ_GEN (and without -fsanitize=fuzzer) this file
  * instead writes the seed corpus: valid blocks sealed with the same keys.
@@ -94,12 +94,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		else if (((opt >> 1) & 3) == 2)
 			k[0] = NULL;
 		memset(out, 0x5a, sizeof(out));
-		rc = srdma__block_open(k, REG, IDX, blk, opt & 1, out, &info);
+		rc = srdma__block_open(k, (opt >> 3) & 1, REG, IDX, blk,
+				       opt & 1, out, &info);
 		if (rc == 0) {
 			if (info.len > SRDMA_BLK_PAYLOAD || info.writer > 1 ||
 			    info.version > SRDMA_BLOCK_VERSION_MAX)
 				abort();
-			if (info.version == 0 && info.len != 0)
+			/* Plain memory in mode none: all of it, no version. */
+			if (configs[i].mode == SRDMA_PROTECT_NONE &&
+			    (info.version || info.len != SRDMA_BLK_PAYLOAD))
+				abort();
+			if (configs[i].mode != SRDMA_PROTECT_NONE &&
+			    info.version == 0 && (info.len != 0 || !(opt & 1)))
 				abort();
 			if (info.version != 0 && !k[info.writer])
 				abort();
@@ -144,7 +150,7 @@ int main(int argc, char **argv)
 	};
 	static struct srdma__aead keys[NCONF][2];
 	static uint8_t
-		blk[SRDMA_BLK_HDR_LEN + SRDMA_BLK_PAYLOAD + SRDMA_TAG_LEN];
+		blk[SRDMA_BLK_HDR_LEN + SRDMA_TAG_LEN + SRDMA_BLK_PAYLOAD];
 	static const char msg[] = "sealed block payload";
 	int bad = 0;
 
@@ -157,9 +163,11 @@ int main(int argc, char **argv)
 	for (int i = 0; i < NCONF; i++) {
 		uint8_t w = (uint8_t)(i & 1);
 
-		bad |= srdma__block_seal(&keys[i][w], REG, IDX, 5 + i, w, msg,
-					 sizeof(msg) - 1, blk) < 0;
-		bad |= write_seed(argv[1], names[i], 0, blk,
+		/* owner (option bit 3) = w */
+		memset(blk, 0, sizeof(blk));
+		bad |= srdma__block_seal(&keys[i][w], w, REG, IDX, 5 + i, w,
+					 msg, sizeof(msg) - 1, blk) < 0;
+		bad |= write_seed(argv[1], names[i], (uint8_t)(w << 3), blk,
 				  srdma__block_stride(configs[i].mode));
 	}
 	/* A never-written block, read with allow_empty. */

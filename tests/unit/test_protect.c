@@ -615,172 +615,217 @@ static void test_aead_init(void)
 
 /* ---- blocks ---- */
 
-enum { STRIDE_MAX = 16 + 4096 + 16, REG = 7, IDX = 1234 };
+enum { STRIDE_MAX = 16 + 16 + 4096, REG = 7, IDX = 1234, OWN = 1 };
 
 static void test_blocks(enum srdma_protect mode, enum srdma__cipher c)
 {
 	struct srdma__aead w0s, w0o, w1s, w1o;
-	static uint8_t blk[STRIDE_MAX], bad[STRIDE_MAX], in[4096], out[4096];
+	static uint8_t blk[STRIDE_MAX], bad[STRIDE_MAX], blk2[STRIDE_MAX];
+	static uint8_t in[4096], out[4096];
 	struct srdma__aead *both[2] = {&w0o, &w1o};
 	struct srdma__aead *only1[2] = {NULL, &w1o};
 	struct srdma__aead *own[2] = {&w0s, NULL};
 	struct srdma__block_info info;
 	const size_t lens[] = {0, 1, 100, 4096};
 	size_t stride = srdma__block_stride(mode);
+	size_t poff = srdma__block_payload_off(mode);
 	const size_t blen = 100;
 
-	CHECK(stride == (mode == SRDMA_PROTECT_NONE ? 4112u : 4128u));
+	CHECK(stride == (mode == SRDMA_PROTECT_NONE ? 4096u : 4128u));
+	CHECK(poff == (mode == SRDMA_PROTECT_NONE ? 0u : 32u));
+	CHECK(srdma__block_used(mode, 64) == poff + 64);
 	pair(mode, c, 21, &w0s, &w0o);
 	pair(mode, c, 22, &w1s, &w1o);
 	fill(in, sizeof(in), 77);
 
+	if (mode == SRDMA_PROTECT_NONE) {
+		/* Plain memory: the payload as it is, nothing verified. */
+		memset(blk, 0xEE, sizeof(blk));
+		CHECK_RC(srdma__block_seal(&w1s, OWN, REG, IDX, 0, 1, in, blen,
+					   blk),
+			 0);
+		CHECK(memcmp(blk, in, blen) == 0 && blk[blen] == 0xEE);
+		CHECK_RC(srdma__block_open(both, OWN, REG, IDX, blk, false, out,
+					   &info),
+			 0);
+		CHECK(memcmp(out, blk, 4096) == 0 && info.version == 0);
+		goto out;
+	}
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
 		size_t len = lens[i];
 		uint64_t ver = 10 + i;
 
-		CHECK_RC(
-			srdma__block_seal(&w1s, REG, IDX, ver, 1, in, len, blk),
-			0);
+		memset(blk, 0xEE, sizeof(blk));
+		CHECK_RC(srdma__block_seal(&w1s, OWN, REG, IDX, ver, 1, in, len,
+					   blk),
+			 0);
 		CHECK(blk[7] == (uint8_t)ver && blk[11] == (uint8_t)len &&
 		      blk[10] == (uint8_t)(len >> 8) && blk[12] == 1 &&
-		      is_zero(blk + 13, 3));
-		CHECK(is_zero(blk + 16 + len, 4096 - len));
+		      blk[13] == OWN && is_zero(blk + 14, 2));
+		/* Nothing past the bytes the block uses is touched. */
+		CHECK(len == 4096 || blk[32 + len] == 0xEE);
 		if (mode == SRDMA_PROTECT_ENCRYPT && len >= 16)
-			CHECK(memcmp(blk + 16, in, len) != 0);
+			CHECK(memcmp(blk + 32, in, len) != 0);
 		else if (mode != SRDMA_PROTECT_ENCRYPT && len)
-			CHECK(memcmp(blk + 16, in, len) == 0);
-		if (mode != SRDMA_PROTECT_NONE) {
-			/* Raw check of nonce (salt ^ region|index|version)
-			 * and AAD (u32 region, u64 index, header). */
+			CHECK(memcmp(blk + 32, in, len) == 0);
+		{
+			/* Raw check of nonce (salt ^ owner|region|index|
+			 * version) and AAD (u32 owner|region, u64 index,
+			 * header); the tag follows the header. */
 			uint8_t nonce[12], ctr[12], aad[28 + 4096], pt[4096];
 			bool enc = mode == SRDMA_PROTECT_ENCRYPT;
 
 			memset(ctr, 0, sizeof(ctr));
-			ctr[0] = 0;
+			ctr[0] = 0x80; /* owner 1 */
 			ctr[1] = REG;
 			be32(ctr + 2, IDX);
 			ctr[11] = (uint8_t)ver;
 			for (int j = 0; j < 12; j++)
 				nonce[j] = w1s.salt[j] ^ ctr[j];
-			be32(aad, REG);
+			be32(aad, 0x80000000u | REG);
 			be64(aad + 4, IDX);
 			memcpy(aad + 12, blk, 16);
 			if (!enc)
-				memcpy(aad + 28, blk + 16, len);
+				memcpy(aad + 28, blk + 32, len);
 			CHECK(raw_open(c, w1s.key, nonce, aad,
-				       enc ? 28 : 28 + len, blk + 16,
-				       enc ? len : 0, blk + 16 + 4096, pt));
+				       enc ? 28 : 28 + len, blk + 32,
+				       enc ? len : 0, blk + 16, pt));
 			CHECK(!enc || len == 0 || memcmp(pt, in, len) == 0);
 		}
 		memset(out, 0xAA, sizeof(out));
-		CHECK_RC(srdma__block_open(both, REG, IDX, blk, false, out,
+		CHECK_RC(srdma__block_open(both, OWN, REG, IDX, blk, false, out,
 					   &info),
 			 0);
 		CHECK(info.version == ver && info.len == len &&
 		      info.writer == 1);
 		CHECK(len == 0 || memcmp(out, in, len) == 0);
 		CHECK(is_zero(out + len, 4096 - len));
+		CHECK_RC(srdma__block_peek(blk, &info), 0);
+		CHECK(info.version == ver && info.writer == 1);
 	}
 
 	/* Writer selection: a writer-0 block needs writer 0's key. */
-	CHECK_RC(srdma__block_seal(&w0s, REG, IDX, 1, 0, in, blen, blk), 0);
+	CHECK_RC(srdma__block_seal(&w0s, OWN, REG, IDX, 1, 0, in, blen, blk),
+		 0);
 	memset(out, 0xAA, sizeof(out));
-	CHECK_RC(srdma__block_open(only1, REG, IDX, blk, false, out, &info),
-		 SRDMA_EINTEGRITY);
+	CHECK_RC(
+		srdma__block_open(only1, OWN, REG, IDX, blk, false, out, &info),
+		SRDMA_EINTEGRITY);
 	CHECK(is_zero(out, sizeof(out)));
 	/* The owner opens its own blocks with its sealing context. */
-	CHECK_RC(srdma__block_open(own, REG, IDX, blk, false, out, &info), 0);
+	CHECK_RC(srdma__block_open(own, OWN, REG, IDX, blk, false, out, &info),
+		 0);
 	CHECK(info.writer == 0 && memcmp(out, in, blen) == 0);
-	if (mode != SRDMA_PROTECT_NONE) {
-		/* Relabelled as writer 1: wrong key and AAD. */
-		memcpy(bad, blk, stride);
-		bad[12] = 1;
-		CHECK_RC(srdma__block_open(both, REG, IDX, bad, false, out,
-					   &info),
-			 SRDMA_EINTEGRITY);
-	}
+	/* Relabelled as writer 1: wrong key and AAD. */
+	memcpy(bad, blk, stride);
+	bad[12] = 1;
+	CHECK_RC(srdma__block_open(both, OWN, REG, IDX, bad, false, out, &info),
+		 SRDMA_EINTEGRITY);
 
-	/* Every byte of header, payload and tag is covered. */
-	if (mode != SRDMA_PROTECT_NONE) {
-		int missed = 0;
+	/* Every byte of header, tag and used payload is covered; bytes past
+	 * the length are not part of the block and never come out. */
+	{
+		int missed = 0, leaked = 0;
 
 		for (size_t pos = 0; pos < stride; pos++) {
 			memcpy(bad, blk, stride);
 			bad[pos] ^= 0x80;
 			memset(out, 0xAA, sizeof(out));
-			if (srdma__block_open(both, REG, IDX, bad, false, out,
-					      &info) != SRDMA_EINTEGRITY ||
-			    !is_zero(out, sizeof(out)) || info.len != 0)
-				missed++;
+			int rc = srdma__block_open(both, OWN, REG, IDX, bad,
+						   false, out, &info);
+			if (pos < 32 + blen) {
+				if (rc != SRDMA_EINTEGRITY ||
+				    !is_zero(out, sizeof(out)) || info.len)
+					missed++;
+			} else if (rc != 0 || memcmp(out, in, blen) ||
+				   !is_zero(out + blen, 4096 - blen)) {
+				leaked++;
+			}
 		}
-		CHECK(missed == 0);
-	} else {
-		/* Only structure is checked: writer, reserved, length. */
-		memcpy(bad, blk, stride);
-		bad[12] = 2;
-		CHECK_RC(srdma__block_open(both, REG, IDX, bad, false, out,
-					   &info),
-			 SRDMA_EINTEGRITY);
-		memcpy(bad, blk, stride);
-		bad[14] = 1;
-		CHECK_RC(srdma__block_open(both, REG, IDX, bad, false, out,
-					   &info),
-			 SRDMA_EINTEGRITY);
-		memcpy(bad, blk, stride);
-		be32(bad + 8, 4097);
-		CHECK_RC(srdma__block_open(both, REG, IDX, bad, false, out,
-					   &info),
-			 SRDMA_EINTEGRITY);
+		CHECK(missed == 0 && leaked == 0);
 	}
 
-	/* Moved blocks: another slot or another region. */
-	if (mode != SRDMA_PROTECT_NONE) {
-		memset(out, 0xAA, sizeof(out));
-		CHECK_RC(srdma__block_open(both, REG, IDX + 1, blk, false, out,
-					   &info),
-			 SRDMA_EINTEGRITY);
-		CHECK(is_zero(out, sizeof(out)));
-		CHECK_RC(srdma__block_open(both, REG + 1, IDX, blk, false, out,
-					   &info),
-			 SRDMA_EINTEGRITY);
-		CHECK_RC(srdma__block_open(both, REG + 65536, IDX, blk, false,
-					   out, &info),
-			 SRDMA_EINTEGRITY);
-	}
-	CHECK_RC(srdma__block_open(both, REG, IDX, blk, false, out, &info), 0);
+	/* Moved blocks: another slot, region or owner. */
+	memset(out, 0xAA, sizeof(out));
+	CHECK_RC(srdma__block_open(both, OWN, REG, IDX + 1, blk, false, out,
+				   &info),
+		 SRDMA_EINTEGRITY);
+	CHECK(is_zero(out, sizeof(out)));
+	CHECK_RC(srdma__block_open(both, OWN, REG + 1, IDX, blk, false, out,
+				   &info),
+		 SRDMA_EINTEGRITY);
+	CHECK_RC(
+		srdma__block_open(both, !OWN, REG, IDX, blk, false, out, &info),
+		SRDMA_EINTEGRITY);
+	memcpy(bad, blk, stride);
+	bad[13] = !OWN; /* the header's owner byte is covered too */
+	CHECK_RC(
+		srdma__block_open(both, !OWN, REG, IDX, bad, false, out, &info),
+		SRDMA_EINTEGRITY);
+	CHECK_RC(srdma__block_open(both, OWN, REG + 0x8000, IDX, blk, false,
+				   out, &info),
+		 SRDMA_EINTEGRITY);
+	CHECK_RC(srdma__block_open(both, OWN, REG, IDX, blk, false, out, &info),
+		 0);
 
-	/* Never-written blocks. */
+	/* The owner is in the nonce: the same (key, region, index,
+	 * version) in the two owners' regions never shares a keystream. */
+	if (mode == SRDMA_PROTECT_ENCRYPT) {
+		uint8_t in2[4096];
+		int same = 0;
+
+		fill(in2, sizeof(in2), 99);
+		CHECK_RC(srdma__block_seal(&w0s, 0, REG, IDX, 5, 0, in, 4096,
+					   blk),
+			 0);
+		CHECK_RC(srdma__block_seal(&w0s, 1, REG, IDX, 5, 0, in2, 4096,
+					   blk2),
+			 0);
+		for (int k = 0; k < 4096; k++)
+			same += (blk[32 + k] ^ blk2[32 + k]) ==
+				(in[k] ^ in2[k]);
+		CHECK(same < 64);
+	}
+
+	/* Never-written blocks (header and tag all zero). */
 	memset(bad, 0, sizeof(bad));
 	memset(out, 0xAA, sizeof(out));
-	CHECK_RC(srdma__block_open(both, REG, IDX, bad, true, out, &info), 0);
+	CHECK_RC(srdma__block_open(both, OWN, REG, IDX, bad, true, out, &info),
+		 0);
 	CHECK(info.len == 0 && info.version == 0 && is_zero(out, sizeof(out)));
-	CHECK_RC(srdma__block_open(both, REG, IDX, bad, false, out, &info),
-		 mode == SRDMA_PROTECT_NONE ? 0 : SRDMA_EINTEGRITY);
+	CHECK_RC(srdma__block_open(both, OWN, REG, IDX, bad, false, out, &info),
+		 SRDMA_EINTEGRITY);
+	CHECK_RC(srdma__block_peek(bad, &info), SRDMA_EINTEGRITY);
 
 	/* Seal's argument checks. */
-	CHECK_RC(srdma__block_seal(&w0s, REG, IDX, 0, 0, in, 1, blk),
+	CHECK_RC(srdma__block_seal(&w0s, OWN, REG, IDX, 0, 0, in, 1, blk),
 		 SRDMA_EINVAL);
-	CHECK_RC(srdma__block_seal(&w0s, REG, IDX, SRDMA_BLOCK_VERSION_MAX + 1,
-				   0, in, 1, blk),
+	CHECK_RC(srdma__block_seal(&w0s, OWN, REG, IDX,
+				   SRDMA_BLOCK_VERSION_MAX + 1, 0, in, 1, blk),
 		 SRDMA_EEXHAUSTED);
-	CHECK_RC(srdma__block_seal(&w0s, 65536, IDX, 1, 0, in, 1, blk),
+	CHECK_RC(srdma__block_seal(&w0s, OWN, 0x8000, IDX, 1, 0, in, 1, blk),
 		 SRDMA_EINVAL);
-	CHECK_RC(srdma__block_seal(&w0s, REG, UINT64_C(1) << 32, 1, 0, in, 1,
-				   blk),
+	CHECK_RC(srdma__block_seal(&w0s, OWN, 0, IDX, 1, 0, in, 1, blk),
 		 SRDMA_EINVAL);
-	CHECK_RC(srdma__block_seal(&w0s, REG, IDX, 1, 2, in, 1, blk),
+	CHECK_RC(srdma__block_seal(&w0s, 2, REG, IDX, 1, 0, in, 1, blk),
 		 SRDMA_EINVAL);
-	CHECK(srdma__block_seal(&w0s, REG, IDX, 1, 0, in, 4097, blk) < 0);
+	CHECK_RC(srdma__block_seal(&w0s, OWN, REG, UINT64_C(1) << 32, 1, 0, in,
+				   1, blk),
+		 SRDMA_EINVAL);
+	CHECK_RC(srdma__block_seal(&w0s, OWN, REG, IDX, 1, 2, in, 1, blk),
+		 SRDMA_EINVAL);
+	CHECK(srdma__block_seal(&w0s, OWN, REG, IDX, 1, 0, in, 4097, blk) < 0);
 	/* The largest version still works; nonces use all 48 bits. */
-	CHECK_RC(srdma__block_seal(&w0s, 65535, UINT32_MAX,
+	CHECK_RC(srdma__block_seal(&w0s, OWN, 0x7fff, UINT32_MAX,
 				   SRDMA_BLOCK_VERSION_MAX, 0, in, blen, blk),
 		 0);
-	CHECK_RC(srdma__block_open(both, 65535, UINT32_MAX, blk, false, out,
-				   &info),
+	CHECK_RC(srdma__block_open(both, OWN, 0x7fff, UINT32_MAX, blk, false,
+				   out, &info),
 		 0);
 	CHECK(info.version == SRDMA_BLOCK_VERSION_MAX &&
 	      memcmp(out, in, blen) == 0);
 
+out:
 	srdma__aead_wipe(&w0s);
 	srdma__aead_wipe(&w0o);
 	srdma__aead_wipe(&w1s);

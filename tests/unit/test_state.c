@@ -363,20 +363,14 @@ static struct srdma_region *grant(struct srdma_conn *sv, struct srdma_conn *cl,
 				  uint64_t len, int access)
 {
 	struct srdma_region *r = NULL;
-	struct srdma__msg m = {.type = SRDMA_MSG_REGION};
+	struct srdma__msg m;
 
 	CHECK_RC(srdma_region_create(sv, len, access | SRDMA_REGION_DEFER_GRANT,
 				     &r),
 		 0);
 	if (!r)
 		return NULL;
-	m.u.region.region_id = r->id;
-	m.u.region.access = (uint8_t)r->access;
-	m.u.region.len = r->len;
-	m.u.region.addr = r->mr->addr;
-	m.u.region.key = r->mr->key;
-	m.u.region.block_size = SRDMA_BLK_PAYLOAD;
-	m.u.region.block_stride = r->stride;
+	CHECK_RC(srdma__region_grant_msg(r, &m), 0);
 	r->granted = true;
 	CHECK(srdma__conn_dispatch_msg(cl, &m));
 	return r;

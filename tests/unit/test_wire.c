@@ -57,13 +57,14 @@ static int samples(struct srdma__msg *m)
 
 	m[n].type = SRDMA_MSG_REGION;
 	m[n].u.region = (struct srdma__msg_region){
-		.region_id = 0xdeadbeef,
+		.region_id = 0x1234,
 		.access = SRDMA_ACCESS_REMOTE_READ | SRDMA_ACCESS_REMOTE_WRITE,
 		.len = UINT64_C(4096) * 1000,
 		.addr = UINT64_C(0x7fff12345678),
 		.key = UINT64_C(0xf0e1d2c3b4a59687),
 		.block_size = 4096,
 		.block_stride = 4096 + 32,
+		.version = UINT64_C(0x0000123456789abc),
 	};
 	n++;
 
@@ -99,7 +100,7 @@ static size_t expected_len(const struct srdma__msg *m)
 	case SRDMA_MSG_PARAMS:
 		return 8 + 72 + m->u.params.addr_len;
 	case SRDMA_MSG_REGION:
-		return 8 + 40;
+		return 8 + 48;
 	case SRDMA_MSG_ERROR:
 		return 8 + 6 + m->u.error.text_len;
 	default:
@@ -142,7 +143,8 @@ static bool msg_eq(const struct srdma__msg *a, const struct srdma__msg *b)
 		return x->region_id == y->region_id && x->access == y->access &&
 		       x->len == y->len && x->addr == y->addr &&
 		       x->key == y->key && x->block_size == y->block_size &&
-		       x->block_stride == y->block_stride;
+		       x->block_stride == y->block_stride &&
+		       x->version == y->version;
 	}
 	case SRDMA_MSG_GOODBYE:
 		return a->u.goodbye.reason == b->u.goodbye.reason;
@@ -235,8 +237,8 @@ static void test_golden(void)
 	struct srdma__msg m[NSAMPLES], d;
 	uint8_t buf[BUF];
 	static const uint8_t hello[] = {
-		0x00, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x14, /* header */
-		0x00, 0x01,					/* version */
+		0x00, 0x02, 0x01, 0x00, 0x00, 0x00, 0x00, 0x14, /* header */
+		0x00, 0x02,					/* version */
 		0x02,						/* ofi */
 		0x01,						/* integrity */
 		0x00, 0x00, 0x05, 0x03,				/* caps */
@@ -245,17 +247,18 @@ static void test_golden(void)
 		0xa0, 0xb0, 0xc0, 0xd0, /* queue_depth */
 	};
 	static const uint8_t region[] = {
-		0x00, 0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x28, /* header */
-		0xde, 0xad, 0xbe, 0xef,				/* region_id */
+		0x00, 0x02, 0x03, 0x00, 0x00, 0x00, 0x00, 0x30, /* header */
+		0x00, 0x00, 0x12, 0x34,				/* region_id */
 		0x03, 0x00, 0x00, 0x00,				/* access */
 		0x00, 0x00, 0x00, 0x00, 0x00, 0x3e, 0x80, 0x00, /* len */
 		0x00, 0x00, 0x7f, 0xff, 0x12, 0x34, 0x56, 0x78, /* addr */
 		0xf0, 0xe1, 0xd2, 0xc3, 0xb4, 0xa5, 0x96, 0x87, /* key */
 		0x00, 0x00, 0x10, 0x00,				/* block_size */
 		0x00, 0x00, 0x10, 0x20, /* block_stride */
+		0x00, 0x00, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, /* version */
 	};
 	static const uint8_t error[] = {
-		0x00, 0x01, 0x05, 0x00, 0x00, 0x00, 0x00, 0x08, /* header */
+		0x00, 0x02, 0x05, 0x00, 0x00, 0x00, 0x00, 0x08, /* header */
 		0xff, 0xff, 0xff, 0xf9,				/* -7 */
 		0x00, 0x02, 'h',  'i',
 	};
@@ -390,12 +393,12 @@ static void test_bad_header(void)
 	samples(m);
 	len = enc(&m[5], buf); /* GOODBYE */
 
-	buf[1] = 2; /* version 2 */
+	buf[1] = 3; /* version 3 */
 	CHECK_RC(srdma__msg_frame_len(buf, (size_t)len), SRDMA_EVERSION);
 	CHECK_RC(srdma__msg_decode(buf, (size_t)len, &d), SRDMA_EVERSION);
 	buf[1] = 0;
 	CHECK_RC(srdma__msg_decode(buf, (size_t)len, &d), SRDMA_EVERSION);
-	buf[0] = 1, buf[1] = 1; /* 257 */
+	buf[0] = 1, buf[1] = 2; /* 258 */
 	CHECK_RC(srdma__msg_decode(buf, (size_t)len, &d), SRDMA_EVERSION);
 	buf[0] = 0;
 
@@ -464,7 +467,8 @@ static void test_bad_fields(void)
 
 	samples(m);
 	/* HELLO: body offsets + 8 for the header. */
-	bad_byte(&m[0], 9, 2, SRDMA_EVERSION, "HELLO", "version");
+	bad_byte(&m[0], 9, 1, SRDMA_EVERSION, "HELLO", "version");
+	bad_byte(&m[0], 9, 3, SRDMA_EVERSION, "HELLO", "version");
 	bad_byte(&m[0], 8, 1, SRDMA_EVERSION, "HELLO", "version");
 	bad_byte(&m[0], 9, 0, SRDMA_EVERSION, "HELLO", "version");
 	bad_byte(&m[0], 10, 0, SRDMA_EPROTO, "HELLO", "transport"); /* AUTO */
@@ -500,6 +504,14 @@ static void test_bad_fields(void)
 	bad_byte(&m[4], 8 + 32 + 3, 1, SRDMA_EPROTO, "REGION", "len");
 	bad_byte(&m[4], 8 + 36 + 2, 0x0f, SRDMA_EPROTO, "REGION",
 		 "block_stride");
+	/* Region ids are 1..0x7fff; versions fit 48 bits. */
+	bad_byte(&m[4], 8 + 2, 0x80, SRDMA_EPROTO, "REGION", "id");
+	bad_byte(&m[4], 8 + 0, 0x01, SRDMA_EPROTO, "REGION", "id");
+	len = enc(&m[4], buf);
+	memset(buf + 8, 0, 4);
+	CHECK_RC(srdma__msg_decode(buf, (size_t)len, &d), SRDMA_EPROTO);
+	CHECK(detail_has("REGION", "id 0"));
+	bad_byte(&m[4], 8 + 41, 0x01, SRDMA_EPROTO, "REGION", "version");
 
 	/* ERROR: code range, NUL in the text, text_len exactness. */
 	bad_byte(&m[6], 8, 0, SRDMA_EPROTO, "ERROR", "code");	  /* positive */
@@ -646,7 +658,7 @@ static void test_pdata(void)
 	uint8_t buf[SRDMA_WIRE_CONNECT_PDATA_LEN], big[256];
 	static const uint8_t head[24] = {
 		0x53, 0x52, 0x44, 0x4d, /* "SRDM" */
-		0x01, 0x01, 0x00, 0x38, /* v1, connect, 56 */
+		0x02, 0x01, 0x00, 0x38, /* v2, connect, 56 */
 		0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, /* session */
 		0x00, 0xc0, 0xff, 0xee,				/* initiator */
 		0x00, 0x00, 0x00, 0x00,				/* reserved */
@@ -686,8 +698,9 @@ static void test_pdata(void)
 
 	bad_pdata(0, 0x01, SRDMA_EPROTO, "magic");
 	bad_pdata(3, 0x80, SRDMA_EPROTO, "magic");
-	bad_pdata(4, 0x03, SRDMA_EVERSION, "version"); /* 2 */
-	bad_pdata(4, 0x01, SRDMA_EVERSION, "version"); /* 0 */
+	bad_pdata(4, 0x03, SRDMA_EVERSION, "version"); /* 1 */
+	bad_pdata(4, 0x01, SRDMA_EVERSION, "version"); /* 3 */
+	bad_pdata(4, 0x02, SRDMA_EVERSION, "version"); /* 0 */
 	bad_pdata(5, 0x02, SRDMA_EPROTO, "type");
 	bad_pdata(5, 0x01, SRDMA_EPROTO, "type"); /* 0 */
 	bad_pdata(7, 0x01, SRDMA_EPROTO, "length");
@@ -702,9 +715,102 @@ static void test_pdata(void)
 
 	pd.version = 0;
 	CHECK_RC(srdma__pdata_encode(&pd, buf), SRDMA_EINVAL);
-	pd.version = 2;
+	pd.version = 1;
+	CHECK_RC(srdma__pdata_encode(&pd, buf), SRDMA_EINVAL);
+	pd.version = 3;
 	CHECK_RC(srdma__pdata_encode(&pd, buf), SRDMA_EINVAL);
 	CHECK_RC(srdma__pdata_encode(NULL, buf), SRDMA_EINVAL);
+}
+
+/* ---- data-channel record bodies ---- */
+
+static void test_records(void)
+{
+	struct srdma__notice n[SRDMA_REC_MAX_ENTRIES + 1],
+		nd[SRDMA_REC_MAX_ENTRIES];
+	struct srdma__update u[2], ud[2];
+	struct srdma__ack a = {.count = 3, .region = 0x7fff, .version = 9}, ad;
+	uint8_t buf[(SRDMA_REC_MAX_ENTRIES + 1) * SRDMA_NOTICE_LEN];
+	static const uint8_t golden[] = {
+		0x00, 0x00, 0x00, 0x05,				/* region */
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20, 0x00, /* offset */
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x64, /* len */
+		0x00, 0x00, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, /* version */
+	};
+	size_t k;
+	int len, bad = 0;
+
+	for (int i = 0; i <= SRDMA_REC_MAX_ENTRIES; i++)
+		n[i] = (struct srdma__notice){
+			.region = 5,
+			.offset = 8192,
+			.len = 4196,
+			.version = UINT64_C(0xabcdef012345) + (uint64_t)i};
+	CHECK_RC(srdma__notices_encode(n, 1, buf, sizeof(buf)), 28);
+	CHECK(!memcmp(buf, golden, sizeof(golden)));
+	len = srdma__notices_encode(n, SRDMA_REC_MAX_ENTRIES, buf, sizeof(buf));
+	CHECK(len == SRDMA_REC_MAX_ENTRIES * 28);
+	CHECK_RC(srdma__notices_decode(buf, (size_t)len, nd,
+				       SRDMA_REC_MAX_ENTRIES, &k),
+		 0);
+	CHECK(k == SRDMA_REC_MAX_ENTRIES && nd[31].version == n[31].version &&
+	      nd[0].len == 4196);
+	/* Every length that is not a whole number of entries, or holds
+	 * more than the caller has room for, is refused. */
+	for (size_t l = 0; l <= (size_t)len; l++) {
+		int want = l && l % 28 == 0 ? 0 : SRDMA_EPROTO;
+		if (srdma__notices_decode(buf, l, nd, SRDMA_REC_MAX_ENTRIES,
+					  &k) != want)
+			bad++;
+	}
+	CHECK(bad == 0);
+	CHECK_RC(srdma__notices_decode(buf, 3 * 28, nd, 2, &k), SRDMA_EPROTO);
+	CHECK_RC(srdma__notices_encode(n, SRDMA_REC_MAX_ENTRIES + 1, buf,
+				       sizeof(buf)),
+		 SRDMA_EINVAL);
+	CHECK_RC(srdma__notices_encode(n, 0, buf, sizeof(buf)), SRDMA_EINVAL);
+	/* Field rules: region 1..0x7fff, version 1..2^48-1, a non-empty
+	 * write at a block boundary. */
+	CHECK_RC(srdma__notices_encode(n, 1, buf, sizeof(buf)), 28);
+	buf[3] = 0;
+	CHECK_RC(srdma__notices_decode(buf, 28, nd, 1, &k), SRDMA_EPROTO);
+	buf[3] = 5, buf[2] = 0x80;
+	CHECK_RC(srdma__notices_decode(buf, 28, nd, 1, &k), SRDMA_EPROTO);
+	buf[2] = 0, buf[21] = 1; /* version bit 48 */
+	CHECK_RC(srdma__notices_decode(buf, 28, nd, 1, &k), SRDMA_EPROTO);
+	buf[21] = 0, buf[11] = 1; /* offset 8193 */
+	CHECK_RC(srdma__notices_decode(buf, 28, nd, 1, &k), SRDMA_EPROTO);
+	buf[11] = 0, memset(buf + 12, 0, 8); /* len 0 */
+	CHECK_RC(srdma__notices_decode(buf, 28, nd, 1, &k), SRDMA_EPROTO);
+	memset(buf + 20, 0, 8); /* version 0 */
+	buf[19] = 1;
+	CHECK_RC(srdma__notices_decode(buf, 28, nd, 1, &k), SRDMA_EPROTO);
+
+	u[0] = (struct srdma__update){
+		.region = 1, .first = 0, .count = 1, .version = 1};
+	u[1] = (struct srdma__update){.region = 0x7fff,
+				      .first = UINT32_MAX,
+				      .count = 1,
+				      .version = UINT64_C(0xffffffffffff)};
+	len = srdma__updates_encode(u, 2, buf, sizeof(buf));
+	CHECK(len == 56);
+	CHECK_RC(srdma__updates_decode(buf, 56, ud, 2, &k), 0);
+	CHECK(k == 2 && ud[1].first == UINT32_MAX &&
+	      ud[1].version == u[1].version);
+	u[1].count = 2; /* past the 32-bit block indexes */
+	CHECK_RC(srdma__updates_encode(u, 2, buf, sizeof(buf)), SRDMA_EINVAL);
+	u[1].count = 0;
+	CHECK_RC(srdma__updates_encode(u, 2, buf, sizeof(buf)), SRDMA_EINVAL);
+
+	CHECK_RC(srdma__ack_encode(&a, buf), SRDMA_ACK_LEN);
+	CHECK(buf[3] == 3 && buf[6] == 0x7f && buf[15] == 9);
+	CHECK_RC(srdma__ack_decode(buf, SRDMA_ACK_LEN, &ad), 0);
+	CHECK(ad.count == 3 && ad.region == 0x7fff && ad.version == 9);
+	CHECK_RC(srdma__ack_decode(buf, SRDMA_ACK_LEN - 1, &ad), SRDMA_EPROTO);
+	CHECK_RC(srdma__ack_decode(buf, SRDMA_ACK_LEN + 1, &ad), SRDMA_EPROTO);
+	buf[3] = 0; /* count 0 */
+	CHECK_RC(srdma__ack_decode(buf, SRDMA_ACK_LEN, &ad), SRDMA_EPROTO);
+	CHECK(detail_has("ACK", "0 notices"));
 }
 
 int main(void)
@@ -718,5 +824,6 @@ int main(void)
 	test_encode_rejects();
 	test_sizes();
 	test_pdata();
+	test_records();
 	TEST_DONE();
 }
