@@ -6,6 +6,10 @@
 #include "base/err.h"
 
 static _Thread_local char detail[512];
+/* Where the detail was recorded: __FILE__ (a string literal) and line. */
+static _Thread_local const char *where_file;
+static _Thread_local int where_line;
+static _Thread_local char where[128];
 
 int srdma__err_at(int err, const char *file, int line, const char *fmt, ...)
 {
@@ -14,14 +18,41 @@ int srdma__err_at(int err, const char *file, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	(void)file;
-	(void)line;
+	where_file = file;
+	where_line = line;
 	return err;
 }
 
 void srdma__err_clear(void)
 {
 	detail[0] = '\0';
+	where_file = NULL;
+}
+
+/* __FILE__ is the path the build gave the compiler, often absolute: keep
+ * it from the last "src/" on ("src/wire/wire.c"), else the file name. */
+static const char *short_path(const char *file)
+{
+	const char *p = file, *hit = NULL, *slash;
+
+	while ((p = strstr(p, "src/"))) {
+		if (p == file || p[-1] == '/')
+			hit = p;
+		p++;
+	}
+	if (hit)
+		return hit;
+	slash = strrchr(file, '/');
+	return slash ? slash + 1 : file;
+}
+
+const char *srdma__err_where(void)
+{
+	if (!where_file)
+		return "";
+	snprintf(where, sizeof(where), "%s:%d", short_path(where_file),
+		 where_line);
+	return where;
 }
 
 void srdma__err_copy(char *buf, size_t len)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "srdma.h"
+#include "base/err.h"
 #include "ctrl/ctrl.h"
 #include "test.h"
 #include "test_pki.h"
@@ -30,6 +31,20 @@ static void quiet(void *arg, int level, const char *line)
 	(void)line;
 }
 
+/* The server's last DEBUG line that says where a failure was raised. */
+static pthread_mutex_t raised_lock = PTHREAD_MUTEX_INITIALIZER;
+static char raised_line[1024];
+
+static void keep_raised(void *arg, int level, const char *line)
+{
+	(void)arg;
+	if (level != SRDMA_LOG_DEBUG || !strstr(line, "(raised at "))
+		return;
+	pthread_mutex_lock(&raised_lock);
+	snprintf(raised_line, sizeof(raised_line), "%s", line);
+	pthread_mutex_unlock(&raised_lock);
+}
+
 static void *server_main(void *arg)
 {
 	struct srdma_config cfg;
@@ -42,7 +57,8 @@ static void *server_main(void *arg)
 	cfg.certs_dir = dir;
 	cfg.transport = SRDMA_TRANSPORT_OFI;
 	cfg.protect = SRDMA_PROTECT_INTEGRITY;
-	cfg.log_fn = quiet;
+	cfg.log_fn = keep_raised;
+	cfg.log_level = SRDMA_LOG_DEBUG;
 	if (srdma_ctx_create(&cfg, &ctx) < 0 ||
 	    srdma_listen(ctx, "127.0.0.1", 0, &l) < 0) {
 		fprintf(stderr, "server: %s\n", srdma_error_detail());
@@ -129,6 +145,28 @@ static void test_config_errors(void)
 	srdma_listener_destroy(NULL);
 }
 
+/* An error keeps where it was raised, without the build's directories. */
+static void test_err_where(void)
+{
+	char want[64];
+	int line;
+
+	srdma__err_clear();
+	CHECK(strcmp(srdma__err_where(), "") == 0);
+	line = __LINE__ + 1;
+	CHECK_RC(srdma__err(SRDMA_EINVAL, "test %d", 1), SRDMA_EINVAL);
+	snprintf(want, sizeof(want), "test_session.c:%d", line);
+	CHECK(strcmp(srdma__err_where(), want) == 0);
+	CHECK(strcmp(srdma_error_detail(), "test 1") == 0);
+
+	/* Inside the library: the path from src/ on, and a line. */
+	CHECK_RC(srdma_listen(NULL, NULL, 0, NULL), SRDMA_EINVAL);
+	CHECK(strncmp(srdma__err_where(), "src/session/", 12) == 0);
+	CHECK(strstr(srdma__err_where(), ".c:") != NULL);
+	srdma__err_clear();
+	CHECK(strcmp(srdma__err_where(), "") == 0);
+}
+
 static void test_refusals(uint16_t port)
 {
 	srdma_ctx *ctx = client_ctx(SRDMA_PROTECT_NONE);
@@ -139,6 +177,12 @@ static void test_refusals(uint16_t port)
 		 SRDMA_EPOLICY);
 	CHECK(c == NULL);
 	CHECK(strstr(srdma_error_detail(), "requires at least") != NULL);
+	/* The server logged (before it told us) where it raised that. */
+	pthread_mutex_lock(&raised_lock);
+	CHECK(strstr(raised_line, "requires at least") != NULL);
+	CHECK(strstr(raised_line, "(raised at src/session/") != NULL);
+	printf("server's debug line: %s\n", raised_line);
+	pthread_mutex_unlock(&raised_lock);
 	srdma_ctx_destroy(ctx);
 
 	ctx = client_ctx(SRDMA_PROTECT_ENCRYPT);
@@ -263,6 +307,7 @@ int main(void)
 	if (test_pki_make(dir, sizeof(dir), "test_session", NULL) < 0)
 		return 1;
 	test_config_errors();
+	test_err_where();
 	pthread_create(&th, NULL, server_main, NULL);
 	for (int i = 0; i < 200 && server_port == 0; i++)
 		usleep(10000);
