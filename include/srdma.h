@@ -38,11 +38,14 @@ extern "C" {
 #define SRDMA_API
 #endif
 
-enum {
-	SRDMA_VERSION_MAJOR = 0,
-	SRDMA_VERSION_MINOR = 1,
-	SRDMA_VERSION_PATCH = 0,
-};
+/*
+ * The library's version, the one place it is written: srdma_version()'s
+ * string and CMake's project version are made from these. Macros, not enum
+ * constants, so that a program can test them with #if.
+ */
+#define SRDMA_VERSION_MAJOR 0
+#define SRDMA_VERSION_MINOR 1
+#define SRDMA_VERSION_PATCH 0
 
 /*
  * Error codes: 0 is success, failures are negative. One list gives both the

@@ -145,6 +145,28 @@ static void test_config_errors(void)
 	srdma_listener_destroy(NULL);
 }
 
+/* The documented defaults (srdma.h) and the version from its macros. */
+static void test_defaults(void)
+{
+	struct srdma_config cfg;
+	char v[32];
+
+	srdma_config_init(&cfg, SRDMA_ROLE_SERVER);
+	CHECK(cfg.role == SRDMA_ROLE_SERVER);
+	CHECK(cfg.transport == SRDMA_TRANSPORT_AUTO);
+	CHECK(cfg.protect == SRDMA_PROTECT_ENCRYPT);
+	CHECK(cfg.max_clients == 4096);
+	CHECK(cfg.max_handshakes == 128);
+	CHECK(cfg.handshake_timeout_ms == 10000);
+	CHECK(cfg.client_quota == 64ull << 20);
+	CHECK(cfg.max_msg == 64 * 1024);
+	CHECK(cfg.queue_depth == 16);
+	CHECK(cfg.log_level == SRDMA_LOG_WARN);
+	snprintf(v, sizeof(v), "%d.%d.%d", SRDMA_VERSION_MAJOR,
+		 SRDMA_VERSION_MINOR, SRDMA_VERSION_PATCH);
+	CHECK(strcmp(srdma_version(), v) == 0);
+}
+
 /* An error keeps where it was raised, without the build's directories. */
 static void test_err_where(void)
 {
@@ -307,6 +329,7 @@ int main(void)
 	if (test_pki_make(dir, sizeof(dir), "test_session", NULL) < 0)
 		return 1;
 	test_config_errors();
+	test_defaults();
 	test_err_where();
 	pthread_create(&th, NULL, server_main, NULL);
 	for (int i = 0; i < 200 && server_port == 0; i++)
