@@ -209,11 +209,11 @@ SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out)
 	if (rc < 0)
 		goto out_tls;
 	rc = srdma__tp_open(cfg->transport, ctx->s_provider, ctx->s_device,
-			    ctx->loop, &ctx->log, &ctx->tp, &ctx->tp_why);
+			    ctx->loop, &ctx->log, &ctx->tp);
 	if (rc < 0)
 		goto out_loop;
 	srdma__log(&ctx->log, SRDMA_LOG_INFO, "transport %s: %s",
-		   srdma_transport_name(ctx->tp->kind), ctx->tp_why);
+		   srdma_transport_name(ctx->tp->kind), ctx->tp->why);
 	*out = ctx;
 	return 0;
 
@@ -269,7 +269,7 @@ SRDMA_API enum srdma_transport srdma_ctx_transport(const srdma_ctx *ctx,
 						   const char **why)
 {
 	if (why)
-		*why = ctx->tp_why;
+		*why = ctx->tp->why;
 	return ctx->tp->kind;
 }
 

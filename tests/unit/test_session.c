@@ -167,6 +167,41 @@ static void test_defaults(void)
 	CHECK(strcmp(srdma_version(), v) == 0);
 }
 
+/*
+ * Each context keeps the reason for its transport: a second context made
+ * on the same thread, with another transport, leaves the first one's alone.
+ */
+static void test_transport_why(void)
+{
+	struct srdma_config cfg;
+	srdma_ctx *a = client_ctx(SRDMA_PROTECT_ENCRYPT), *b = NULL;
+	const char *why_a = NULL, *why_a2 = NULL, *why_b = NULL;
+	char kept[256];
+
+	if (!a)
+		return;
+	CHECK(srdma_ctx_transport(a, &why_a) == SRDMA_TRANSPORT_OFI);
+	CHECK(why_a && strstr(why_a, "ofi (libfabric tcp) asked for"));
+	snprintf(kept, sizeof(kept), "%s", why_a ? why_a : "");
+
+	srdma_config_init(&cfg, SRDMA_ROLE_CLIENT);
+	cfg.certs_dir = dir;
+	cfg.transport = SRDMA_TRANSPORT_AUTO;
+	cfg.log_fn = quiet;
+	CHECK_RC(srdma_ctx_create(&cfg, &b), 0);
+	if (b) {
+		srdma_ctx_transport(b, &why_b);
+		CHECK(why_b && strstr(why_b, "auto chose"));
+		printf("context a: %s; context b: %s\n", kept,
+		       why_b ? why_b : "?");
+	}
+	srdma_ctx_transport(a, &why_a2);
+	CHECK(why_a2 && !strcmp(why_a2, kept));
+	CHECK(why_a && !strcmp(why_a, kept));
+	srdma_ctx_destroy(b);
+	srdma_ctx_destroy(a);
+}
+
 /* An error keeps where it was raised, without the build's directories. */
 static void test_err_where(void)
 {
@@ -331,6 +366,7 @@ int main(void)
 	test_config_errors();
 	test_defaults();
 	test_err_where();
+	test_transport_why();
 	pthread_create(&th, NULL, server_main, NULL);
 	for (int i = 0; i < 200 && server_port == 0; i++)
 		usleep(10000);
