@@ -2,6 +2,7 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+MATRIX_BUILD ?= build-matrix
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 30
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -12,7 +13,15 @@ DEB_PACKAGES := build-essential cmake pkg-config clang clang-format valgrind \
 	qemu-system-x86 busybox-static cpio gnuplot-nox procps psmisc python3 iputils-ping
 
 .PHONY: all deps build test unit asan fuzz format format-check integration vm \
-	valgrind demo bench stress clean install
+	valgrind demo bench stress clean install matrix
+
+# Warnings are fatal (-Werror, CMake's SRDMA_WERROR) in the test builds only:
+# a packager's build with a newer compiler must not fail on a new warning.
+# The test targets switch it on in $(BUILD); the others configure a fresh
+# $(BUILD) without it and leave an existing one as it is, so `make demo`
+# after `make test` rebuilds nothing. `make build WERROR=ON` asks for it.
+WERROR ?=
+test unit integration vm stress: WERROR = ON
 
 all: build
 
@@ -26,9 +35,12 @@ deps:
 	fi
 
 $(BUILD)/Makefile: CMakeLists.txt
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		$(if $(WERROR),-DSRDMA_WERROR=$(WERROR)) >/dev/null
 
 build: deps $(BUILD)/Makefile
+	$(if $(WERROR),@grep -qx 'SRDMA_WERROR:BOOL=$(WERROR)' $(BUILD)/CMakeCache.txt || \
+		cmake -S . -B $(BUILD) -DSRDMA_WERROR=$(WERROR) >/dev/null)
 	cmake --build $(BUILD) -j$(JOBS)
 
 format:
@@ -44,26 +56,32 @@ unit: build
 	cd $(BUILD) && ctest -L unit --output-on-failure
 
 asan: deps
-	cmake -S . -B $(ASAN_BUILD) -DSRDMA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake -S . -B $(ASAN_BUILD) -DSRDMA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DSRDMA_WERROR=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		ctest --output-on-failure -E 't_valgrind|t_netns|t_bench|t_churn|t_stress|t_install'
 
 fuzz: deps
-	CC=clang cmake -S . -B $(FUZZ_BUILD) -DSRDMA_FUZZ=ON -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DSRDMA_FUZZ=ON -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Debug \
+		-DSRDMA_WERROR=ON >/dev/null
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzzers
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_BUILD)
 
 integration: build
 	cd $(BUILD) && ctest -L integration --output-on-failure
 
+# The library and the tool under every build type, with gcc and clang,
+# warnings fatal (tests/matrix/run.sh).
+matrix: deps
+	JOBS=$(JOBS) bash tests/matrix/run.sh $(MATRIX_BUILD)
+
 vm: build
 	bash tests/vm/run.sh $(BUILD)
 	bash tests/vm/two-hosts.sh $(BUILD)
 
-# The whole suite: style, unit (plain and sanitized), fuzz, integration
-# (includes the valgrind leak check), and the Soft-RoCE VM.
-test: deps format-check build
+# The whole suite: style, the build matrix, unit (plain and sanitized), fuzz,
+# integration (includes the valgrind leak check), and the Soft-RoCE VM.
+test: deps format-check matrix build
 	cd $(BUILD) && ctest --output-on-failure
 	$(MAKE) --no-print-directory asan
 	$(MAKE) --no-print-directory fuzz
@@ -82,4 +100,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(MATRIX_BUILD)

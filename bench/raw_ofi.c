@@ -80,7 +80,7 @@ struct ep {
 	bool virt_addr;
 };
 
-static void die(const char *what, int rc)
+static _Noreturn void die(const char *what, int rc)
 {
 	fprintf(stderr, "raw_ofi: %s: %s\n", what, fi_strerror(-rc));
 	exit(1);

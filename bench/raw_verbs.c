@@ -61,7 +61,7 @@ struct conn {
 
 static int g_busy;
 
-static void die(const char *what)
+static _Noreturn void die(const char *what)
 {
 	perror(what);
 	fprintf(stderr, "raw_verbs: %s failed\n", what);

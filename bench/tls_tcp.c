@@ -45,7 +45,7 @@
 #define CONNECT_MAGIC "TLSCONN1"
 enum { ECHO_LEN = 64 };
 
-static void die(const char *what)
+static _Noreturn void die(const char *what)
 {
 	unsigned long e = ERR_get_error();
 	char buf[256] = "";

@@ -38,55 +38,87 @@ extern "C" {
 #define SRDMA_API
 #endif
 
-enum {
-	SRDMA_VERSION_MAJOR = 0,
-	SRDMA_VERSION_MINOR = 1,
-	SRDMA_VERSION_PATCH = 0,
-};
+/*
+ * The library's version, the one place it is written: srdma_version()'s
+ * string and CMake's project version are made from these. Macros, not enum
+ * constants, so that a program can test them with #if.
+ */
+#define SRDMA_VERSION_MAJOR 0
+#define SRDMA_VERSION_MINOR 1
+#define SRDMA_VERSION_PATCH 0
 
-/* Error codes. All negative; 0 is success. */
+/*
+ * Error codes: 0 is success, failures are negative. One list gives both the
+ * enum and srdma_strerror()'s sentences (as libuv's UV_ERRNO_MAP):
+ * XX(name, value, sentence). Codes run from 0 down to SRDMA_ERROR_MIN with
+ * no gaps; new codes go at the end. srdma_error_detail() (or an event's
+ * detail) gives the specifics, notably for SRDMA_ESYS, SRDMA_ETLS,
+ * SRDMA_EFABRIC, SRDMA_ECONFIG and SRDMA_EPEER.
+ */
+#define SRDMA_ERRNO_MAP(XX)                                                    \
+	XX(SRDMA_OK, 0, "Success.")                                            \
+	XX(SRDMA_EINVAL, -1, "An argument is invalid.")                        \
+	XX(SRDMA_ENOMEM, -2, "Out of memory.")                                 \
+	XX(SRDMA_ESYS, -3, "A system call failed.")                            \
+	XX(SRDMA_ETIMEDOUT, -4, "The operation timed out.")                    \
+	XX(SRDMA_EAGAIN, -5, "The operation would block; poll and try again.") \
+	XX(SRDMA_ECLOSED, -6, "The connection is closed.")                     \
+	XX(SRDMA_EPROTO, -7, "The peer broke the protocol.")                   \
+	XX(SRDMA_EVERSION, -8,                                                 \
+	   "The peer speaks an unsupported protocol version.")                 \
+	XX(SRDMA_ETLS, -9, "The TLS handshake failed.")                        \
+	XX(SRDMA_ETLS_VERSION, -10,                                            \
+	   "The peer offered a TLS version older than 1.3; only TLS 1.3 is "   \
+	   "accepted.")                                                        \
+	XX(SRDMA_ENOT_TLS, -11, "The peer does not speak TLS.")                \
+	XX(SRDMA_ECERT_UNKNOWN_CA, -12,                                        \
+	   "The peer's certificate is not signed by a trusted CA.")            \
+	XX(SRDMA_ECERT_EXPIRED, -13, "The peer's certificate has expired.")    \
+	XX(SRDMA_ECERT_NOT_YET_VALID, -14,                                     \
+	   "The peer's certificate is not valid yet.")                         \
+	XX(SRDMA_ECERT_NAME, -15,                                              \
+	   "The peer's certificate does not match the expected name.")         \
+	XX(SRDMA_ECERT_MISSING, -16,                                           \
+	   "The peer did not present a certificate.")                          \
+	XX(SRDMA_ENOT_ALLOWED, -17,                                            \
+	   "The peer's identity is not on the allow-list.")                    \
+	XX(SRDMA_EPOLICY, -18,                                                 \
+	   "The protection mode is weaker than the server accepts.")           \
+	XX(SRDMA_EINTEGRITY, -19,                                              \
+	   "Data failed authentication: it was tampered with or corrupted.")   \
+	XX(SRDMA_EREPLAY, -20,                                                 \
+	   "A record arrived out of sequence (replayed, dropped or "           \
+	   "reordered).")                                                      \
+	XX(SRDMA_ETOKEN, -21,                                                  \
+	   "The fabric connect token was missing, wrong, expired or already "  \
+	   "used.")                                                            \
+	XX(SRDMA_ELIMIT, -22, "A server limit was reached; try again later.")  \
+	XX(SRDMA_EQUOTA, -23, "The per-client memory quota is exhausted.")     \
+	XX(SRDMA_ENODEV, -24, "No usable RDMA device or fabric provider.")     \
+	XX(SRDMA_EFABRIC, -25, "A fabric operation failed.")                   \
+	XX(SRDMA_ECONNREFUSED, -26, "The server refused the connection.")      \
+	XX(SRDMA_EUNREACHABLE, -27, "The server could not be reached.")        \
+	XX(SRDMA_EMSGSIZE, -28, "The message is larger than allowed.")         \
+	XX(SRDMA_ERANGE, -29, "The offset or length is outside the region.")   \
+	XX(SRDMA_EEXHAUSTED, -30,                                              \
+	   "A sequence counter is exhausted; reconnect.")                      \
+	XX(SRDMA_EREMOTE_ACCESS, -31,                                          \
+	   "The peer refused a remote memory access.")                         \
+	XX(SRDMA_ECONFIG, -32, "The configuration is unusable.")               \
+	XX(SRDMA_ESTATE, -33,                                                  \
+	   "The call is not valid in the connection's current state.")         \
+	XX(SRDMA_ENOTSUP, -34, "Not supported by this transport.")             \
+	XX(SRDMA_ENOENT, -35, "No such region.")                               \
+	XX(SRDMA_EPEER, -36, "The peer reported an error.")
+
+#define SRDMA__ERRNO_ENUM(name, value, sentence) name = value,
+/* clang-format off */
 enum srdma_error {
-	SRDMA_OK = 0,
-	SRDMA_EINVAL = -1,	  /* an argument is invalid */
-	SRDMA_ENOMEM = -2,	  /* out of memory */
-	SRDMA_ESYS = -3,	  /* a system call failed (see detail) */
-	SRDMA_ETIMEDOUT = -4,	  /* the operation did not finish in time */
-	SRDMA_EAGAIN = -5,	  /* would block: poll and try again */
-	SRDMA_ECLOSED = -6,	  /* the connection is closed */
-	SRDMA_EPROTO = -7,	  /* the peer broke the protocol */
-	SRDMA_EVERSION = -8,	  /* the peer speaks another protocol version */
-	SRDMA_ETLS = -9,	  /* the TLS handshake failed (see detail) */
-	SRDMA_ETLS_VERSION = -10, /* the peer offered TLS older than 1.3 */
-	SRDMA_ENOT_TLS = -11,	  /* the peer does not speak TLS */
-	SRDMA_ECERT_UNKNOWN_CA = -12,	 /* certificate not signed by our CA */
-	SRDMA_ECERT_EXPIRED = -13,	 /* certificate has expired */
-	SRDMA_ECERT_NOT_YET_VALID = -14, /* certificate is not valid yet */
-	SRDMA_ECERT_NAME = -15,	   /* certificate does not match the name */
-	SRDMA_ECERT_MISSING = -16, /* the peer sent no certificate */
-	SRDMA_ENOT_ALLOWED =
-		-17,	     /* the peer's identity is not on the allow-list */
-	SRDMA_EPOLICY = -18, /* protection mode below the server's minimum */
-	SRDMA_EINTEGRITY = -19, /* a record failed authentication */
-	SRDMA_EREPLAY = -20,	/* a record arrived out of sequence */
-	SRDMA_ETOKEN = -21,  /* fabric connect token missing, wrong or used */
-	SRDMA_ELIMIT = -22,  /* a server limit was reached */
-	SRDMA_EQUOTA = -23,  /* the per-client memory quota is exhausted */
-	SRDMA_ENODEV = -24,  /* no usable RDMA device or fabric provider */
-	SRDMA_EFABRIC = -25, /* a fabric operation failed (see detail) */
-	SRDMA_ECONNREFUSED = -26, /* the server refused the connection */
-	SRDMA_EUNREACHABLE = -27, /* the server could not be reached */
-	SRDMA_EMSGSIZE = -28,	  /* the message is larger than allowed */
-	SRDMA_ERANGE = -29,	  /* offset/length outside the region */
-	SRDMA_EEXHAUSTED = -30,	  /* a sequence counter would wrap: reconnect */
-	SRDMA_EREMOTE_ACCESS =
-		-31,	     /* the peer refused a remote memory access */
-	SRDMA_ECONFIG = -32, /* configuration unusable (see detail) */
-	SRDMA_ESTATE = -33,  /* the call is not valid in this state */
-	SRDMA_ENOTSUP = -34, /* not supported by this transport */
-	SRDMA_ENOENT = -35,  /* no such region */
-	SRDMA_EPEER = -36,   /* the peer reported an error (see detail) */
-	SRDMA_ERROR_MIN = -36,
+	SRDMA_ERRNO_MAP(SRDMA__ERRNO_ENUM)
+	SRDMA_ERROR_MIN = SRDMA_EPEER, /* the last code above */
 };
+/* clang-format on */
+#undef SRDMA__ERRNO_ENUM
 
 enum srdma_role { SRDMA_ROLE_CLIENT = 0, SRDMA_ROLE_SERVER = 1 };
 

@@ -6,6 +6,10 @@
 #include "base/err.h"
 
 static _Thread_local char detail[512];
+/* Where the detail was recorded: __FILE__ (a string literal) and line. */
+static _Thread_local const char *where_file;
+static _Thread_local int where_line;
+static _Thread_local char where[128];
 
 int srdma__err_at(int err, const char *file, int line, const char *fmt, ...)
 {
@@ -14,14 +18,41 @@ int srdma__err_at(int err, const char *file, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	(void)file;
-	(void)line;
+	where_file = file;
+	where_line = line;
 	return err;
 }
 
 void srdma__err_clear(void)
 {
 	detail[0] = '\0';
+	where_file = NULL;
+}
+
+/* __FILE__ is the path the build gave the compiler, often absolute: keep
+ * it from the last "src/" on ("src/wire/wire.c"), else the file name. */
+static const char *short_path(const char *file)
+{
+	const char *p = file, *hit = NULL, *slash;
+
+	while ((p = strstr(p, "src/"))) {
+		if (p == file || p[-1] == '/')
+			hit = p;
+		p++;
+	}
+	if (hit)
+		return hit;
+	slash = strrchr(file, '/');
+	return slash ? slash + 1 : file;
+}
+
+const char *srdma__err_where(void)
+{
+	if (!where_file)
+		return "";
+	snprintf(where, sizeof(where), "%s:%d", short_path(where_file),
+		 where_line);
+	return where;
 }
 
 void srdma__err_copy(char *buf, size_t len)
@@ -36,89 +67,29 @@ SRDMA_API const char *srdma_error_detail(void)
 	return detail;
 }
 
+/*
+ * The codes run from 0 down to SRDMA_ERROR_MIN without gaps (callers check
+ * a peer's code against the range): each lies in the range, there are as
+ * many as the range holds, and srdma_strerror()'s switch refuses duplicates.
+ */
+#define IN_RANGE(name, value, sentence)                                        \
+	_Static_assert((value) <= 0 && (value) >= SRDMA_ERROR_MIN,             \
+		       #name " is outside SRDMA_ERROR_MIN..0");
+#define COUNT(name, value, sentence) +1
+SRDMA_ERRNO_MAP(IN_RANGE)
+_Static_assert(0 SRDMA_ERRNO_MAP(COUNT) == 1 - SRDMA_ERROR_MIN,
+	       "SRDMA_ERRNO_MAP has gaps or SRDMA_ERROR_MIN is stale");
+#undef COUNT
+#undef IN_RANGE
+
 SRDMA_API const char *srdma_strerror(int err)
 {
 	switch (err) {
-	case SRDMA_OK:
-		return "Success.";
-	case SRDMA_EINVAL:
-		return "An argument is invalid.";
-	case SRDMA_ENOMEM:
-		return "Out of memory.";
-	case SRDMA_ESYS:
-		return "A system call failed.";
-	case SRDMA_ETIMEDOUT:
-		return "The operation timed out.";
-	case SRDMA_EAGAIN:
-		return "The operation would block; poll and try again.";
-	case SRDMA_ECLOSED:
-		return "The connection is closed.";
-	case SRDMA_EPROTO:
-		return "The peer broke the protocol.";
-	case SRDMA_EVERSION:
-		return "The peer speaks an unsupported protocol version.";
-	case SRDMA_ETLS:
-		return "The TLS handshake failed.";
-	case SRDMA_ETLS_VERSION:
-		return "The peer offered a TLS version older than 1.3; only "
-		       "TLS 1.3 is accepted.";
-	case SRDMA_ENOT_TLS:
-		return "The peer does not speak TLS.";
-	case SRDMA_ECERT_UNKNOWN_CA:
-		return "The peer's certificate is not signed by a trusted CA.";
-	case SRDMA_ECERT_EXPIRED:
-		return "The peer's certificate has expired.";
-	case SRDMA_ECERT_NOT_YET_VALID:
-		return "The peer's certificate is not valid yet.";
-	case SRDMA_ECERT_NAME:
-		return "The peer's certificate does not match the expected "
-		       "name.";
-	case SRDMA_ECERT_MISSING:
-		return "The peer did not present a certificate.";
-	case SRDMA_ENOT_ALLOWED:
-		return "The peer's identity is not on the allow-list.";
-	case SRDMA_EPOLICY:
-		return "The protection mode is weaker than the server accepts.";
-	case SRDMA_EINTEGRITY:
-		return "Data failed authentication: it was tampered with or "
-		       "corrupted.";
-	case SRDMA_EREPLAY:
-		return "A record arrived out of sequence (replayed, dropped or "
-		       "reordered).";
-	case SRDMA_ETOKEN:
-		return "The fabric connect token was missing, wrong, expired "
-		       "or already used.";
-	case SRDMA_ELIMIT:
-		return "A server limit was reached; try again later.";
-	case SRDMA_EQUOTA:
-		return "The per-client memory quota is exhausted.";
-	case SRDMA_ENODEV:
-		return "No usable RDMA device or fabric provider.";
-	case SRDMA_EFABRIC:
-		return "A fabric operation failed.";
-	case SRDMA_ECONNREFUSED:
-		return "The server refused the connection.";
-	case SRDMA_EUNREACHABLE:
-		return "The server could not be reached.";
-	case SRDMA_EMSGSIZE:
-		return "The message is larger than allowed.";
-	case SRDMA_ERANGE:
-		return "The offset or length is outside the region.";
-	case SRDMA_EEXHAUSTED:
-		return "A sequence counter is exhausted; reconnect.";
-	case SRDMA_EREMOTE_ACCESS:
-		return "The peer refused a remote memory access.";
-	case SRDMA_ECONFIG:
-		return "The configuration is unusable.";
-	case SRDMA_ESTATE:
-		return "The call is not valid in the connection's current "
-		       "state.";
-	case SRDMA_ENOTSUP:
-		return "Not supported by this transport.";
-	case SRDMA_ENOENT:
-		return "No such region.";
-	case SRDMA_EPEER:
-		return "The peer reported an error.";
+#define SENTENCE(name, value, sentence)                                        \
+	case name:                                                             \
+		return sentence;
+		SRDMA_ERRNO_MAP(SENTENCE)
+#undef SENTENCE
 	default:
 		return "Unknown error.";
 	}

@@ -22,8 +22,11 @@ int srdma__err_at(int err, const char *file, int line, const char *fmt, ...)
 	SRDMA__PRINTF(4, 5);
 #define srdma__err(err, ...)                                                   \
 	srdma__err_at((err), __FILE__, __LINE__, __VA_ARGS__)
-/* Clears the thread's detail. */
+/* Clears the thread's detail (and where it arose). */
 void srdma__err_clear(void);
+/* Where the thread's detail was recorded, "src/dir/file.c:line" ("" if
+ * none); valid until the thread's next srdma__err_where() call. */
+const char *srdma__err_where(void);
 /* Copies the current thread detail into buf (for async reporting). */
 void srdma__err_copy(char *buf, size_t len);
 

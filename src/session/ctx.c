@@ -19,9 +19,49 @@
 
 #include "session/conn.h"
 
+/* "MAJOR.MINOR.PATCH" from srdma.h's version macros: arguments are
+ * expanded before STR_ turns them into strings. */
+#define STR_(x)		    #x
+#define VERSION(ma, mi, pa) STR_(ma) "." STR_(mi) "." STR_(pa)
+
 SRDMA_API const char *srdma_version(void)
 {
-	return "0.1.0";
+	return VERSION(SRDMA_VERSION_MAJOR, SRDMA_VERSION_MINOR,
+		       SRDMA_VERSION_PATCH);
+}
+
+/*
+ * Defaults of struct srdma_config (srdma.h documents them), in one place:
+ * srdma_config_init() writes them and a context takes them for fields left
+ * 0. Other fields' zero is their default (transport auto, resumption on,
+ * ticket lifetime and resource pool chosen where they are used).
+ */
+enum {
+	DEFAULT_MAX_CLIENTS = 4096,
+	DEFAULT_MAX_HANDSHAKES = 128,
+	DEFAULT_HANDSHAKE_TIMEOUT_MS = 10000,
+	DEFAULT_CLIENT_QUOTA = 64 << 20, /* bytes */
+	DEFAULT_MAX_MSG = 64 << 10,
+	DEFAULT_QUEUE_DEPTH = 16,
+	DEFAULT_MAX_OPS = 256,
+};
+
+static void fill_defaults(struct srdma_config *cfg)
+{
+	if (!cfg->max_clients)
+		cfg->max_clients = DEFAULT_MAX_CLIENTS;
+	if (!cfg->max_handshakes)
+		cfg->max_handshakes = DEFAULT_MAX_HANDSHAKES;
+	if (!cfg->handshake_timeout_ms)
+		cfg->handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	if (!cfg->client_quota)
+		cfg->client_quota = DEFAULT_CLIENT_QUOTA;
+	if (!cfg->max_msg)
+		cfg->max_msg = DEFAULT_MAX_MSG;
+	if (!cfg->queue_depth)
+		cfg->queue_depth = DEFAULT_QUEUE_DEPTH;
+	if (!cfg->max_ops)
+		cfg->max_ops = DEFAULT_MAX_OPS;
 }
 
 SRDMA_API const char *srdma_transport_name(enum srdma_transport t)
@@ -56,14 +96,8 @@ SRDMA_API void srdma_config_init(struct srdma_config *cfg, enum srdma_role role)
 	cfg->role = role;
 	cfg->transport = SRDMA_TRANSPORT_AUTO;
 	cfg->protect = SRDMA_PROTECT_ENCRYPT;
-	cfg->max_clients = 4096;
-	cfg->max_handshakes = 128;
-	cfg->handshake_timeout_ms = 10000;
-	cfg->client_quota = 64ull << 20;
-	cfg->max_msg = 64 * 1024;
-	cfg->queue_depth = 16;
-	cfg->max_ops = 256;
 	cfg->log_level = SRDMA_LOG_WARN;
+	fill_defaults(cfg);
 }
 
 static char *dup_or_null(const char *s)
@@ -91,20 +125,7 @@ static int copy_config(struct srdma_ctx *ctx, const struct srdma_config *cfg)
 	char cert[4096], key[4096], ca[4096];
 
 	ctx->cfg = *cfg;
-	if (!ctx->cfg.max_clients)
-		ctx->cfg.max_clients = 4096;
-	if (!ctx->cfg.max_handshakes)
-		ctx->cfg.max_handshakes = 128;
-	if (!ctx->cfg.handshake_timeout_ms)
-		ctx->cfg.handshake_timeout_ms = 10000;
-	if (!ctx->cfg.client_quota)
-		ctx->cfg.client_quota = 64ull << 20;
-	if (!ctx->cfg.max_msg)
-		ctx->cfg.max_msg = 64 * 1024;
-	if (!ctx->cfg.queue_depth)
-		ctx->cfg.queue_depth = 16;
-	if (!ctx->cfg.max_ops)
-		ctx->cfg.max_ops = 256;
+	fill_defaults(&ctx->cfg);
 	ENSURE(ctx->cfg.max_ops <= 65536, SRDMA_EINVAL,
 	       "max_ops %u is above the limit of 65536", ctx->cfg.max_ops);
 	ENSURE(ctx->cfg.max_msg <= (16u << 20), SRDMA_EINVAL,
@@ -193,11 +214,11 @@ SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out)
 	if (rc < 0)
 		goto out_tls;
 	rc = srdma__tp_open(cfg->transport, ctx->s_provider, ctx->s_device,
-			    ctx->loop, &ctx->log, &ctx->tp, &ctx->tp_why);
+			    ctx->loop, &ctx->log, &ctx->tp);
 	if (rc < 0)
 		goto out_loop;
 	srdma__log(&ctx->log, SRDMA_LOG_INFO, "transport %s: %s",
-		   srdma_transport_name(ctx->tp->kind), ctx->tp_why);
+		   srdma_transport_name(ctx->tp->kind), ctx->tp->why);
 	*out = ctx;
 	return 0;
 
@@ -253,7 +274,7 @@ SRDMA_API enum srdma_transport srdma_ctx_transport(const srdma_ctx *ctx,
 						   const char **why)
 {
 	if (why)
-		*why = ctx->tp_why;
+		*why = ctx->tp->why;
 	return ctx->tp->kind;
 }
 

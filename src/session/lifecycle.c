@@ -29,6 +29,13 @@ void srdma__conn_fail(struct srdma_conn *c, int code, const char *detail)
 	c->fail_code = code ? code : SRDMA_ECLOSED;
 	snprintf(c->fail_detail, sizeof(c->fail_detail), "%s",
 		 detail && *detail ? detail : srdma_strerror(code));
+	/* Where the detail was raised, if it is this thread's last error (and
+	 * before sending ERROR below can record another). */
+	if (detail && *srdma__err_where() &&
+	    !strcmp(detail, srdma_error_detail()))
+		srdma__log(lg(c), SRDMA_LOG_DEBUG,
+			   "connection %s: %s (raised at %s)", srdma__who(c),
+			   c->fail_detail, srdma__err_where());
 	/* Tell an authenticated peer why, unless it is the one that told us. */
 	if (c->ctrl && c->tls_ok && !c->peer_failed && code != SRDMA_EPEER &&
 	    code != SRDMA_ECLOSED) {

@@ -305,7 +305,6 @@ struct srdma_ctx {
 	struct srdma__loop *loop;
 	struct srdma__tls_ctx *tls;
 	struct srdma__tp *tp;
-	const char *tp_why;
 	enum srdma__cipher cipher;
 	struct srdma_conn *conns;
 	struct srdma_listener *listeners;

@@ -7,10 +7,8 @@
 
 int srdma__tp_open(enum srdma_transport want, const char *provider,
 		   const char *device, struct srdma__loop *loop,
-		   const struct srdma__logger *log, struct srdma__tp **out,
-		   const char **why)
+		   const struct srdma__logger *log, struct srdma__tp **out)
 {
-	static _Thread_local char reason[256];
 	char vwhy[160] = "";
 	struct srdma__tp *tp;
 	int rc;
@@ -23,22 +21,23 @@ int srdma__tp_open(enum srdma_transport want, const char *provider,
 	case SRDMA_TRANSPORT_AUTO:
 		if (srdma__verbs_available(vwhy, sizeof(vwhy))) {
 			tp->kind = SRDMA_TRANSPORT_VERBS;
-			snprintf(reason, sizeof(reason), "auto chose verbs: %s",
-				 vwhy);
+			snprintf(tp->why, sizeof(tp->why),
+				 "auto chose verbs: %s", vwhy);
 		} else {
 			tp->kind = SRDMA_TRANSPORT_OFI;
-			snprintf(reason, sizeof(reason),
+			snprintf(tp->why, sizeof(tp->why),
 				 "auto chose ofi (libfabric %s): %s",
 				 provider ? provider : "tcp", vwhy);
 		}
 		break;
 	case SRDMA_TRANSPORT_VERBS:
 		tp->kind = SRDMA_TRANSPORT_VERBS;
-		snprintf(reason, sizeof(reason), "verbs asked for");
+		snprintf(tp->why, sizeof(tp->why), "verbs asked for");
 		break;
 	case SRDMA_TRANSPORT_OFI:
 		tp->kind = SRDMA_TRANSPORT_OFI;
-		snprintf(reason, sizeof(reason), "ofi (libfabric %s) asked for",
+		snprintf(tp->why, sizeof(tp->why),
+			 "ofi (libfabric %s) asked for",
 			 provider ? provider : "tcp");
 		break;
 	default:
@@ -54,8 +53,6 @@ int srdma__tp_open(enum srdma_transport want, const char *provider,
 		return rc;
 	}
 	*out = tp;
-	if (why)
-		*why = reason;
 	return 0;
 }
 

@@ -194,7 +194,8 @@ struct srdma__tp {
 	enum srdma_transport kind;
 	struct srdma__loop *loop;
 	const struct srdma__logger *log;
-	void *priv; /* backend state */
+	void *priv;    /* backend state */
+	char why[256]; /* why this transport, one sentence (for the context) */
 };
 
 extern const struct srdma__tp_ops srdma__ofi_ops;
@@ -202,14 +203,14 @@ extern const struct srdma__tp_ops srdma__verbs_ops;
 
 /*
  * Opens the transport: AUTO picks verbs when an RDMA device with an active
- * port exists, ofi otherwise; *why says which and why, in one sentence
- * (static storage). SRDMA_ENODEV with detail when the asked-for one is
- * unusable.
+ * port exists, ofi otherwise; (*out)->why says which and why, in one
+ * sentence, for as long as the transport lives. SRDMA_ENODEV with detail
+ * when the asked-for one is unusable.
  */
 int srdma__tp_open(enum srdma_transport want, const char *provider,
 		   const char *device, struct srdma__loop *loop,
-		   const struct srdma__logger *log, struct srdma__tp **out,
-		   const char **why) SRDMA__WUR;
+		   const struct srdma__logger *log,
+		   struct srdma__tp **out) SRDMA__WUR;
 void srdma__tp_close(struct srdma__tp *tp);
 /* True if verbs has a device with an active port (for AUTO). */
 bool srdma__verbs_available(char *why, size_t len);

@@ -395,7 +395,8 @@ int srdma__msg_encode(const struct srdma__msg *msg, uint8_t *out, size_t cap)
 	       "msg_encode needs a message and buffer");
 	/* Field checks first, so a bad field is EINVAL whatever cap is. */
 	GUARD(check_msg(msg));
-	(void)body_bounds(msg->type, &min, &max);
+	ENSURE(body_bounds(msg->type, &min, &max), SRDMA_EINVAL,
+	       "cannot encode message type %u", msg->type);
 	body = body_len_of(msg);
 	ENSURE(body >= min && body <= max, SRDMA_EINVAL,
 	       "%s body would be %u bytes, outside %u..%u",
@@ -583,7 +584,8 @@ int srdma__pdata_encode(const struct srdma__connect_pdata *pd,
 {
 	struct srdma__cursor c;
 
-	ENSURE(pd, SRDMA_EINVAL, "pdata_encode needs private data to encode");
+	ENSURE(pd && out, SRDMA_EINVAL,
+	       "pdata_encode needs private data and a buffer");
 	ENSURE(pd->version == SRDMA_WIRE_VERSION, SRDMA_EINVAL,
 	       "connect private data version is %u, not %u", pd->version,
 	       SRDMA_WIRE_VERSION);

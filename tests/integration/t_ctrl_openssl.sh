@@ -48,8 +48,9 @@ bad() {
 
 # The numeric value of an error code, from the public header.
 code_of() {
-	# clang-format may wrap "NAME =\n\t\t-17": join lines first.
-	tr '\n\t' '  ' <"$SRC/include/srdma.h" | grep -o "$1 = *-[0-9]*" | grep -o -- '-[0-9]*$'
+	# From SRDMA_ERRNO_MAP's XX(NAME, VALUE, sentence); clang-format may
+	# wrap the line after "NAME,": join lines first.
+	tr '\n\t\\' '   ' <"$SRC/include/srdma.h" | grep -o "XX($1, *-[0-9]*" | grep -o -- '-[0-9]*$'
 }
 
 # ---- srdma certs ----

@@ -31,4 +31,12 @@ check "shared library exports only srdma_* symbols" bash -c \
 	"test -f '$LIBDIR/libsrdma.so' && ! nm -D --defined-only '$LIBDIR/libsrdma.so' | awk '\$2 ~ /[TDB]/ {print \$3}' | grep -v '^srdma_' | grep -v '^_'"
 check "internal srdma__ symbols are hidden" bash -c \
 	"test -f '$LIBDIR/libsrdma.so' && ! nm -D --defined-only '$LIBDIR/libsrdma.so' | grep -q ' srdma__'"
+# The tool is a user like any other: it links the shared library and finds
+# the installed one through its RUNPATH, not the build tree's.
+check "the installed srdma links the shared library" bash -c \
+	"readelf -d '$P/bin/srdma' | grep -q 'NEEDED.*libsrdma\.so'"
+check "and runs without LD_LIBRARY_PATH" bash -c \
+	"env -u LD_LIBRARY_PATH '$P/bin/srdma' --version | grep -q '^srdma '"
+check "against the installed library" bash -c \
+	"test \"\$(env -u LD_LIBRARY_PATH ldd '$P/bin/srdma' | awk '/libsrdma/ {print \$3}' | xargs -r realpath)\" = \"\$(realpath '$LIBDIR/libsrdma.so.0')\""
 finish

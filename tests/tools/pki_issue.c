@@ -47,10 +47,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	rc = srdma__pki_issue(argv[1], argv[2], server, nsans ? sans : NULL, nb,
-			      na);
+	rc = pki_issue(argv[1], argv[2], server, nsans ? sans : NULL, nb, na);
 	if (rc < 0) {
-		fprintf(stderr, "pki_issue: %s\n", srdma_error_detail());
+		fprintf(stderr, "pki_issue: %s\n", pki_error());
 		return 1;
 	}
 	return 0;

@@ -19,7 +19,8 @@ static int test_checks;
 		}                                                              \
 	} while (0)
 
-#define CHECK_RC(call, want)                                                   \
+/* On a mismatch, says detail (evaluated after call). */
+#define CHECK_RC_DETAIL(call, want, detail)                                    \
 	do {                                                                   \
 		int check_rc__ = (call);                                       \
 		test_checks++;                                                 \
@@ -27,9 +28,14 @@ static int test_checks;
 			test_failures++;                                       \
 			fprintf(stderr, "%s:%d: %s = %d, want %d (%s)\n",      \
 				__FILE__, __LINE__, #call, check_rc__, (want), \
-				srdma_error_detail());                         \
+				(detail));                                     \
 		}                                                              \
 	} while (0)
+
+#define CHECK_RC(call, want) CHECK_RC_DETAIL(call, want, srdma_error_detail())
+
+/* The tool's development PKI (tools/srdma/pki.h) reports through pki_error. */
+#define CHECK_PKI(call, want) CHECK_RC_DETAIL(call, want, pki_error())
 
 #define TEST_DONE()                                                            \
 	do {                                                                   \

@@ -237,14 +237,14 @@ static void test_pki(void)
 {
 	static const char *const clients[] = {"client", "alice", NULL};
 	static const char *const names[] = {"db.example", "10.1.2.3", NULL};
-	struct srdma__pki_opts o = {
+	struct pki_opts o = {
 		.dir = dir_a, .clients = clients, .server_names = names};
-	struct srdma__pki_opts ob = {.dir = dir_b};
+	struct pki_opts ob = {.dir = dir_b};
 	char before[8192], after[8192], cert[PATH_MAX], key[PATH_MAX],
 		ca[PATH_MAX];
 
-	CHECK_RC(srdma__pki_write(&o), 0);
-	CHECK_RC(srdma__pki_write(&ob), 0);
+	CHECK_PKI(pki_write(&o), 0);
+	CHECK_PKI(pki_write(&ob), 0);
 	CHECK(file_mode(dir_a, "") == 0700);
 	CHECK(file_mode(dir_a, "ca.key") == 0600);
 	CHECK(file_mode(dir_a, "server.key") == 0600);
@@ -257,14 +257,14 @@ static void test_pki(void)
 
 	/* No overwrite without force; nothing changes. */
 	CHECK(read_file(dir_a, "ca.crt", before, sizeof(before)));
-	CHECK_RC(srdma__pki_write(&o), SRDMA_ECONFIG);
-	CHECK(contains(srdma_error_detail(), "exists; use --force"));
+	CHECK_PKI(pki_write(&o), -1);
+	CHECK(contains(pki_error(), "exists; use --force"));
 	CHECK(read_file(dir_a, "ca.crt", after, sizeof(after)));
 	CHECK(!strcmp(before, after));
 
 	/* With force: a new CA, keys still 0600. */
 	o.force = true;
-	CHECK_RC(srdma__pki_write(&o), 0);
+	CHECK_PKI(pki_write(&o), 0);
 	CHECK(read_file(dir_a, "ca.crt", after, sizeof(after)));
 	CHECK(strcmp(before, after) != 0);
 	CHECK(file_mode(dir_a, "ca.key") == 0600);
@@ -275,15 +275,15 @@ static void test_pki(void)
 		static const char *const bad_c[] = {"../evil", NULL};
 		static const char *const dup_c[] = {"x", "x", NULL};
 		static const char *const bad_n[] = {"a b", NULL};
-		struct srdma__pki_opts ox = {.dir = dir_a, .force = true};
+		struct pki_opts ox = {.dir = dir_a, .force = true};
 
 		ox.clients = bad_c;
-		CHECK_RC(srdma__pki_write(&ox), SRDMA_ECONFIG);
+		CHECK_PKI(pki_write(&ox), -1);
 		ox.clients = dup_c;
-		CHECK_RC(srdma__pki_write(&ox), SRDMA_ECONFIG);
+		CHECK_PKI(pki_write(&ox), -1);
 		ox.clients = NULL;
 		ox.server_names = bad_n;
-		CHECK_RC(srdma__pki_write(&ox), SRDMA_ECONFIG);
+		CHECK_PKI(pki_write(&ox), -1);
 	}
 
 	/* certs_paths */
@@ -530,8 +530,7 @@ static void test_cert_failures(void)
 	srdma__tls_ctx_destroy(st_other);
 
 	/* expired client */
-	CHECK_RC(srdma__pki_issue(dir_a, "old", false, NULL, -2 * DAY, -DAY),
-		 0);
+	CHECK_PKI(pki_issue(dir_a, "old", false, NULL, -2 * DAY, -DAY), 0);
 	t = mk_ctx(dir_a, "old", dir_a, false, NULL);
 	hs(t, st, "localhost", &cli, &srv);
 	CHECK_RC(srv.rc, SRDMA_ECERT_EXPIRED);
@@ -544,8 +543,7 @@ static void test_cert_failures(void)
 	srdma__tls_ctx_destroy(t);
 
 	/* not yet valid client */
-	CHECK_RC(srdma__pki_issue(dir_a, "future", false, NULL, DAY, 2 * DAY),
-		 0);
+	CHECK_PKI(pki_issue(dir_a, "future", false, NULL, DAY, 2 * DAY), 0);
 	t = mk_ctx(dir_a, "future", dir_a, false, NULL);
 	hs(t, st, "localhost", &cli, &srv);
 	CHECK_RC(srv.rc, SRDMA_ECERT_NOT_YET_VALID);
@@ -561,9 +559,9 @@ static void test_cert_failures(void)
 	{
 		static const char *const sans[] = {"localhost", NULL};
 
-		CHECK_RC(srdma__pki_issue(dir_a, "oldsrv", true, sans, -2 * DAY,
-					  -DAY),
-			 0);
+		CHECK_PKI(
+			pki_issue(dir_a, "oldsrv", true, sans, -2 * DAY, -DAY),
+			0);
 		t = mk_ctx(dir_a, "oldsrv", dir_a, true, NULL);
 		hs(ct, t, "localhost", &cli, &srv);
 		CHECK_RC(cli.rc, SRDMA_ECERT_EXPIRED);
@@ -572,9 +570,8 @@ static void test_cert_failures(void)
 		side_free(&srv);
 		srdma__tls_ctx_destroy(t);
 
-		CHECK_RC(srdma__pki_issue(dir_a, "newsrv", true, sans, DAY,
-					  2 * DAY),
-			 0);
+		CHECK_PKI(pki_issue(dir_a, "newsrv", true, sans, DAY, 2 * DAY),
+			  0);
 		t = mk_ctx(dir_a, "newsrv", dir_a, true, NULL);
 		hs(ct, t, "localhost", &cli, &srv);
 		CHECK_RC(cli.rc, SRDMA_ECERT_NOT_YET_VALID);

@@ -19,7 +19,8 @@ static inline int test_pki_make(char *dir, size_t len, const char *name,
 {
 	const char *base = getenv("SRDMA_TEST_TMP");
 	const char *names[2] = {server_name, NULL};
-	struct srdma__pki_opts po = {0};
+	struct pki_opts po = {0};
+	int rc;
 
 	if (!base)
 		base = "/tmp";
@@ -32,8 +33,9 @@ static inline int test_pki_make(char *dir, size_t len, const char *name,
 	po.dir = dir;
 	po.force = true;
 	po.server_names = server_name ? names : NULL;
-	CHECK_RC(srdma__pki_write(&po), 0);
-	return 0;
+	rc = pki_write(&po);
+	CHECK_PKI(rc, 0);
+	return rc;
 }
 
 static inline void test_pki_remove(const char *dir)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "srdma.h"
+#include "base/err.h"
 #include "ctrl/ctrl.h"
 #include "test.h"
 #include "test_pki.h"
@@ -30,6 +31,20 @@ static void quiet(void *arg, int level, const char *line)
 	(void)line;
 }
 
+/* The server's last DEBUG line that says where a failure was raised. */
+static pthread_mutex_t raised_lock = PTHREAD_MUTEX_INITIALIZER;
+static char raised_line[1024];
+
+static void keep_raised(void *arg, int level, const char *line)
+{
+	(void)arg;
+	if (level != SRDMA_LOG_DEBUG || !strstr(line, "(raised at "))
+		return;
+	pthread_mutex_lock(&raised_lock);
+	snprintf(raised_line, sizeof(raised_line), "%s", line);
+	pthread_mutex_unlock(&raised_lock);
+}
+
 static void *server_main(void *arg)
 {
 	struct srdma_config cfg;
@@ -42,7 +57,8 @@ static void *server_main(void *arg)
 	cfg.certs_dir = dir;
 	cfg.transport = SRDMA_TRANSPORT_OFI;
 	cfg.protect = SRDMA_PROTECT_INTEGRITY;
-	cfg.log_fn = quiet;
+	cfg.log_fn = keep_raised;
+	cfg.log_level = SRDMA_LOG_DEBUG;
 	if (srdma_ctx_create(&cfg, &ctx) < 0 ||
 	    srdma_listen(ctx, "127.0.0.1", 0, &l) < 0) {
 		fprintf(stderr, "server: %s\n", srdma_error_detail());
@@ -129,6 +145,85 @@ static void test_config_errors(void)
 	srdma_listener_destroy(NULL);
 }
 
+/* The documented defaults (srdma.h) and the version from its macros. */
+static void test_defaults(void)
+{
+	struct srdma_config cfg;
+	char v[32];
+
+	srdma_config_init(&cfg, SRDMA_ROLE_SERVER);
+	CHECK(cfg.role == SRDMA_ROLE_SERVER);
+	CHECK(cfg.transport == SRDMA_TRANSPORT_AUTO);
+	CHECK(cfg.protect == SRDMA_PROTECT_ENCRYPT);
+	CHECK(cfg.max_clients == 4096);
+	CHECK(cfg.max_handshakes == 128);
+	CHECK(cfg.handshake_timeout_ms == 10000);
+	CHECK(cfg.client_quota == 64ull << 20);
+	CHECK(cfg.max_msg == 64 * 1024);
+	CHECK(cfg.queue_depth == 16);
+	CHECK(cfg.log_level == SRDMA_LOG_WARN);
+	snprintf(v, sizeof(v), "%d.%d.%d", SRDMA_VERSION_MAJOR,
+		 SRDMA_VERSION_MINOR, SRDMA_VERSION_PATCH);
+	CHECK(strcmp(srdma_version(), v) == 0);
+}
+
+/*
+ * Each context keeps the reason for its transport: a second context made
+ * on the same thread, with another transport, leaves the first one's alone.
+ */
+static void test_transport_why(void)
+{
+	struct srdma_config cfg;
+	srdma_ctx *a = client_ctx(SRDMA_PROTECT_ENCRYPT), *b = NULL;
+	const char *why_a = NULL, *why_a2 = NULL, *why_b = NULL;
+	char kept[256];
+
+	if (!a)
+		return;
+	CHECK(srdma_ctx_transport(a, &why_a) == SRDMA_TRANSPORT_OFI);
+	CHECK(why_a && strstr(why_a, "ofi (libfabric tcp) asked for"));
+	snprintf(kept, sizeof(kept), "%s", why_a ? why_a : "");
+
+	srdma_config_init(&cfg, SRDMA_ROLE_CLIENT);
+	cfg.certs_dir = dir;
+	cfg.transport = SRDMA_TRANSPORT_AUTO;
+	cfg.log_fn = quiet;
+	CHECK_RC(srdma_ctx_create(&cfg, &b), 0);
+	if (b) {
+		srdma_ctx_transport(b, &why_b);
+		CHECK(why_b && strstr(why_b, "auto chose"));
+		printf("context a: %s; context b: %s\n", kept,
+		       why_b ? why_b : "?");
+	}
+	srdma_ctx_transport(a, &why_a2);
+	CHECK(why_a2 && !strcmp(why_a2, kept));
+	CHECK(why_a && !strcmp(why_a, kept));
+	srdma_ctx_destroy(b);
+	srdma_ctx_destroy(a);
+}
+
+/* An error keeps where it was raised, without the build's directories. */
+static void test_err_where(void)
+{
+	char want[64];
+	int line;
+
+	srdma__err_clear();
+	CHECK(strcmp(srdma__err_where(), "") == 0);
+	line = __LINE__ + 1;
+	CHECK_RC(srdma__err(SRDMA_EINVAL, "test %d", 1), SRDMA_EINVAL);
+	snprintf(want, sizeof(want), "test_session.c:%d", line);
+	CHECK(strcmp(srdma__err_where(), want) == 0);
+	CHECK(strcmp(srdma_error_detail(), "test 1") == 0);
+
+	/* Inside the library: the path from src/ on, and a line. */
+	CHECK_RC(srdma_listen(NULL, NULL, 0, NULL), SRDMA_EINVAL);
+	CHECK(strncmp(srdma__err_where(), "src/session/", 12) == 0);
+	CHECK(strstr(srdma__err_where(), ".c:") != NULL);
+	srdma__err_clear();
+	CHECK(strcmp(srdma__err_where(), "") == 0);
+}
+
 static void test_refusals(uint16_t port)
 {
 	srdma_ctx *ctx = client_ctx(SRDMA_PROTECT_NONE);
@@ -139,6 +234,12 @@ static void test_refusals(uint16_t port)
 		 SRDMA_EPOLICY);
 	CHECK(c == NULL);
 	CHECK(strstr(srdma_error_detail(), "requires at least") != NULL);
+	/* The server logged (before it told us) where it raised that. */
+	pthread_mutex_lock(&raised_lock);
+	CHECK(strstr(raised_line, "requires at least") != NULL);
+	CHECK(strstr(raised_line, "(raised at src/session/") != NULL);
+	printf("server's debug line: %s\n", raised_line);
+	pthread_mutex_unlock(&raised_lock);
 	srdma_ctx_destroy(ctx);
 
 	ctx = client_ctx(SRDMA_PROTECT_ENCRYPT);
@@ -268,6 +369,9 @@ int main(void)
 	if (test_pki_make(dir, sizeof(dir), "test_session", NULL) < 0)
 		return 1;
 	test_config_errors();
+	test_defaults();
+	test_err_where();
+	test_transport_why();
 	pthread_create(&th, NULL, server_main, NULL);
 	for (int i = 0; i < 200 && server_port == 0; i++)
 		usleep(10000);

@@ -597,7 +597,6 @@ static void test_cycles(void)
 int main(void)
 {
 	char why[160];
-	const char *twhy = NULL;
 	struct srdma__logger log = {.fn = log_line, .level = SRDMA_LOG_INFO};
 	struct srdma__tp_listener_cb lcb = {.on_connreq = on_connreq};
 	struct srdma__tp *tpo = NULL;
@@ -617,13 +616,13 @@ int main(void)
 	CHECK_RC(srdma__loop_create(&loop), 0);
 	/* Through the real selector too: AUTO must pick verbs here. */
 	CHECK_RC(srdma__tp_open(SRDMA_TRANSPORT_AUTO, NULL, NULL, loop, &log,
-				&tpo, &twhy),
+				&tpo),
 		 0);
 	CHECK(tpo && tpo->kind == SRDMA_TRANSPORT_VERBS);
-	printf("%s\n", twhy ? twhy : "?");
+	printf("%s\n", tpo ? tpo->why : "?");
 	srdma__tp_close(tpo);
 	CHECK_RC(srdma__tp_open(SRDMA_TRANSPORT_VERBS, NULL, "nosuchdev0", loop,
-				&log, &tpo, &twhy),
+				&log, &tpo),
 		 SRDMA_ENODEV);
 
 	tp.ops = ops;

@@ -65,7 +65,7 @@ int cmd_certs(int argc, char **argv)
 	const char *names[MAX_NAMES + 1] = {0};
 	const char *clients[MAX_NAMES + 1] = {0};
 	size_t n_names = 0, n_clients = 0;
-	struct srdma__pki_opts o = {0};
+	struct pki_opts o = {0};
 	char dir[PATH_MAX], host[256];
 	int opt, rc;
 
@@ -129,9 +129,9 @@ int cmd_certs(int argc, char **argv)
 	 */
 	o.not_before_offset_s = -3600;
 
-	rc = srdma__pki_write(&o);
+	rc = pki_write(&o);
 	if (rc < 0)
-		return fail("%s", srdma_error_detail());
+		return fail("%s", pki_error());
 
 	printf("wrote %s/ca.crt\nwrote %s/ca.key\n", o.dir, o.dir);
 	printf("wrote %s/server.crt\nwrote %s/server.key\n", o.dir, o.dir);

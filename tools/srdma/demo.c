@@ -266,7 +266,7 @@ int cmd_demo(int argc, char **argv)
 	const char *clients[] = {"alice", "bob", "carol", NULL};
 	const char *tp = "auto";
 	char portfile[300], ports[64] = "", port[16] = "", certs[300];
-	struct srdma__pki_opts po = {0};
+	struct pki_opts po = {0};
 	int failures = 0, rc;
 	enum srdma_transport tpk = SRDMA_TRANSPORT_AUTO;
 
@@ -301,8 +301,8 @@ int cmd_demo(int argc, char **argv)
 	po.dir = certs;
 	po.clients = clients;
 	po.server_names = (const char *const[]){host, NULL};
-	if (srdma__pki_write(&po) < 0) {
-		printf("  %s\n", srdma_error_detail());
+	if (pki_write(&po) < 0) {
+		printf("  %s\n", pki_error());
 		return 1;
 	}
 	printf("  %s: ca.crt, server.crt (localhost, 127.0.0.1, ::1, this "
@@ -311,8 +311,8 @@ int cmd_demo(int argc, char **argv)
 	po.dir = other;
 	po.server_names = NULL;
 	po.clients = (const char *const[]){"mallory", NULL};
-	if (srdma__pki_write(&po) < 0) {
-		printf("  %s\n", srdma_error_detail());
+	if (pki_write(&po) < 0) {
+		printf("  %s\n", pki_error());
 		return 1;
 	}
 	printf("  %s: a second, unrelated CA with a client 'mallory'\n", other);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,42 @@
 #include <openssl/x509v3.h>
 
 #include "pki.h"
+
+/*
+ * The tool's own error reporting (the library's internals are not the
+ * tool's to use): a failing function records one sentence and returns -1;
+ * pki_error() gives the sentence.
+ */
+static _Thread_local char last_error[512];
+
+__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Fail with a message unless cond holds. */
+#define REQUIRE(cond, ...)                                                     \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			return fail(__VA_ARGS__);                              \
+	} while (0)
+
+/* Propagate a failure. */
+#define GUARD(call)                                                            \
+	do {                                                                   \
+		if ((call) < 0)                                                \
+			return -1;                                             \
+	} while (0)
+
+const char *pki_error(void)
+{
+	return last_error;
+}
 
 enum {
 	DEFAULT_DAYS = 825, /* the CA/Browser Forum's old TLS maximum */
@@ -58,11 +95,11 @@ static int check_ident(const char *id)
 {
 	size_t n = id ? strlen(id) : 0;
 
-	ENSURE(n > 0 && n <= IDENT_MAX, SRDMA_ECONFIG,
-	       "identity '%s' must be 1 to %d characters", id ? id : "",
-	       IDENT_MAX);
-	ENSURE(id[0] != '.' && id[0] != '-', SRDMA_ECONFIG,
-	       "identity '%s' must not start with '.' or '-'", id);
+	REQUIRE(n > 0 && n <= IDENT_MAX,
+		"identity '%s' must be 1 to %d characters", id ? id : "",
+		IDENT_MAX);
+	REQUIRE(id[0] != '.' && id[0] != '-',
+		"identity '%s' must not start with '.' or '-'", id);
 	for (size_t i = 0; i < n; i++) {
 		char ch = id[i];
 		bool ok = (ch >= 'a' && ch <= 'z') ||
@@ -70,10 +107,10 @@ static int check_ident(const char *id)
 			  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
 			  ch == '-' || ch == '@' || ch == '+';
 
-		ENSURE(ok, SRDMA_ECONFIG,
-		       "identity '%s' may only contain letters, digits and "
-		       "'._-@+'",
-		       id);
+		REQUIRE(ok,
+			"identity '%s' may only contain letters, digits and "
+			"'._-@+'",
+			id);
 	}
 	return 0;
 }
@@ -82,8 +119,8 @@ static int check_dns(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
 
-	ENSURE(n > 0 && n < 254, SRDMA_ECONFIG,
-	       "server name '%s' is empty or too long", s ? s : "");
+	REQUIRE(n > 0 && n < 254, "server name '%s' is empty or too long",
+		s ? s : "");
 	for (size_t i = 0; i < n; i++) {
 		char ch = s[i];
 		bool ok = (ch >= 'a' && ch <= 'z') ||
@@ -91,10 +128,10 @@ static int check_dns(const char *s)
 			  (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
 			  (ch == '*' && i == 0 && s[1] == '.');
 
-		ENSURE(ok, SRDMA_ECONFIG,
-		       "server name '%s' is neither an IP address nor a DNS "
-		       "name",
-		       s);
+		REQUIRE(ok,
+			"server name '%s' is neither an IP address nor a DNS "
+			"name",
+			s);
 	}
 	return 0;
 }
@@ -105,9 +142,8 @@ static int gen_key(EVP_PKEY **out)
 
 	*out = EVP_EC_gen("P-256");
 	if (!*out)
-		return srdma__err(SRDMA_ENOMEM,
-				  "cannot generate a P-256 key: %s",
-				  ossl_why(why, sizeof(why)));
+		return fail("cannot generate a P-256 key: %s",
+			    ossl_why(why, sizeof(why)));
 	return 0;
 }
 
@@ -119,13 +155,12 @@ static int set_serial(X509 *x)
 	int ok;
 
 	if (RAND_bytes(b, sizeof(b)) != 1)
-		return srdma__err(SRDMA_ESYS,
-				  "no randomness for a serial number");
+		return fail("no randomness for a serial number");
 	b[0] = (unsigned char)((b[0] & 0x7f) | 0x40);
 	bn = BN_bin2bn(b, sizeof(b), NULL);
 	ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
 	BN_free(bn);
-	ENSURE(ok, SRDMA_ENOMEM, "cannot set a certificate serial number");
+	REQUIRE(ok, "cannot set a certificate serial number");
 	return 0;
 }
 
@@ -137,9 +172,8 @@ static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 
 	X509_EXTENSION_free(e);
 	if (!ok)
-		return srdma__err(SRDMA_ENOMEM, "cannot add %s '%s': %s",
-				  OBJ_nid2sn(nid), value,
-				  ossl_why(why, sizeof(why)));
+		return fail("cannot add %s '%s': %s", OBJ_nid2sn(nid), value,
+			    ossl_why(why, sizeof(why)));
 	return 0;
 }
 
@@ -148,12 +182,12 @@ static int add_sans(X509 *x, const char *const *names, size_t n)
 	GENERAL_NAMES *gens = GENERAL_NAMES_new();
 	int rc = 0;
 
-	ENSURE(gens, SRDMA_ENOMEM, "out of memory for subjectAltName");
+	REQUIRE(gens, "out of memory for subjectAltName");
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		GENERAL_NAME *g = GENERAL_NAME_new();
 
 		if (!g) {
-			rc = srdma__err(SRDMA_ENOMEM, "out of memory for SAN");
+			rc = fail("out of memory for SAN");
 			break;
 		}
 		if (is_ip(names[i])) {
@@ -162,9 +196,8 @@ static int add_sans(X509 *x, const char *const *names, size_t n)
 			if (ip)
 				GENERAL_NAME_set0_value(g, GEN_IPADD, ip);
 			else
-				rc = srdma__err(SRDMA_ECONFIG,
-						"cannot encode IP address '%s'",
-						names[i]);
+				rc = fail("cannot encode IP address '%s'",
+					  names[i]);
 		} else {
 			ASN1_IA5STRING *s = ASN1_IA5STRING_new();
 
@@ -172,19 +205,18 @@ static int add_sans(X509 *x, const char *const *names, size_t n)
 				GENERAL_NAME_set0_value(g, GEN_DNS, s);
 			} else {
 				ASN1_IA5STRING_free(s);
-				rc = srdma__err(SRDMA_ENOMEM,
-						"out of memory for SAN '%s'",
-						names[i]);
+				rc = fail("out of memory for SAN '%s'",
+					  names[i]);
 			}
 		}
 		if (rc == 0 && !sk_GENERAL_NAME_push(gens, g))
-			rc = srdma__err(SRDMA_ENOMEM, "out of memory for SAN");
+			rc = fail("out of memory for SAN");
 		if (rc != 0)
 			GENERAL_NAME_free(g);
 	}
 	if (rc == 0 && n > 0 &&
 	    X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, 0) != 1)
-		rc = srdma__err(SRDMA_ENOMEM, "cannot add subjectAltName");
+		rc = fail("cannot add subjectAltName");
 	GENERAL_NAMES_free(gens);
 	return rc;
 }
@@ -209,10 +241,9 @@ static int make_cert(const struct cert_req *r, EVP_PKEY *key, X509 *ca,
 	int rc;
 
 	*out = NULL;
-	ENSURE(x, SRDMA_ENOMEM, "out of memory for a certificate");
+	REQUIRE(x, "out of memory for a certificate");
 	if (!X509_set_version(x, X509_VERSION_3) || !X509_set_pubkey(x, key)) {
-		rc = srdma__err(SRDMA_ENOMEM, "cannot build certificate '%s'",
-				r->cn);
+		rc = fail("cannot build certificate '%s'", r->cn);
 		goto out_free_x;
 	}
 	rc = set_serial(x);
@@ -222,9 +253,7 @@ static int make_cert(const struct cert_req *r, EVP_PKEY *key, X509 *ca,
 	    !(r->na_off ? X509_gmtime_adj(X509_getm_notAfter(x), r->na_off)
 			: X509_time_adj_ex(X509_getm_notAfter(x), r->days, 0,
 					   NULL))) {
-		rc = srdma__err(SRDMA_ECONFIG,
-				"cannot set the validity of certificate '%s'",
-				r->cn);
+		rc = fail("cannot set the validity of certificate '%s'", r->cn);
 		goto out_free_x;
 	}
 	name = X509_get_subject_name(x);
@@ -232,8 +261,7 @@ static int make_cert(const struct cert_req *r, EVP_PKEY *key, X509 *ca,
 					(const unsigned char *)r->cn, -1, -1,
 					0) ||
 	    !X509_set_issuer_name(x, ca ? X509_get_subject_name(ca) : name)) {
-		rc = srdma__err(SRDMA_ENOMEM, "cannot name certificate '%s'",
-				r->cn);
+		rc = fail("cannot name certificate '%s'", r->cn);
 		goto out_free_x;
 	}
 
@@ -268,9 +296,8 @@ static int make_cert(const struct cert_req *r, EVP_PKEY *key, X509 *ca,
 	if (rc < 0)
 		goto out_free_x;
 	if (!X509_sign(x, ca_key ? ca_key : key, EVP_sha256())) {
-		rc = srdma__err(SRDMA_ECONFIG,
-				"cannot sign certificate '%s': %s", r->cn,
-				ossl_why(why, sizeof(why)));
+		rc = fail("cannot sign certificate '%s': %s", r->cn,
+			  ossl_why(why, sizeof(why)));
 		goto out_free_x;
 	}
 	*out = x;
@@ -295,8 +322,8 @@ static int join(char *buf, size_t len, const char *dir, const char *name,
 {
 	int n = snprintf(buf, len, "%s/%s%s", dir, name, ext);
 
-	ENSURE(n > 0 && (size_t)n < len, SRDMA_ECONFIG,
-	       "path %s/%s%s is too long", dir, name, ext);
+	REQUIRE(n > 0 && (size_t)n < len, "path %s/%s%s is too long", dir, name,
+		ext);
 	return 0;
 }
 
@@ -318,8 +345,8 @@ static int write_file(const struct out_file *f, bool force)
 		unsigned char r[4];
 
 		if (RAND_bytes(r, sizeof(r)) != 1)
-			return srdma__err(SRDMA_ESYS, "no randomness for a "
-						      "temporary file name");
+			return fail("no randomness for a "
+				    "temporary file name");
 		snprintf(tmp, sizeof(tmp), "%s.%02x%02x%02x%02x.tmp", f->path,
 			 r[0], r[1], r[2], r[3]);
 		target = tmp;
@@ -328,11 +355,9 @@ static int write_file(const struct out_file *f, bool force)
 		  mode);
 	if (fd < 0) {
 		if (errno == EEXIST && !force)
-			return srdma__err(SRDMA_ECONFIG,
-					  "%s exists; use --force to overwrite",
-					  f->path);
-		return srdma__err(SRDMA_ECONFIG, "cannot create %s: %s", target,
-				  strerror(errno));
+			return fail("%s exists; use --force to overwrite",
+				    f->path);
+		return fail("cannot create %s: %s", target, strerror(errno));
 	}
 	/* The umask may have narrowed a certificate; never widens a key. */
 	if (fchmod(fd, mode) < 0)
@@ -366,8 +391,7 @@ out_unlink:
 		close(fd);
 	unlink(target);
 	ERR_clear_error();
-	return srdma__err(SRDMA_ECONFIG, "cannot write %s: %s", f->path,
-			  strerror(e ? e : EIO));
+	return fail("cannot write %s: %s", f->path, strerror(e ? e : EIO));
 }
 
 static int ensure_dir(const char *dir)
@@ -375,14 +399,12 @@ static int ensure_dir(const char *dir)
 	struct stat st;
 
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return srdma__err(SRDMA_ECONFIG,
-				  "cannot create directory %s: %s", dir,
-				  strerror(errno));
+		return fail("cannot create directory %s: %s", dir,
+			    strerror(errno));
 	if (stat(dir, &st) < 0)
-		return srdma__err(SRDMA_ECONFIG, "cannot use directory %s: %s",
-				  dir, strerror(errno));
-	ENSURE(S_ISDIR(st.st_mode), SRDMA_ECONFIG, "%s is not a directory",
-	       dir);
+		return fail("cannot use directory %s: %s", dir,
+			    strerror(errno));
+	REQUIRE(S_ISDIR(st.st_mode), "%s is not a directory", dir);
 	return 0;
 }
 
@@ -391,10 +413,9 @@ static int clean_dir(char *buf, size_t len, const char *dir)
 {
 	size_t n;
 
-	ENSURE(dir && dir[0], SRDMA_ECONFIG, "no directory given");
+	REQUIRE(dir && dir[0], "no directory given");
 	n = strlen(dir);
-	ENSURE(n < len, SRDMA_ECONFIG, "directory name %.40s... is too long",
-	       dir);
+	REQUIRE(n < len, "directory name %.40s... is too long", dir);
 	memcpy(buf, dir, n + 1);
 	while (n > 1 && buf[n - 1] == '/')
 		buf[--n] = '\0';
@@ -442,7 +463,7 @@ static int write_all(struct out_file *f, size_t n, bool force)
 	return 0;
 }
 
-int srdma__pki_write(const struct srdma__pki_opts *o)
+int pki_write(const struct pki_opts *o)
 {
 	static const char *const def_clients[] = {"client", NULL};
 	const char *sans[MAX_SANS];
@@ -452,10 +473,10 @@ int srdma__pki_write(const struct srdma__pki_opts *o)
 	struct out_file *f;
 	int days, rc;
 
-	ENSURE(o, SRDMA_EINVAL, "no PKI options");
+	REQUIRE(o, "no PKI options");
 	GUARD(clean_dir(dir, sizeof(dir), o->dir));
-	ENSURE(o->days >= 0 && o->days <= 36500, SRDMA_ECONFIG,
-	       "validity of %d days is out of range (1..36500)", o->days);
+	REQUIRE(o->days >= 0 && o->days <= 36500,
+		"validity of %d days is out of range (1..36500)", o->days);
 	days = o->days ? o->days : DEFAULT_DAYS;
 	clients = o->clients ? o->clients : def_clients;
 
@@ -467,7 +488,7 @@ int srdma__pki_write(const struct srdma__pki_opts *o)
 		if (host[0] && check_dns(host) == 0 &&
 		    !seen(sans, n_sans, host))
 			sans[n_sans++] = host;
-		srdma__err_clear();
+		last_error[0] = '\0';
 	}
 	for (size_t i = 0; o->server_names && o->server_names[i]; i++) {
 		const char *s = o->server_names[i];
@@ -476,26 +497,26 @@ int srdma__pki_write(const struct srdma__pki_opts *o)
 			GUARD(check_dns(s));
 		if (seen(sans, n_sans, s))
 			continue;
-		ENSURE(n_sans < MAX_SANS, SRDMA_ECONFIG,
-		       "too many server names (at most %d)", MAX_SANS);
+		REQUIRE(n_sans < MAX_SANS, "too many server names (at most %d)",
+			MAX_SANS);
 		sans[n_sans++] = s;
 	}
 	for (; clients[n_clients]; n_clients++) {
 		const char *id = clients[n_clients];
 
 		GUARD(check_ident(id));
-		ENSURE(strcmp(id, "ca") && strcmp(id, "server"), SRDMA_ECONFIG,
-		       "client identity '%s' would overwrite the %s files; "
-		       "choose another name",
-		       id, id);
+		REQUIRE(strcmp(id, "ca") && strcmp(id, "server"),
+			"client identity '%s' would overwrite the %s files; "
+			"choose another name",
+			id, id);
 		for (size_t j = 0; j < n_clients; j++)
-			ENSURE(strcmp(clients[j], id), SRDMA_ECONFIG,
-			       "client identity '%s' is given twice", id);
+			REQUIRE(strcmp(clients[j], id),
+				"client identity '%s' is given twice", id);
 	}
 
 	n_files = 2 * (2 + n_clients);
 	f = calloc(n_files, sizeof(*f));
-	ENSURE(f, SRDMA_ENOMEM, "out of memory for %zu files", n_files);
+	REQUIRE(f, "out of memory for %zu files", n_files);
 
 	/* Refuse before generating anything, so nothing is half-written. */
 	{
@@ -513,11 +534,9 @@ int srdma__pki_write(const struct srdma__pki_opts *o)
 				struct stat st;
 
 				if (lstat(f[2 * i + k].path, &st) == 0)
-					rc = srdma__err(
-						SRDMA_ECONFIG,
-						"%s exists; use --force "
-						"to overwrite",
-						f[2 * i + k].path);
+					rc = fail("%s exists; use --force "
+						  "to overwrite",
+						  f[2 * i + k].path);
 			}
 			if (rc < 0)
 				goto out_free_files;
@@ -580,31 +599,29 @@ static int load_ca(const char *dir, X509 **ca, EVP_PKEY **key)
 	GUARD(join(path, sizeof(path), dir, "ca", ".crt"));
 	fp = fopen(path, "re");
 	if (!fp)
-		return srdma__err(SRDMA_ECONFIG, "cannot open %s: %s", path,
-				  strerror(errno));
+		return fail("cannot open %s: %s", path, strerror(errno));
 	*ca = PEM_read_X509(fp, NULL, NULL, NULL);
 	fclose(fp);
 	if (!*ca)
-		return srdma__err(SRDMA_ECONFIG, "no certificate in %s: %s",
-				  path, ossl_why(why, sizeof(why)));
+		return fail("no certificate in %s: %s", path,
+			    ossl_why(why, sizeof(why)));
 	GUARD(join(path, sizeof(path), dir, "ca", ".key"));
 	fp = fopen(path, "re");
 	if (!fp)
-		return srdma__err(SRDMA_ECONFIG, "cannot open %s: %s", path,
-				  strerror(errno));
+		return fail("cannot open %s: %s", path, strerror(errno));
 	*key = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
 	fclose(fp);
 	if (!*key)
-		return srdma__err(SRDMA_ECONFIG, "no private key in %s: %s",
-				  path, ossl_why(why, sizeof(why)));
-	ENSURE(X509_check_private_key(*ca, *key) == 1, SRDMA_ECONFIG,
-	       "the key in %s does not match %s/ca.crt", path, dir);
+		return fail("no private key in %s: %s", path,
+			    ossl_why(why, sizeof(why)));
+	REQUIRE(X509_check_private_key(*ca, *key) == 1,
+		"the key in %s does not match %s/ca.crt", path, dir);
 	return 0;
 }
 
-int srdma__pki_issue(const char *dir, const char *name, bool server,
-		     const char *const *sans, long not_before_offset_s,
-		     long not_after_offset_s)
+int pki_issue(const char *dir, const char *name, bool server,
+	      const char *const *sans, long not_before_offset_s,
+	      long not_after_offset_s)
 {
 	char d[PATH_MAX - 32];
 	size_t n_sans = 0;
@@ -623,8 +640,8 @@ int srdma__pki_issue(const char *dir, const char *name, bool server,
 
 	GUARD(clean_dir(d, sizeof(d), dir));
 	GUARD(check_ident(name));
-	ENSURE(strcmp(name, "ca"), SRDMA_ECONFIG,
-	       "identity 'ca' would overwrite the CA files");
+	REQUIRE(strcmp(name, "ca"),
+		"identity 'ca' would overwrite the CA files");
 	while (sans && sans[n_sans]) {
 		if (!is_ip(sans[n_sans]))
 			GUARD(check_dns(sans[n_sans]));

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* Development PKI for `srdma certs` (the tool's, not the library's). */
+/*
+ * Development PKI for `srdma certs` (the tool's, not the library's; tests
+ * use it too). Functions return 0, or -1 with one sentence in pki_error().
+ */
 #ifndef SRDMA_TOOL_PKI_H
 #define SRDMA_TOOL_PKI_H
 
 #include <stdbool.h>
 
-#include "base/err.h"
+#define PKI_WUR __attribute__((warn_unused_result))
 
-/* ---- development PKI (srdma certs) ---- */
-struct srdma__pki_opts {
+struct pki_opts {
 	const char *dir;
 	const char *const
 		*server_names; /* extra SANs (DNS or IP), NULL-terminated */
@@ -23,18 +25,21 @@ struct srdma__pki_opts {
 /*
  * Writes DIR/ca.crt, ca.key, server.crt, server.key and NAME.crt/NAME.key
  * for each client. The server's SANs cover localhost, 127.0.0.1, ::1, the
- * host name and server_names. Keys are written 0600. Refuses (SRDMA_ECONFIG)
- * to overwrite any existing file unless force.
+ * host name and server_names. Keys are written 0600. Refuses to overwrite
+ * any existing file unless force.
  */
-int srdma__pki_write(const struct srdma__pki_opts *o) SRDMA__WUR;
+int pki_write(const struct pki_opts *o) PKI_WUR;
 
 /*
  * Issues one more certificate signed by DIR/ca.{crt,key}: NAME.crt and
  * NAME.key, with the given SANs (may be NULL) and validity offsets. Used by
  * tests for expired / not-yet-valid / wrong-name certificates.
  */
-int srdma__pki_issue(const char *dir, const char *name, bool server,
-		     const char *const *sans, long not_before_offset_s,
-		     long not_after_offset_s) SRDMA__WUR;
+int pki_issue(const char *dir, const char *name, bool server,
+	      const char *const *sans, long not_before_offset_s,
+	      long not_after_offset_s) PKI_WUR;
+
+/* Why the last failing call in this thread failed ("" if none has). */
+const char *pki_error(void);
 
 #endif
