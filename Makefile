@@ -1,5 +1,6 @@
 # Thin wrapper over CMake. `make demo` and `make test` work on a fresh Debian 12.
 BUILD      ?= build
+TEST_BUILD ?= build-test
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 MATRIX_BUILD ?= build-matrix
@@ -12,8 +13,8 @@ DEB_PACKAGES := build-essential cmake pkg-config clang clang-format valgrind \
 	rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest iproute2 \
 	qemu-system-x86 busybox-static cpio gnuplot-nox procps psmisc python3 iputils-ping
 
-.PHONY: all deps build test unit asan fuzz format format-check integration vm \
-	valgrind demo bench stress clean install matrix
+.PHONY: all deps build test-build test unit asan fuzz format format-check \
+	integration vm valgrind demo bench stress clean install matrix
 
 # Warnings are fatal (-Werror, CMake's SRDMA_WERROR) in the test builds only:
 # a packager's build with a newer compiler must not fail on a new warning.
@@ -21,7 +22,7 @@ DEB_PACKAGES := build-essential cmake pkg-config clang clang-format valgrind \
 # $(BUILD) without it and leave an existing one as it is, so `make demo`
 # after `make test` rebuilds nothing. `make build WERROR=ON` asks for it.
 WERROR ?=
-test unit integration vm stress: WERROR = ON
+test vm stress: WERROR = ON
 
 all: build
 
@@ -52,11 +53,20 @@ format-check:
 	if [ -n "$$bad" ]; then echo "clang-format drift (run 'make format'):"; echo "$$bad"; exit 1; fi; \
 	echo "format-check: clean"
 
-unit: build
-	cd $(BUILD) && ctest -L unit --output-on-failure
+# The test build: the default build plus the hooks attack tests need
+# (SRDMA_TEST_HOOKS: tampering, capture); never installed. The default
+# build ($(BUILD)) is what ships; t_install checks it holds no hook.
+test-build: deps
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DSRDMA_TEST_HOOKS=ON -DSRDMA_WERROR=ON >/dev/null
+	cmake --build $(TEST_BUILD) -j$(JOBS)
+
+unit: test-build
+	cd $(TEST_BUILD) && ctest -L unit --output-on-failure
 
 asan: deps
-	cmake -S . -B $(ASAN_BUILD) -DSRDMA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DSRDMA_WERROR=ON >/dev/null
+	cmake -S . -B $(ASAN_BUILD) -DSRDMA_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DSRDMA_WERROR=ON \
+		-DSRDMA_TEST_HOOKS=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		ctest --output-on-failure -E 't_valgrind|t_netns|t_bench|t_churn|t_stress|t_install'
@@ -67,22 +77,25 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzzers
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_BUILD)
 
-integration: build
-	cd $(BUILD) && ctest -L integration --output-on-failure
+integration: build test-build
+	cd $(TEST_BUILD) && SRDMA_RELEASE_BUILD=$(abspath $(BUILD)) \
+		ctest -L integration --output-on-failure
 
 # The library and the tool under every build type, with gcc and clang,
 # warnings fatal (tests/matrix/run.sh).
 matrix: deps
 	JOBS=$(JOBS) bash tests/matrix/run.sh $(MATRIX_BUILD)
 
-vm: build
-	bash tests/vm/run.sh $(BUILD)
+# The VM runs the default build, and the test build's srdma for its attack
+# tests (VM_TEST_BUILD).
+vm: build test-build
+	VM_TEST_BUILD=$(abspath $(TEST_BUILD)) bash tests/vm/run.sh $(BUILD)
 	bash tests/vm/two-hosts.sh $(BUILD)
 
 # The whole suite: style, the build matrix, unit (plain and sanitized), fuzz,
 # integration (includes the valgrind leak check), and the Soft-RoCE VM.
-test: deps format-check matrix build
-	cd $(BUILD) && ctest --output-on-failure
+test: deps format-check matrix build test-build
+	cd $(TEST_BUILD) && SRDMA_RELEASE_BUILD=$(abspath $(BUILD)) ctest --output-on-failure
 	$(MAKE) --no-print-directory asan
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory vm
@@ -100,4 +113,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(MATRIX_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(MATRIX_BUILD)

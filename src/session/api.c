@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/text.h"
 #include "session/conn.h"
 
 SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
@@ -195,8 +196,9 @@ SRDMA_API int srdma_conn_info(const srdma_conn *c, struct srdma_conn_info *o)
 		(void)c->ctx->tp->ops->conn_info(c->tc, &ti);
 	snprintf(o->provider, sizeof(o->provider), "%s", ti.provider);
 	if (c->ctrl) {
-		snprintf(o->peer_identity, sizeof(o->peer_identity), "%s",
-			 srdma__ctrl_peer_identity(c->ctrl));
+		srdma__safe_text(o->peer_identity, sizeof(o->peer_identity),
+				 srdma__ctrl_peer_identity(c->ctrl),
+				 sizeof(o->peer_identity));
 		snprintf(o->tls_version, sizeof(o->tls_version), "%s",
 			 srdma__ctrl_tls_version(c->ctrl));
 		o->resumed = srdma__ctrl_resumed(c->ctrl);

@@ -13,6 +13,7 @@
 
 #include <openssl/crypto.h>
 
+#include "base/text.h"
 #include "session/conn.h"
 
 const char *srdma__state_name(enum conn_state s)
@@ -27,11 +28,15 @@ const char *srdma__state_name(enum conn_state s)
 const char *srdma__who(const struct srdma_conn *c)
 {
 	static _Thread_local char buf[256];
-	const char *id = c->ctrl ? srdma__ctrl_peer_identity(c->ctrl) : NULL;
+	char id[128] = "";
 
-	snprintf(buf, sizeof(buf), "%s%s%s%s", c->peer_addr,
-		 id && *id ? " (" : "", id && *id ? id : "",
-		 id && *id ? ")" : "");
+	/* The identity comes from the peer's certificate: printable only. */
+	if (c->ctrl)
+		srdma__safe_text(id, sizeof(id),
+				 srdma__ctrl_peer_identity(c->ctrl),
+				 sizeof(id));
+	snprintf(buf, sizeof(buf), "%s%s%s%s", c->peer_addr, *id ? " (" : "",
+		 id, *id ? ")" : "");
 	return buf;
 }
 
@@ -179,14 +184,17 @@ static int on_goodbye(struct srdma_conn *c, enum conn_state *next)
  * become ours, and no ERROR goes back. */
 static int on_peer_error(struct srdma_conn *c, const struct srdma__msg_error *e)
 {
+	char text[SRDMA_WIRE_MAX_TEXT + 1];
 	int code = e->code;
 
 	if (code >= 0 || code < SRDMA_ERROR_MIN)
 		code = SRDMA_EPEER;
 	c->goodbye_rcvd = true;
 	c->peer_failed = true;
+	/* The peer's words: one printable line before anyone logs them. */
+	srdma__safe_text(text, sizeof(text), e->text, e->text_len);
 	return srdma__err(code, "%s said: %s", c->server ? "client" : "server",
-			  e->text);
+			  text);
 }
 
 /* Checks the message against the state and runs its handler; *next is the

@@ -26,6 +26,15 @@ check() {
 	if "$@"; then ok "$name"; else notok "$name"; fi
 }
 
+# need_hooks: the test drives the test build's hooks (SRDMA_TAMPER,
+# SRDMA_TEST_SAVE_PDATA), which only -DSRDMA_TEST_HOOKS=ON builds have.
+need_hooks() {
+	grep -q 'SRDMA_TEST_HOOKS:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null && return 0
+	notok "this test needs the test build (cmake -DSRDMA_TEST_HOOKS=ON; make test builds it in build-test)"
+	finish
+	exit 1
+}
+
 finish() {
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]

@@ -13,6 +13,7 @@
 #                     (ofi_stranger + half_client, which holds a real
 #                     session open between PARAMS and the fabric connect)
 . "$(dirname "$0")/lib.sh"
+need_hooks
 for t in slowloris half_client ofi_stranger pki_issue; do
 	[ -x "$BUILD/$t" ] || { echo "missing $BUILD/$t"; exit 1; }
 done

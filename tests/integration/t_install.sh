@@ -1,10 +1,32 @@
 #!/bin/bash
 # The installed library as a user gets it: `cmake --install`, pkg-config,
 # a program built against the shared library, and only the public API
-# exported (-fvisibility=hidden).
+# exported (-fvisibility=hidden). What ships is the default build, with no
+# test hooks: `make test` runs this from its test build and names the
+# default one in SRDMA_RELEASE_BUILD.
 . "$(dirname "$0")/lib.sh"
 P="$T/prefix"
-check "cmake --install" bash -c "cmake --install '$BUILD' --prefix '$P' >/dev/null"
+REL=${SRDMA_RELEASE_BUILD:-}
+if [ -z "$REL" ]; then
+	if [ -n "${CI:-}" ]; then
+		notok "SRDMA_RELEASE_BUILD names the default build (make test sets it)"
+		# Test hooks never ship: the strings that drive them are in the test
+# build's library (the control, so the search can find them) and in nothing
+# that was installed.
+hooks='SRDMA_TAMPER|SRDMA_TEST_SAVE_PDATA'
+if grep -q 'SRDMA_TEST_HOOKS:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
+	check "the test build's library holds the hooks (control)" \
+		grep -aqE "$hooks" "$BUILD/libsrdma.so"
+fi
+check "no installed file holds a test hook" bash -c \
+	"files=\$(find '$P' -type f); test -n \"\$files\" && ! grep -alE '$hooks' \$files"
+finish
+		exit 1
+	fi
+	echo "note: SRDMA_RELEASE_BUILD unset; installing $BUILD"
+	REL=$BUILD
+fi
+check "cmake --install" bash -c "cmake --install '$REL' --prefix '$P' >/dev/null"
 check "header installed" test -f "$P/include/srdma.h"
 PCDIR=$(dirname "$(find "$P" -name srdma.pc | head -1)")
 check "srdma.pc installed" test -f "$PCDIR/srdma.pc"
@@ -39,4 +61,14 @@ check "and runs without LD_LIBRARY_PATH" bash -c \
 	"env -u LD_LIBRARY_PATH '$P/bin/srdma' --version | grep -q '^srdma '"
 check "against the installed library" bash -c \
 	"test \"\$(env -u LD_LIBRARY_PATH ldd '$P/bin/srdma' | awk '/libsrdma/ {print \$3}' | xargs -r realpath)\" = \"\$(realpath '$LIBDIR/libsrdma.so.0')\""
+# Test hooks never ship: the strings that drive them are in the test
+# build's library (the control, so the search can find them) and in nothing
+# that was installed.
+hooks='SRDMA_TAMPER|SRDMA_TEST_SAVE_PDATA'
+if grep -q 'SRDMA_TEST_HOOKS:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
+	check "the test build's library holds the hooks (control)" \
+		grep -aqE "$hooks" "$BUILD/libsrdma.so"
+fi
+check "no installed file holds a test hook" bash -c \
+	"files=\$(find '$P' -type f); test -n \"\$files\" && ! grep -alE '$hooks' \$files"
 finish

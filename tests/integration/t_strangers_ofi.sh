@@ -3,6 +3,7 @@
 # port: no private data, zeros, random bytes, and a replay of a real client's
 # private data. All rejected; the server goes on serving.
 . "$(dirname "$0")/lib.sh"
+need_hooks
 STRANGER="$BUILD/ofi_stranger"
 [ -x "$STRANGER" ] || { echo "missing $STRANGER"; exit 1; }
 make_pki "$T/pki" client

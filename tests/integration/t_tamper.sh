@@ -3,6 +3,7 @@
 # it is posted (SRDMA_TAMPER): the receiver must detect it, fail that
 # connection, deliver nothing, and the server must keep serving others.
 . "$(dirname "$0")/lib.sh"
+need_hooks
 make_pki "$T/pki" client
 start_server s --certs "$T/pki" --transport ofi --protect none || exit 1
 for mode in encrypt integrity; do

@@ -12,6 +12,9 @@
  *     prints "ready sid=N ttl=MS", then holds the control connection until
  *     the server closes it or SECONDS pass (default 30), printing any ERROR
  *     the server sends ("server said: ...").
+ *   half_client HOST PORT CERTS_DIR OUT --error TEXT
+ *     after HELLO, sends ERROR with TEXT (C escapes \n \r \t \e \xHH
+ *     expanded: a hostile peer's text) and waits for the server to close.
  *   half_client --mix TOKEN_FILE SID OUT
  *     writes OUT: private data for session SID with a MAC keyed by the
  *     token in TOKEN_FILE (another session's, or random bytes).
@@ -156,6 +159,33 @@ static int mix(const char *token_file, const char *sid, const char *out)
 	return 0;
 }
 
+/* Expands \n \r \t \e \\ and \xHH; NUL bytes are not allowed on the wire. */
+static size_t unescape(char *dst, size_t cap, const char *src)
+{
+	size_t n = 0;
+
+	while (*src && n + 1 < cap) {
+		char ch = *src++;
+		if (ch == '\\' && *src) {
+			char e = *src++;
+			ch = e == 'n'	? '\n'
+			     : e == 'r' ? '\r'
+			     : e == 't' ? '\t'
+			     : e == 'e' ? 0x1b
+					: e;
+			if (e == 'x' && src[0] && src[1]) {
+				char hex[3] = {src[0], src[1], 0};
+				ch = (char)strtol(hex, NULL, 16);
+				src += 2;
+			}
+		}
+		if (ch)
+			dst[n++] = ch;
+	}
+	dst[n] = 0;
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	char cert[4096], key[4096], ca[4096], path[4096 + 16];
@@ -166,17 +196,22 @@ int main(int argc, char **argv)
 	struct srdma__msg m = {0};
 	struct hc h = {0};
 	int hold_s = 30, fd, rc;
+	const char *error_text = NULL;
 	uint64_t end;
 
 	if (argc == 5 && !strcmp(argv[1], "--mix"))
 		return mix(argv[2], argv[3], argv[4]);
-	if (argc != 5 && !(argc == 7 && !strcmp(argv[5], "--hold"))) {
+	if (argc != 5 && !(argc == 7 && (!strcmp(argv[5], "--hold") ||
+					 !strcmp(argv[5], "--error")))) {
 		fprintf(stderr, "usage: half_client HOST PORT CERTS_DIR OUT "
-				"[--hold S] | --mix TOKEN_FILE SID OUT\n");
+				"[--hold S | --error TEXT] | --mix TOKEN_FILE "
+				"SID OUT\n");
 		return 2;
 	}
-	if (argc == 7)
+	if (argc == 7 && !strcmp(argv[5], "--hold"))
 		hold_s = atoi(argv[6]);
+	else if (argc == 7)
+		error_text = argv[6];
 	if (srdma__certs_paths(argv[3], "client", cert, sizeof(cert), key,
 			       sizeof(key), ca, sizeof(ca)) < 0)
 		return die("certs");
@@ -215,6 +250,22 @@ int main(int argc, char **argv)
 			m.type == SRDMA_MSG_ERROR ? m.u.error.text
 						  : srdma_error_detail());
 		return 1;
+	}
+	if (error_text) {
+		memset(&m, 0, sizeof(m));
+		m.type = SRDMA_MSG_ERROR;
+		m.u.error.code = SRDMA_EPROTO;
+		m.u.error.text_len = (uint16_t)unescape(
+			m.u.error.text, sizeof(m.u.error.text), error_text);
+		if (send_msg(&h, &m) < 0)
+			return die("send ERROR");
+		/* The server fails the connection and closes it. */
+		rc = recv_msg(&h, &m, IO_TIMEOUT_MS);
+		printf("%s\n", rc < 0 ? "server closed the control connection"
+				      : "server answered");
+		srdma__ctrl_destroy(h.ctrl);
+		srdma__tls_ctx_destroy(tls);
+		return 0;
 	}
 	memset(&m, 0, sizeof(m));
 	m.type = SRDMA_MSG_PARAMS;

@@ -24,6 +24,8 @@
 #               point-to-point link to another VM (qemu socket netdev on
 #               127.0.0.1:PORT); VM_LINK_MAC its MAC (default 52:54:00:77:00:01)
 #   VM_FILES    a directory copied into the guest as /srdma/files
+#   VM_TEST_BUILD  a test build (-DSRDMA_TEST_HOOKS=ON) whose srdma goes to
+#               /srdma/test-bin for the attack tests
 #   CI=true     a missing qemu or kernel package is a failure, not a skip
 set -uo pipefail
 
@@ -132,6 +134,14 @@ while IFS= read -r -d '' f; do
 	nbin=$((nbin + 1))
 done < <(find "$BUILD" \( -name CMakeFiles -o -name _deps -o -name '.*' \) -prune -o \
 	-type f -perm -u+x -print0 | sort -z)
+
+# The test build's srdma (hooks for attack tests) beside the default one.
+if [ -n "${VM_TEST_BUILD:-}" ]; then
+	[ -x "$VM_TEST_BUILD/srdma" ] || die "VM_TEST_BUILD $VM_TEST_BUILD has no srdma"
+	mkdir -p "$STAGE/srdma/test-bin"
+	add_deps "$VM_TEST_BUILD/srdma"
+	cp "$VM_TEST_BUILD/srdma" "$STAGE/srdma/test-bin/srdma"
+fi
 
 if [ -n "${VM_FILES:-}" ]; then
 	[ -d "$VM_FILES" ] || die "VM_FILES $VM_FILES is not a directory"
