@@ -89,12 +89,18 @@ int srdma__post_all_recvs(struct srdma_conn *c)
  * (a notice's credit waits until its writes are verified). */
 static int repost(struct srdma_conn *c, uint32_t slot, bool credit)
 {
+	int rc;
+
 	if (c->state != ST_ESTABLISHED && c->state != ST_CLOSING)
 		return 0;
 	if (!c->tc || c->fabric_closed)
 		return 0;
-	GUARD(c->ctx->tp->ops->post_recv(c->tc, c->ring_mr, recv_slot(c, slot),
-					 c->slot_len, WR_ID(WR_RECV, slot)));
+	rc = c->ctx->tp->ops->post_recv(c->tc, c->ring_mr, recv_slot(c, slot),
+					c->slot_len, WR_ID(WR_RECV, slot));
+	/* Closing, the fabric may go down under us: nothing more is due. */
+	if (rc < 0 && c->state == ST_CLOSING)
+		return 0;
+	GUARD(rc);
 	if (credit)
 		c->rx_credits_due++;
 	return 0;

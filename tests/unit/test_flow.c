@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Flow control as a user meets it, over real libfabric tcp on 127.0.0.1:
+ * a program keeps W RDMA writes (then reads) outstanding for W of 1, 16,
+ * 17, 32, 64 and 256 and sizes from 64 B to 1 MiB, answering SRDMA_EAGAIN
+ * by polling; every operation must complete and every byte read back. Then
+ * the burst that used to kill the connection: one 1 MiB write followed by
+ * 700 non-overlapping 4 KiB writes, in all three modes, three runs each.
+ * Only the public API is used.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "srdma.h"
+#include "test.h"
+#include "test_pki.h"
+
+enum { REGION = 16 << 20, MAXW = 256 };
+
+static char dir[256];
+static atomic_int stop, server_port, server_errors;
+
+static void quiet(void *arg, int level, const char *line)
+{
+	(void)arg, (void)level, (void)line;
+}
+
+static void *server_main(void *arg)
+{
+	struct srdma_config cfg;
+	srdma_ctx *ctx;
+	srdma_listener *l;
+	struct srdma_event evs[64];
+
+	(void)arg;
+	srdma_config_init(&cfg, SRDMA_ROLE_SERVER);
+	cfg.certs_dir = dir;
+	cfg.transport = SRDMA_TRANSPORT_OFI;
+	cfg.protect = SRDMA_PROTECT_NONE; /* the weakest accepted */
+	cfg.client_quota = 64u << 20;
+	cfg.log_fn = quiet;
+	if (srdma_ctx_create(&cfg, &ctx) < 0 ||
+	    srdma_listen(ctx, "127.0.0.1", 0, &l) < 0) {
+		fprintf(stderr, "server: %s\n", srdma_error_detail());
+		server_port = -1;
+		return NULL;
+	}
+	server_port = srdma_listener_port(l);
+	while (!stop) {
+		int n = srdma_ctx_poll(ctx, evs, 64, 20);
+		for (int i = 0; i < n; i++) {
+			srdma_region *r;
+			if (evs[i].type == SRDMA_EV_ACCEPTED &&
+			    srdma_region_create(
+				    evs[i].conn, REGION,
+				    SRDMA_ACCESS_REMOTE_READ |
+					    SRDMA_ACCESS_REMOTE_WRITE,
+				    &r) < 0) {
+				fprintf(stderr, "region: %s\n",
+					srdma_error_detail());
+				server_errors++;
+			}
+			if (evs[i].type == SRDMA_EV_CLOSED) {
+				if (evs[i].status) {
+					fprintf(stderr, "server: closed: %s\n",
+						evs[i].detail);
+					server_errors++;
+				}
+				srdma_conn_destroy(evs[i].conn);
+			}
+		}
+	}
+	srdma_ctx_destroy(ctx);
+	return NULL;
+}
+
+static srdma_conn *connect_mode(srdma_ctx **pctx, enum srdma_protect mode,
+				uint32_t *region)
+{
+	struct srdma_config cfg;
+	srdma_conn *c = NULL;
+	uint64_t len;
+	int rc;
+
+	srdma_config_init(&cfg, SRDMA_ROLE_CLIENT);
+	cfg.certs_dir = dir;
+	cfg.transport = SRDMA_TRANSPORT_OFI;
+	cfg.protect = mode;
+	cfg.log_fn = quiet;
+	CHECK_RC(srdma_ctx_create(&cfg, pctx), 0);
+	CHECK_RC(srdma_connect(*pctx, "127.0.0.1", (uint16_t)server_port, 10000,
+			       &c),
+		 0);
+	if (!c)
+		return NULL;
+	rc = srdma_conn_wait_region(c, 0, 10000, &len);
+	CHECK(rc > 0 && len == REGION);
+	*region = (uint32_t)rc;
+	return c;
+}
+
+static void pattern(uint8_t *p, size_t n, uint32_t seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x = x * 1103515245u + 12345u;
+		p[i] = (uint8_t)(x >> 16);
+	}
+}
+
+struct slot {
+	uint8_t *buf;
+	int busy;
+};
+
+/* Polls until at least one op completes; counts errors. */
+static int reap(srdma_ctx *ctx, struct slot *slots, int *errors)
+{
+	struct srdma_event ev[64];
+	int done = 0;
+
+	while (!done) {
+		int n = srdma_ctx_poll(ctx, ev, 64, 1000);
+		if (n <= 0) {
+			(*errors)++;
+			return -1;
+		}
+		for (int i = 0; i < n; i++) {
+			if (ev[i].type != SRDMA_EV_WRITE_DONE &&
+			    ev[i].type != SRDMA_EV_READ_DONE)
+				continue;
+			if (ev[i].status) {
+				fprintf(stderr, "op failed: %s\n",
+					ev[i].detail);
+				(*errors)++;
+			}
+			((struct slot *)ev[i].user)->busy = 0;
+			done++;
+		}
+	}
+	(void)slots;
+	return done;
+}
+
+/*
+ * W writes outstanding, size bytes each, into `span` distinct slots
+ * (offsets cycle), then all slots read back with W reads outstanding.
+ */
+static void window_case(srdma_ctx *ctx, srdma_conn *c, uint32_t region, int w,
+			size_t size)
+{
+	size_t stride = (size + 4095) / 4096 * 4096;
+	int span = (int)(REGION / stride), total = 2 * w < 32 ? 32 : 2 * w;
+	static struct slot slots[MAXW];
+	uint8_t *want = malloc(size), *got;
+	int issued = 0, errors = 0, again = 0, cur = 0;
+	int *last = calloc((size_t)span, sizeof(int));
+
+	if (span > total)
+		span = total;
+	for (int i = 0; i < w; i++) {
+		slots[i].buf = malloc(size);
+		slots[i].busy = 0;
+	}
+	/* Writes: op k writes pattern k into slot k % span. */
+	while (issued < total && !errors) {
+		struct slot *s = NULL;
+		for (int i = 0; i < w && !s; i++, cur = (cur + 1) % w)
+			if (!slots[cur].busy)
+				s = &slots[cur];
+		if (!s) {
+			reap(ctx, slots, &errors);
+			continue;
+		}
+		pattern(s->buf, size, (uint32_t)issued);
+		int rc = srdma_write(c, region,
+				     (uint64_t)(issued % span) * stride, s->buf,
+				     size, s);
+		if (rc == SRDMA_EAGAIN) {
+			again++;
+			reap(ctx, slots, &errors);
+			continue;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "write: %s\n", srdma_error_detail());
+			errors++;
+			break;
+		}
+		s->busy = 1;
+		last[issued % span] = issued;
+		issued++;
+	}
+	for (int i = 0; i < w; i++)
+		while (slots[i].busy && !errors)
+			reap(ctx, slots, &errors);
+	CHECK(errors == 0 && issued == total);
+	/* Reads: W outstanding, each slot compared with its last write. */
+	int next = 0, checked = 0, wrong = 0;
+	int *which = malloc((size_t)w * sizeof(int));
+	for (int i = 0; i < w; i++)
+		which[i] = -1;
+	while (checked < span && !errors) {
+		for (int i = 0; i < w && next < span; i++) {
+			if (slots[i].busy || which[i] >= 0)
+				continue;
+			int rc = srdma_read(c, region, (uint64_t)next * stride,
+					    slots[i].buf, size, &slots[i]);
+			if (rc == SRDMA_EAGAIN) {
+				again++;
+				break;
+			}
+			if (rc < 0) {
+				fprintf(stderr, "read: %s\n",
+					srdma_error_detail());
+				errors++;
+				break;
+			}
+			slots[i].busy = 1;
+			which[i] = next++;
+		}
+		if (errors || reap(ctx, slots, &errors) < 0)
+			break;
+		for (int i = 0; i < w; i++)
+			if (!slots[i].busy && which[i] >= 0) {
+				got = slots[i].buf;
+				pattern(want, size, (uint32_t)last[which[i]]);
+				wrong += memcmp(got, want, size) != 0;
+				which[i] = -1;
+				checked++;
+			}
+	}
+	CHECK(errors == 0 && checked == span && wrong == 0);
+	if (errors || wrong || checked != span)
+		fprintf(stderr,
+			"window %d size %zu: %d errors, %d/%d checked, "
+			"%d wrong\n",
+			w, size, errors, checked, span, wrong);
+	for (int i = 0; i < w; i++)
+		free(slots[i].buf);
+	free(which);
+	free(last);
+	free(want);
+}
+
+static void test_windows(void)
+{
+	static const int windows[] = {1, 16, 17, 32, 64, 256};
+	static const size_t sizes[] = {64, 4096, 65536 + 100, 1 << 20};
+	uint32_t region;
+	srdma_ctx *ctx;
+	srdma_conn *c = connect_mode(&ctx, SRDMA_PROTECT_ENCRYPT, &region);
+	struct srdma_conn_info info;
+
+	if (!c)
+		return;
+	CHECK_RC(srdma_conn_info(c, &info), 0);
+	CHECK(info.max_ops == 256);
+	for (size_t wi = 0; wi < sizeof(windows) / sizeof(windows[0]); wi++)
+		for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]);
+		     si++) {
+			/* 256 x 1 MiB cycles through the 16 slots. */
+			window_case(ctx, c, region, windows[wi], sizes[si]);
+		}
+	CHECK_RC(srdma_send(c, "x", 1), 0); /* still alive */
+	srdma_conn_destroy(c);
+	srdma_ctx_destroy(ctx);
+}
+
+/* One 1 MiB write, then 700 4 KiB writes that overlap nothing. */
+static void test_burst(enum srdma_protect mode)
+{
+	enum { SMALL = 700 };
+	uint32_t region;
+	srdma_ctx *ctx;
+	srdma_conn *c = connect_mode(&ctx, mode, &region);
+	static uint8_t big[1 << 20], small[SMALL][4096], back[4096];
+	struct slot done_marker;
+	int completed = 0, errors = 0, again = 0, issued = 0;
+
+	if (!c)
+		return;
+	pattern(big, sizeof(big), 7 + mode);
+	CHECK_RC(srdma_write(c, region, 0, big, sizeof(big), &done_marker), 0);
+	issued++;
+	for (int i = 0; i < SMALL; i++) {
+		pattern(small[i], 4096, 1000 + (uint32_t)i + mode);
+		for (;;) {
+			int rc = srdma_write(c, region,
+					     (1u << 20) + (uint64_t)i * 4096,
+					     small[i], 4096, &done_marker);
+			if (rc == 0)
+				break;
+			if (rc != SRDMA_EAGAIN) {
+				fprintf(stderr, "burst write %d: %s\n", i,
+					srdma_error_detail());
+				errors++;
+				break;
+			}
+			again++;
+			struct srdma_event ev[64];
+			int n = srdma_ctx_poll(ctx, ev, 64, 1000);
+			for (int k = 0; k < n; k++)
+				if (ev[k].type == SRDMA_EV_WRITE_DONE) {
+					completed++;
+					errors += ev[k].status != 0;
+				}
+		}
+		issued++;
+	}
+	while (completed < issued && !errors) {
+		struct srdma_event ev[64];
+		int n = srdma_ctx_poll(ctx, ev, 64, 2000);
+		if (n <= 0)
+			break;
+		for (int k = 0; k < n; k++)
+			if (ev[k].type == SRDMA_EV_WRITE_DONE) {
+				completed++;
+				errors += ev[k].status != 0;
+			}
+	}
+	CHECK(errors == 0 && completed == SMALL + 1);
+	CHECK(again > 0); /* 701 > max_ops: the caller was told to wait */
+	/* Read back a sample of every kind. */
+	CHECK_RC(srdma_read_sync(c, region, 0, back, sizeof(back), 5000), 0);
+	CHECK(!memcmp(back, big, sizeof(back)));
+	for (int i = 0; i < SMALL; i += 37) {
+		CHECK_RC(srdma_read_sync(c, region,
+					 (1u << 20) + (uint64_t)i * 4096, back,
+					 4096, 5000),
+			 0);
+		CHECK(!memcmp(back, small[i], 4096));
+	}
+	srdma_conn_destroy(c);
+	srdma_ctx_destroy(ctx);
+}
+
+int main(void)
+{
+	pthread_t th;
+
+	if (test_pki_make(dir, sizeof(dir), "test_flow", NULL) < 0)
+		return 1;
+	pthread_create(&th, NULL, server_main, NULL);
+	while (!server_port)
+		;
+	if (server_port < 0)
+		return 1;
+	test_windows();
+	for (int run = 0; run < 3; run++)
+		for (int m = 0; m <= SRDMA_PROTECT_ENCRYPT; m++)
+			test_burst((enum srdma_protect)m);
+	stop = 1;
+	pthread_join(th, NULL);
+	CHECK(server_errors == 0);
+	test_pki_remove(dir);
+	TEST_DONE();
+}
