@@ -2,8 +2,9 @@
 /*
  * Data-path protection: cipher choice, CSPRNG, key schedule from the TLS
  * exporter, the rekey and message records (DESIGN.md §4). The AEAD contexts
- * live in aead.c, sealed blocks in block.c and the connect token in token.c;
- * the helpers they share are in protect_int.h.
+ * and their backends live in aead.c and aead_imb.c, sealed blocks in block.c
+ * and the connect token in token.c; the helpers they share are in
+ * protect_int.h.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -179,17 +180,14 @@ static int rekey(struct srdma__aead *a)
 	}
 	memcpy(a->key, next, SRDMA_KEY_LEN);
 	a->epoch++;
-	if (a->evp && EVP_CipherInit_ex(a->evp, NULL, NULL, a->key, NULL,
-					a->seal ? 1 : 0) != 1) {
-		rc = srdma__ossl_err(SRDMA_ESYS, "EVP cipher rekey");
-		goto out_poison;
-	}
+	/* On failure the schedule is gone: ready() refuses from now on. */
+	if (a->mode != SRDMA_PROTECT_NONE)
+		rc = srdma__aead_set_key(a);
 	goto out_wipe;
 
 out_poison:
 	/* Half-rekeyed state must never seal or open again. */
-	EVP_CIPHER_CTX_free(a->evp);
-	a->evp = NULL;
+	srdma__aead_unkey(a);
 out_wipe:
 	OPENSSL_cleanse(next, sizeof(next));
 	return rc;
