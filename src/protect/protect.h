@@ -2,7 +2,8 @@
 /*
  * Data-path protection: key schedule from the TLS exporter, AEAD records for
  * messages, sealed blocks for regions, and the one-time connect token.
- * Knows OpenSSL; knows nothing of verbs or libfabric. See DESIGN.md §4 and
+ * Knows OpenSSL (and intel-ipsec-mb, inside aead_imb.c only); knows nothing
+ * of verbs or libfabric. See DESIGN.md §4 and
  * docs/PROTOCOL.md ("Records", "Sealed blocks").
  */
 #ifndef SRDMA_PROTECT_PROTECT_H
@@ -53,12 +54,31 @@ const char *srdma__cipher_name(enum srdma__cipher c);
 int srdma__random(void *buf, size_t n) SRDMA__WUR;
 
 /*
- * One key in one direction: an EVP context initialised once with the key,
- * a salt, and the record sequence. For records, seq is the next sequence to
- * seal (sender) or the only one accepted (receiver).
+ * Which implementation runs a context's cipher. AES-256-GCM runs on
+ * intel-ipsec-mb where the library was built with it and the CPU has AES-NI
+ * and PCLMULQDQ, on OpenSSL's EVP otherwise; ChaCha20-Poly1305 always on
+ * EVP. Both compute the same AES-256-GCM (NIST SP 800-38D), so the bytes
+ * on the wire do not depend on it and peers need not agree on it.
+ */
+enum srdma__aead_backend {
+	SRDMA_AEAD_AUTO = 0, /* by CPU, as above: all the library ever picks */
+	SRDMA_AEAD_EVP = 1,
+	SRDMA_AEAD_IPSEC_MB = 2,
+};
+
+/* intel-ipsec-mb's expanded AES-GCM key; only aead_imb.c sees inside. */
+struct gcm_key_data;
+
+/*
+ * One key in one direction: the key schedule computed once (an EVP context,
+ * or an intel-ipsec-mb expanded key), a salt, and the record sequence. For
+ * records, seq is the next sequence to seal (sender) or the only one
+ * accepted (receiver).
  */
 struct srdma__aead {
-	EVP_CIPHER_CTX *evp;
+	EVP_CIPHER_CTX *evp;	  /* backend EVP */
+	struct gcm_key_data *imb; /* backend IPSEC_MB: 64-byte aligned */
+	enum srdma__aead_backend backend; /* AUTO only in mode NONE */
 	enum srdma_protect mode;
 	enum srdma__cipher cipher;
 	bool seal; /* direction: seal (true) or open (false) */
@@ -88,13 +108,31 @@ int srdma__keys_derive(SSL *ssl, bool is_client, enum srdma_protect mode,
 		       struct srdma__keys *out) SRDMA__WUR;
 void srdma__keys_wipe(struct srdma__keys *k);
 
-/* key/salt are copied. mode NONE needs no EVP context. */
+/*
+ * key/salt are copied and the key schedule computed on the backend chosen
+ * for the cipher. mode NONE needs no key schedule.
+ */
 int srdma__aead_init(struct srdma__aead *a, enum srdma_protect mode,
 		     enum srdma__cipher cipher, bool seal,
 		     const uint8_t key[static SRDMA_KEY_LEN],
 		     const uint8_t salt[static SRDMA_SALT_LEN]) SRDMA__WUR;
-/* Frees the EVP context and wipes key material. Safe on a zeroed struct. */
+/* Frees the key schedule and wipes key material. Safe on a zeroed struct. */
 void srdma__aead_wipe(struct srdma__aead *a);
+
+/*
+ * The implementation contexts of this cipher get, as one line for logs and
+ * srdma_conn_info: "intel-ipsec-mb 1.3.0 (AVX512, VAES)",
+ * "OpenSSL 3.0.11 EVP", "none". Static storage.
+ */
+const char *srdma__aead_impl(enum srdma__cipher c);
+
+/*
+ * For tests and benchmarks: the backend AES-256-GCM contexts initialised
+ * from now on get, process-wide (AUTO restores the choice by CPU). Contexts
+ * already initialised keep theirs. SRDMA_ENOTSUP if IPSEC_MB is asked for
+ * and not usable here (not built in, or the CPU lacks AES-NI/PCLMULQDQ).
+ */
+int srdma__aead_force_backend(enum srdma__aead_backend b) SRDMA__WUR;
 
 /* ---- records (messages) ---- */
 /* Bytes a record adds to its payload: header plus tag (no tag in NONE). */
