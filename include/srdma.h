@@ -255,7 +255,10 @@ struct srdma_conn_info {
 	uint32_t max_msg;
 	uint32_t queue_depth;
 	uint32_t max_ops; /* RDMA operations in flight at most (EAGAIN) */
-	uint8_t resumed;  /* the TLS session was resumed from a ticket */
+	/* Reads read again because they raced with the owner's update (a
+	 * block it was sealing, or one it had not announced yet). */
+	uint64_t read_retries;
+	uint8_t resumed; /* the TLS session was resumed from a ticket */
 };
 
 /* ---- library ---- */

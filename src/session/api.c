@@ -218,6 +218,7 @@ SRDMA_API int srdma_conn_info(const srdma_conn *c, struct srdma_conn_info *o)
 	o->max_msg = c->max_msg;
 	o->queue_depth = c->depth;
 	o->max_ops = c->ctx->cfg.max_ops;
+	o->read_retries = c->read_retries;
 	return 0;
 }
 

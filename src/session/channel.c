@@ -495,6 +495,10 @@ void srdma__on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 	 * successful completion proves the connection is up. */
 	if (c->state == ST_FABRIC && cqe->status == 0)
 		srdma__on_tp_established(c);
+	if (WR_KIND(cqe->wr_id) == WR_TEST) {
+		srdma__test_cqe(c, cqe);
+		return;
+	}
 	if (WR_KIND(cqe->wr_id) == WR_SEND && idx < c->ring_depth)
 		c->send_free[c->nsend_free++] = idx;
 	if (cqe->status < 0 && WR_KIND(cqe->wr_id) != WR_CHUNK) {

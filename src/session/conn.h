@@ -141,6 +141,19 @@ void srdma__on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe);
 /* testhooks.c: hooks for attack tests, inert unless SRDMA_TEST_HOOKS */
 bool srdma__tamper(const char *what);
 void srdma__test_save_pdata(const void *buf, size_t len);
+void srdma__test_cqe(struct srdma_conn *c, const struct srdma__tp_cqe *cqe);
+#ifdef SRDMA_TEST_HOOKS
+/* A hostile peer, for attack tests: any record on the channel; raw RDMA
+ * into or out of a granted region with its key, past sealing and notices
+ * (runs the loop until it completes; returns its completion status). */
+int srdma__test_send_record(struct srdma_conn *c, uint8_t type,
+			    const void *body, size_t len) SRDMA__WUR;
+int srdma__test_raw_write(struct srdma_conn *c, uint32_t region, uint64_t off,
+			  const void *buf, size_t len,
+			  int timeout_ms) SRDMA__WUR;
+int srdma__test_raw_read(struct srdma_conn *c, uint32_t region, uint64_t off,
+			 void *buf, size_t len, int timeout_ms) SRDMA__WUR;
+#endif
 
 /* rdma.c */
 int srdma__handle_ack(struct srdma_conn *c, const uint8_t *p,

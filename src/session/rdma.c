@@ -410,6 +410,7 @@ static int finish_read(struct srdma_conn *c, struct op *op,
 		return 0;
 	}
 	op->retries++;
+	c->read_retries++;
 	op->dirty = false;
 	op->next_block = op->first_block;
 	op->done_blocks = 0;

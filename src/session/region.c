@@ -211,20 +211,22 @@ out_free:
 static int seal_unwritten(struct srdma_region *r)
 {
 	struct srdma_conn *c = r->conn;
-	uint64_t v;
+	uint64_t v = r->put_version + 1;
+	bool any = false;
 
-	ENSURE(r->put_version < SRDMA_BLOCK_VERSION_MAX, SRDMA_EEXHAUSTED,
-	       "region write counter exhausted");
-	v = r->put_version + 1;
 	for (uint64_t b = 0; b < r->nblocks; b++) {
 		if (r->cur[b])
 			continue;
+		ENSURE(v <= SRDMA_BLOCK_VERSION_MAX, SRDMA_EEXHAUSTED,
+		       "region write counter exhausted");
 		GUARD(srdma__block_seal(&c->blk_tx, (uint8_t)my_writer(c),
 					r->id, b, v, (uint8_t)my_writer(c),
 					NULL, 0, r->mem + b * r->stride));
 		r->cur[b] = srdma__bv(my_writer(c), v);
+		any = true;
 	}
-	r->put_version = v;
+	if (any)
+		r->put_version = v;
 	return 0;
 }
 

@@ -46,7 +46,12 @@ enum conn_state {
 };
 
 /* Work request ids: kind in the top byte, index below. */
-enum wr_kind { WR_RECV = 1, WR_SEND = 2, WR_CHUNK = 3 };
+enum wr_kind {
+	WR_RECV = 1,
+	WR_SEND = 2,
+	WR_CHUNK = 3,
+	WR_TEST = 4, /* test builds: a hostile peer's raw RDMA (testhooks.c) */
+};
 
 /* Staging chunks for RDMA write/read: how much is in flight per connection
  * (allocated on the first write or read only). */
@@ -240,6 +245,9 @@ struct srdma_conn {
 	struct srdma__msg_region early_grants[4];
 	uint32_t nearly;
 	uint64_t quota_used;
+	uint64_t read_retries; /* reads read again after racing the owner */
+	int test_status;       /* test builds: the last raw RDMA's outcome */
+	bool test_done;
 
 	struct srdma_conn *next, *prev; /* ctx->conns */
 };

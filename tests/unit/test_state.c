@@ -410,6 +410,63 @@ static void test_write_ack(void)
 	}
 }
 
+/* Region ids only grow: a revoked id granted again is refused (its
+ * block nonces would repeat under the same key). */
+static void test_regrant(void)
+{
+	struct fake_tp *ft;
+	struct srdma_ctx *ctx = mk_ctx(&ft);
+	struct srdma_conn *cl, *sv;
+	struct srdma_region *r;
+	struct srdma__msg m, revoke = {.type = SRDMA_MSG_REGION_REVOKE};
+
+	mk_pair(ctx, SRDMA_PROTECT_ENCRYPT, &cl, &sv);
+	r = grant(sv, cl, 8192, SRDMA_ACCESS_REMOTE_READ);
+	CHECK_RC(srdma__region_grant_msg(r, &m), SRDMA_ESTATE);
+	r->granted = false;
+	CHECK_RC(srdma__region_grant_msg(r, &m), 0);
+	revoke.u.revoke.region_id = r->id;
+	CHECK(srdma__conn_dispatch_msg(cl, &revoke));
+	CHECK(srdma_conn_remote_region(cl, r->id, NULL) == SRDMA_ENOENT);
+	feed(cl, &m, false, SRDMA_EPROTO);
+	CHECK(strstr(cl->fail_detail, "ids must grow") != NULL);
+	rm_ctx(ctx, ft);
+}
+
+/* An UPDATE that overtakes its grant (grants travel over TLS) waits for
+ * it: the read after the grant finds what the put announced. */
+static void test_early_update(void)
+{
+	struct fake_tp *ft;
+	struct srdma_ctx *ctx = mk_ctx(&ft);
+	struct srdma_conn *cl, *sv;
+	struct srdma_region *r = NULL;
+	struct srdma__msg m;
+	struct srdma_event ev;
+	uint8_t data[4096], back[4096];
+
+	mk_pair(ctx, SRDMA_PROTECT_INTEGRITY, &cl, &sv);
+	CHECK_RC(srdma_region_create(sv, 8192,
+				     SRDMA_ACCESS_REMOTE_READ |
+					     SRDMA_REGION_DEFER_GRANT,
+				     &r),
+		 0);
+	CHECK_RC(srdma__region_grant_msg(r, &m), 0);
+	r->granted = true; /* granted, but the REGION is still on its way */
+	memset(data, 0x42, sizeof(data));
+	CHECK_RC(srdma_region_put(r, 4096, data, sizeof(data)), 0);
+	for (int i = 0; i < 20; i++)
+		(void)srdma_ctx_poll(ctx, &ev, 1, 5); /* the UPDATE arrives */
+	CHECK(cl->nearly_upd == 1);
+	CHECK(srdma__conn_dispatch_msg(cl, &m));
+	CHECK(cl->nearly_upd == 0);
+	CHECK_RC(srdma_read(cl, r->id, 4096, back, sizeof(back), back), 0);
+	CHECK(wait_ev(ctx, cl, SRDMA_EV_READ_DONE, &ev) == 0);
+	CHECK(ev.status == 0 && !memcmp(back, data, sizeof(back)));
+	CHECK(cl->read_retries == 0);
+	rm_ctx(ctx, ft);
+}
+
 int main(void)
 {
 	if (test_pki_make(dir, sizeof(dir), "test_state", NULL) < 0)
@@ -419,6 +476,8 @@ int main(void)
 	test_order();
 	test_credits();
 	test_write_ack();
+	test_regrant();
+	test_early_update();
 	test_pki_remove(dir);
 	TEST_DONE();
 }
