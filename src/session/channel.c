@@ -499,7 +499,8 @@ void srdma__on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 		srdma__test_cqe(c, cqe);
 		return;
 	}
-	if (WR_KIND(cqe->wr_id) == WR_SEND && idx < c->ring_depth)
+	if (WR_KIND(cqe->wr_id) == WR_SEND && idx < c->ring_depth &&
+	    c->nsend_free < c->ring_depth)
 		c->send_free[c->nsend_free++] = idx;
 	if (cqe->status < 0 && WR_KIND(cqe->wr_id) != WR_CHUNK) {
 		if (c->state == ST_ESTABLISHED && failed_wr(cqe->wr_id))

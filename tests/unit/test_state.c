@@ -95,14 +95,18 @@ static void keys_for(struct srdma__keys *k, bool client)
 	fill(client ? k->rx_blk_salt : k->tx_blk_salt, SRDMA_SALT_LEN, 0x88);
 }
 
-/* A client and a server connection, established over the fake fabric. */
-static void mk_pair(struct srdma_ctx *ctx, enum srdma_protect mode,
-		    struct srdma_conn **cl, struct srdma_conn **sv)
+/* A client and a server connection, established over the fake fabric
+ * (the client's window may be made larger than the server's, as a
+ * hostile writer that ignores its credits would have it). */
+static void mk_pair_d(struct srdma_ctx *ctx, enum srdma_protect mode,
+		      uint32_t cl_depth, struct srdma_conn **cl,
+		      struct srdma_conn **sv)
 {
 	struct srdma__keys k;
 
 	*cl = mk_conn(ctx, false, mode);
 	*sv = mk_conn(ctx, true, mode);
+	(*cl)->depth = cl_depth;
 	keys_for(&k, true);
 	CHECK_RC(srdma__conn_install_keys(*cl, &k), 0);
 	keys_for(&k, false);
@@ -116,6 +120,12 @@ static void mk_pair(struct srdma_ctx *ctx, enum srdma_protect mode,
 	CHECK_RC(srdma__post_all_recvs(*sv), 0);
 	/* The fixture skips set-up: both start established. */
 	(*cl)->state = (*sv)->state = ST_ESTABLISHED;
+}
+
+static void mk_pair(struct srdma_ctx *ctx, enum srdma_protect mode,
+		    struct srdma_conn **cl, struct srdma_conn **sv)
+{
+	mk_pair_d(ctx, mode, 8, cl, sv);
 }
 
 /* Polls until an event of this type for c arrives (or 2 s pass). */
@@ -467,6 +477,108 @@ static void test_early_update(void)
 	rm_ctx(ctx, ft);
 }
 
+/* A read that meets a block the owner sealed after the read was posted
+ * (its UPDATE not in yet) is read again, never taken for a forgery. */
+static void test_read_race(void)
+{
+	struct fake_tp *ft;
+	struct srdma_ctx *ctx = mk_ctx(&ft);
+	struct srdma_conn *cl, *sv;
+	struct srdma_region *r;
+	struct srdma_event ev;
+	uint8_t v1[4096], v2[4096], back[4096];
+
+	mk_pair(ctx, SRDMA_PROTECT_ENCRYPT, &cl, &sv);
+	r = grant(sv, cl, 8192, SRDMA_ACCESS_REMOTE_READ);
+	memset(v1, 1, sizeof(v1));
+	memset(v2, 2, sizeof(v2));
+	CHECK_RC(srdma_region_put(r, 0, v1, sizeof(v1)), 0);
+	for (int i = 0; i < 10; i++)
+		(void)srdma_ctx_poll(ctx, &ev, 1, 2); /* UPDATE(v1) in */
+	/* The read is posted; before the fake fabric runs it, the owner
+	 * seals v2 (on verbs the NIC reads without the owner: this race). */
+	CHECK_RC(srdma_read(cl, r->id, 0, back, sizeof(back), back), 0);
+	r->conn->nupd = 0; /* hold v2's UPDATE back for a moment */
+	CHECK_RC(srdma_region_put(r, 0, v2, sizeof(v2)), 0);
+	CHECK(wait_ev(ctx, cl, SRDMA_EV_READ_DONE, &ev) == 0);
+	CHECK(ev.status == 0 && !memcmp(back, v2, sizeof(back)));
+	CHECK(cl->read_retries >= 1);
+	CHECK(cl->state == ST_ESTABLISHED);
+	rm_ctx(ctx, ft);
+}
+
+/* A hostile owner: an ACK for a write we never made, an UPDATE outside
+ * the region. Each fails the connection with the protocol error. */
+static void test_hostile_owner(void)
+{
+	struct fake_tp *ft;
+	struct srdma_ctx *ctx = mk_ctx(&ft);
+	struct srdma_conn *cl, *sv;
+	struct srdma_region *r;
+	struct srdma_event ev;
+	uint8_t body[64];
+	struct srdma__ack a = {.count = 1, .region = 1, .version = 5};
+	struct srdma__update u = {
+		.region = 1, .first = 1, .count = 2, .version = 9};
+
+	mk_pair(ctx, SRDMA_PROTECT_INTEGRITY, &cl, &sv);
+	r = grant(sv, cl, 8192, SRDMA_ACCESS_REMOTE_READ);
+	(void)r;
+	CHECK_RC(srdma__ack_encode(&a, body), SRDMA_ACK_LEN);
+	CHECK_RC(srdma__post_record(sv, SRDMA_REC_ACK, body, SRDMA_ACK_LEN), 0);
+	CHECK(wait_ev(ctx, cl, SRDMA_EV_CLOSED, &ev) == 0);
+	CHECK(ev.status == SRDMA_EPROTO &&
+	      strstr(ev.detail, "did not announce") != NULL);
+	rm_ctx(ctx, ft);
+
+	ctx = mk_ctx(&ft);
+	mk_pair(ctx, SRDMA_PROTECT_INTEGRITY, &cl, &sv);
+	r = grant(sv, cl, 8192, SRDMA_ACCESS_REMOTE_READ);
+	CHECK_RC(srdma__updates_encode(&u, 1, body, sizeof(body)),
+		 SRDMA_UPDATE_LEN);
+	CHECK_RC(srdma__post_record(sv, SRDMA_REC_UPDATE, body,
+				    SRDMA_UPDATE_LEN),
+		 0);
+	CHECK(wait_ev(ctx, cl, SRDMA_EV_CLOSED, &ev) == 0);
+	CHECK(ev.status == SRDMA_EPROTO &&
+	      strstr(ev.detail, "UPDATE for blocks") != NULL);
+	rm_ctx(ctx, ft);
+}
+
+/* A writer that ignores its credits and floods notices: the owner never
+ * queues more than its window can have announced. */
+static void test_notice_flood(void)
+{
+	struct fake_tp *ft;
+	struct srdma_ctx *ctx = mk_ctx(&ft);
+	struct srdma_conn *cl, *sv;
+	struct srdma__notice n[SRDMA_REC_MAX_ENTRIES];
+	uint8_t body[SRDMA_REC_MAX_ENTRIES * SRDMA_NOTICE_LEN];
+	struct srdma_event ev;
+	uint64_t v = 1;
+	int len;
+
+	/* The client's ring holds more records than the server's window. */
+	mk_pair_d(ctx, SRDMA_PROTECT_NONE, 4 * 8, &cl, &sv);
+	(void)grant(sv, cl, 65536, SRDMA_ACCESS_REMOTE_WRITE);
+	for (uint32_t rec = 0; rec <= sv->depth; rec++) {
+		for (int i = 0; i < SRDMA_REC_MAX_ENTRIES; i++)
+			n[i] = (struct srdma__notice){.region = 1,
+						      .offset = 0,
+						      .len = 1,
+						      .version = v++};
+		len = srdma__notices_encode(n, SRDMA_REC_MAX_ENTRIES, body,
+					    sizeof(body));
+		CHECK_RC(srdma__post_record(cl, SRDMA_REC_NOTICE, body,
+					    (size_t)len),
+			 0);
+	}
+	CHECK(wait_ev(ctx, sv, SRDMA_EV_CLOSED, &ev) == 0);
+	CHECK(ev.status == SRDMA_EPROTO &&
+	      strstr(ev.detail, "more unacknowledged writes than its window"));
+	rm_ctx(ctx, ft);
+}
+
 int main(void)
 {
 	if (test_pki_make(dir, sizeof(dir), "test_state", NULL) < 0)
@@ -478,6 +590,9 @@ int main(void)
 	test_write_ack();
 	test_regrant();
 	test_early_update();
+	test_read_race();
+	test_hostile_owner();
+	test_notice_flood();
 	test_pki_remove(dir);
 	TEST_DONE();
 }
