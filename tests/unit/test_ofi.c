@@ -757,7 +757,21 @@ int main(void)
 	bad.ops = ops;
 	bad.loop = loop;
 	bad.log = &lg;
-	CHECK(ops->open(&bad, "no-such-provider", NULL) == SRDMA_ENODEV);
+	/* libfabric starts in the background (open returns at once); an
+	 * unusable provider shows at the first use, with its sentence. */
+	CHECK_RC(ops->open(&bad, "no-such-provider", NULL), 0);
+	{
+		struct srdma__tp_listener *nol = NULL;
+		struct srdma__tp_conn *noc = NULL;
+		struct srdma__tp_conn_attr a = {.sq_depth = 4, .rq_depth = 4};
+		struct srdma__tp_conn_cb cb = {0};
+
+		CHECK_RC(ops->listen(&bad, "127.0.0.1", 0, &lcb, &nol),
+			 SRDMA_ENODEV);
+		CHECK(strstr(srdma_error_detail(), "no-such-provider") != NULL);
+		CHECK_RC(ops->conn_create(&bad, &a, &cb, &noc), SRDMA_ENODEV);
+		ops->close(&bad);
+	}
 
 	tp.ops = ops;
 	tp.kind = SRDMA_TRANSPORT_OFI;

@@ -232,6 +232,7 @@ int srdma__ofi_conn_create(struct srdma__tp *tp,
 	int cq_fd = -1, eq_fd = -1, rc, ret;
 	uint32_t i;
 
+	GUARD(srdma__ofi_ready(o));
 	ENSURE(o, SRDMA_ESTATE, "the ofi transport is not open");
 	ENSURE(attr && cb && cb->on_cqe && cb->on_closed && cb->on_established,
 	       SRDMA_EINVAL, "conn_create needs attributes and callbacks");

@@ -60,25 +60,18 @@ int srdma__ofi_close_fid(struct fid *f, const char *what, struct ofi *o)
 
 /* ---- open / close ----------------------------------------------------- */
 
-int srdma__ofi_open(struct srdma__tp *tp, const char *provider,
-		    const char *device)
+/* fi_getinfo and fi_fabric; runs in the init thread, so errors go to
+ * o->init_err (the thread's error detail is its own). */
+static int fabric_init(struct ofi *o)
 {
-	const char *prov = provider && *provider ? provider : "tcp";
+	const char *device = o->device[0] ? o->device : NULL;
 	struct fi_info *hints, *info = NULL;
-	struct ofi *o;
 	int rc, ret;
 
-	o = calloc(1, sizeof(*o));
-	ENSURE(o, SRDMA_ENOMEM, "out of memory opening libfabric");
-	o->tp = tp;
-	snprintf(o->prov, sizeof(o->prov), "%s", prov);
-	o->order = ORDER_WANT;
-	hints = srdma__ofi_make_hints(prov, device, o->order);
-	if (!hints) {
-		ret = srdma__err(SRDMA_ENOMEM,
-				 "out of memory for fi_info hints");
-		goto out_free_o;
-	}
+	hints = srdma__ofi_make_hints(o->prov, device, o->order);
+	if (!hints)
+		return srdma__err(SRDMA_ENOMEM,
+				  "out of memory for fi_info hints");
 	rc = fi_getinfo(OFI_API, NULL, NULL, 0, hints, &info);
 	if (rc == -FI_ENODATA) {
 		/* Ordering not offered: continue, but say so loudly. */
@@ -86,54 +79,106 @@ int srdma__ofi_open(struct srdma__tp *tp, const char *provider,
 		rc = fi_getinfo(OFI_API, NULL, NULL, 0, hints, &info);
 		if (!rc) {
 			o->order = info->tx_attr->msg_order;
-			srdma__log(tp->log, SRDMA_LOG_WARN,
-				   "ofi: provider %s does not guarantee "
-				   "send-after-write ordering",
-				   prov);
+			snprintf(o->init_warn, sizeof(o->init_warn),
+				 "ofi: provider %s does not guarantee "
+				 "send-after-write ordering",
+				 o->prov);
 		}
 	}
 	fi_freeinfo(hints);
-	if (rc) {
-		ret = srdma__err(SRDMA_ENODEV,
-				 "libfabric provider \"%s\"%s%s offers no "
-				 "FI_EP_MSG endpoint with FI_MSG|FI_RMA and "
-				 "application-chosen keys (%s); `fi_info -t "
-				 "FI_EP_MSG` lists the providers available",
-				 prov, device && *device ? " on " : "",
-				 device && *device ? device : "",
-				 fi_strerror(-rc));
-		goto out_free_o;
-	}
+	if (rc)
+		return srdma__err(SRDMA_ENODEV,
+				  "libfabric provider \"%s\"%s%s offers no "
+				  "FI_EP_MSG endpoint with FI_MSG|FI_RMA and "
+				  "application-chosen keys (%s); `fi_info -t "
+				  "FI_EP_MSG` lists the providers available",
+				  o->prov, device ? " on " : "",
+				  device ? device : "", fi_strerror(-rc));
 	if (info->domain_attr->mr_mode & FI_MR_PROV_KEY) {
 		ret = srdma__err(
 			SRDMA_ENODEV,
 			"libfabric provider \"%s\" insists on choosing "
 			"memory keys itself (predictable keys are "
 			"refused)",
-			prov);
+			o->prov);
 		goto out_free_info;
 	}
-	o->info = info;
 	/* FI_DELIVERY_COMPLETE: a write to a bad key drops the connection
 	 * while the default completion would still report success. */
 	o->write_flags = FI_DELIVERY_COMPLETE;
 	rc = fi_fabric(info->fabric_attr, &o->fabric, o);
 	if (rc) {
-		ret = srdma__err(SRDMA_ENODEV, "fi_fabric(%s): %s", prov,
+		ret = srdma__err(SRDMA_ENODEV, "fi_fabric(%s): %s", o->prov,
 				 fi_strerror(-rc));
 		goto out_free_info;
 	}
-	srdma__log(tp->log, SRDMA_LOG_DEBUG,
-		   "ofi: provider %s, mr_mode 0x%x, msg_order 0x%" PRIx64, prov,
-		   (unsigned)info->domain_attr->mr_mode, o->order);
-	tp->priv = o;
+	o->info = info;
 	return 0;
 
 out_free_info:
 	fi_freeinfo(info);
-out_free_o:
-	free(o);
 	return ret;
+}
+
+static void *init_main(void *arg)
+{
+	struct ofi *o = arg;
+
+	o->init_rc = fabric_init(o);
+	if (o->init_rc < 0)
+		srdma__err_copy(o->init_err, sizeof(o->init_err));
+	return NULL;
+}
+
+int srdma__ofi_ready(struct ofi *o)
+{
+	if (o->init_running) {
+		pthread_join(o->init_thread, NULL);
+		o->init_running = false;
+		if (o->init_warn[0])
+			srdma__log(o->tp->log, SRDMA_LOG_WARN, "%s",
+				   o->init_warn);
+		if (o->init_rc == 0)
+			srdma__log(o->tp->log, SRDMA_LOG_DEBUG,
+				   "ofi: provider %s, mr_mode 0x%x, msg_order "
+				   "0x%" PRIx64,
+				   o->prov,
+				   (unsigned)o->info->domain_attr->mr_mode,
+				   o->order);
+	}
+	if (o->init_rc < 0)
+		return srdma__err(o->init_rc, "%s", o->init_err);
+	return 0;
+}
+
+int srdma__ofi_open(struct srdma__tp *tp, const char *provider,
+		    const char *device)
+{
+	const char *prov = provider && *provider ? provider : "tcp";
+	struct ofi *o;
+	int rc;
+
+	o = calloc(1, sizeof(*o));
+	ENSURE(o, SRDMA_ENOMEM, "out of memory opening libfabric");
+	o->tp = tp;
+	snprintf(o->prov, sizeof(o->prov), "%s", prov);
+	if (device)
+		snprintf(o->device, sizeof(o->device), "%s", device);
+	o->order = ORDER_WANT;
+	/* Off the caller's path: see struct ofi. If no thread can be made,
+	 * do it here. */
+	rc = pthread_create(&o->init_thread, NULL, init_main, o);
+	if (rc == 0) {
+		o->init_running = true;
+	} else {
+		rc = fabric_init(o);
+		if (rc < 0) {
+			free(o);
+			return rc;
+		}
+	}
+	tp->priv = o;
+	return 0;
 }
 
 void srdma__ofi_close(struct srdma__tp *tp)
@@ -143,6 +188,7 @@ void srdma__ofi_close(struct srdma__tp *tp)
 	if (!tp || !tp->priv)
 		return;
 	o = tp->priv;
+	IGNORE_RESULT(srdma__ofi_ready(o));
 	srdma__ofi_close_fid(o->fabric ? &o->fabric->fid : NULL, "fabric", o);
 	fi_freeinfo(o->info);
 	free(o);

@@ -144,6 +144,7 @@ int srdma__ofi_listen(struct srdma__tp *tp, const char *host, uint16_t port,
 	char svc[8];
 	int rc, ret, fd = -1;
 
+	GUARD(srdma__ofi_ready(o));
 	ENSURE(o, SRDMA_ESTATE, "the ofi transport is not open");
 	ENSURE(cb && cb->on_connreq, SRDMA_EINVAL,
 	       "listen needs an on_connreq callback");

@@ -27,6 +27,7 @@
 #ifndef SRDMA_TRANSPORT_OFI_OFI_INT_H
 #define SRDMA_TRANSPORT_OFI_OFI_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -56,7 +57,19 @@ struct ofi {
 	uint64_t order;	      /* tx msg_order granted */
 	uint64_t write_flags; /* FI_DELIVERY_COMPLETE when usable */
 	char prov[32];
+	char device[64];
+	/* libfabric 1.17 initialises every provider it knows before it
+	 * filters (~85 ms): that runs in a thread started at open, and the
+	 * first use waits for it (srdma__ofi_ready). */
+	pthread_t init_thread;
+	bool init_running;
+	int init_rc;
+	char init_err[512];
+	char init_warn[128];
 };
+
+/* Waits for the fabric opened in the background; its error if it failed. */
+int srdma__ofi_ready(struct ofi *o) SRDMA__WUR;
 
 enum cstate {
 	C_INIT,	       /* domain and CQ exist, no endpoint */
