@@ -161,12 +161,13 @@ def main():
                         break
         finally:
             open(path, "w").write(text)
+            # Back to the unmutated build before the next baseline.
+            sh(f"cmake --build {build} -j{os.cpu_count()}", work, 1800,
+               env, log)
         results.append((m, verdict, why))
         print(f"{m['id']:14} {verdict:11} {why} ({time.time() - start:.0f} s)"
               f"  -- {m['file']}: {m['what']}", flush=True)
 
-    # Leave the scratch build unmutated.
-    sh(f"cmake --build {build} -j{os.cpu_count()}", work, 1800, env, log)
     counts = {}
     for _, v, _ in results:
         counts[v] = counts.get(v, 0) + 1
