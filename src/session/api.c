@@ -219,6 +219,9 @@ SRDMA_API int srdma_conn_info(const srdma_conn *c, struct srdma_conn_info *o)
 	o->queue_depth = c->depth;
 	o->max_ops = c->ctx->cfg.max_ops;
 	o->read_retries = c->read_retries;
+	if (c->protect != SRDMA_PROTECT_NONE)
+		snprintf(o->aead_impl, sizeof(o->aead_impl), "%s",
+			 srdma__aead_impl(c->cipher));
 	return 0;
 }
 

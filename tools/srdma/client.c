@@ -397,12 +397,14 @@ int cmd_client(int argc, char **argv)
 	}
 	srdma_conn_info(c, &info);
 	if (!quiet)
-		printf("connected to %s (%s) in %.1f ms: %s/%s, %s%s%s, %s\n",
+		printf("connected to %s (%s) in %.1f ms: %s/%s, %s%s%s%s%s%s, "
+		       "%s\n",
 		       info.peer_addr, info.peer_identity, (now_s() - t0) * 1e3,
 		       srdma_transport_name(info.transport), info.provider,
 		       srdma_protect_name(info.protect),
 		       info.cipher[0] ? " " : "", info.cipher,
-		       info.tls_version);
+		       info.aead_impl[0] ? " (" : "", info.aead_impl,
+		       info.aead_impl[0] ? ")" : "", info.tls_version);
 	if ((ops & OP_ECHO) && size > info.max_msg) {
 		fprintf(stderr,
 			"srdma client: FAILED: --size %llu is above the "

@@ -121,11 +121,13 @@ static int annotated_session(const char *certs, uint16_t port,
 	       "     and the server verified alice's certificate against the "
 	       "same CA before saying anything else\n",
 	       ci.tls_version, ci.peer_identity, host);
-	printf("  2) agreed over TLS: transport %s (%s), protection %s%s%s, "
+	printf("  2) agreed over TLS: transport %s (%s), protection "
+	       "%s%s%s%s%s%s, "
 	       "max message %u B, %u in flight\n",
 	       srdma_transport_name(ci.transport), ci.provider,
 	       srdma_protect_name(ci.protect), ci.cipher[0] ? " with " : "",
-	       ci.cipher, ci.max_msg, ci.queue_depth);
+	       ci.cipher, ci.aead_impl[0] ? " via " : "", ci.aead_impl, "",
+	       ci.max_msg, ci.queue_depth);
 	printf("     session id 0x%04llx…(redacted), one-time connect token "
 	       "32 B (never shown), data keys from the TLS exporter\n",
 	       (unsigned long long)(ci.session_id >> 48));
