@@ -164,8 +164,8 @@ MUTANTS = [
          tests=FRESH + ["integration/t_tamper"]),
     dict(id="notice-bounds", file="src/session/channel.c",
          what="a notice must fit its region",
-         old="ENSURE(n[i].offset <= r->len && n[i].len <= r->len - "
-             "n[i].offset,",
+         old="ENSURE(n[i].offset <= r->len &&\n"
+             "\t\t\t       n[i].len <= r->len - n[i].offset,",
          new="ENSURE(1,",
          tests=FRESH),
     dict(id="notice-readonly", file="src/session/channel.c",

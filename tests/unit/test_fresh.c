@@ -493,7 +493,8 @@ static void attack_notice(const char *what, uint64_t region, uint64_t off,
 	cli_close(&k);
 }
 
-/* A block the owner sealed, presented as the peer's write. */
+/* A block the owner sealed, presented as the peer's write: an older put
+ * of the owner's, back in its own slot, with a notice of that version. */
 static void attack_owner_block(void)
 {
 	struct cli k;
@@ -505,15 +506,17 @@ static void attack_owner_block(void)
 		return;
 	}
 	fillp(p, B, 9);
+	/* Version 1 sealed the region at the grant; these are 2 and 3. */
 	CHECK_RC(server_put(k.idx, false, 5 * B, p, B), 0);
 	CHECK_RC(raw_block(&k, 1, 5, blk), 0);
-	CHECK_RC(put_block(&k, 1, 6, blk), 0); /* moved to block 6 */
-	/* Version 2 is the owner's own (1 sealed the region at the grant):
-	 * only the writer byte says the block is not the peer's. */
-	CHECK_RC(notice(&k, 1, 6 * B, B, 2), 0);
+	CHECK_RC(server_put(k.idx, false, 5 * B, p, B), 0);
+	CHECK_RC(put_block(&k, 1, 5, blk), 0);
+	/* It opens, in its slot, with the version the notice names: only
+	 * the writer byte says it is not the peer's. */
+	CHECK_RC(notice(&k, 1, 5 * B, B, 2), 0);
 	status = server_closed(k.idx, 3000);
 	CHECK(status == SRDMA_EINTEGRITY);
-	CHECK(has(S.conns[k.idx].detail, "verification"));
+	CHECK(has(S.conns[k.idx].detail, "holds version 2 by the server"));
 	cli_close(&k);
 }
 

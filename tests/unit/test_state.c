@@ -259,6 +259,14 @@ static void test_resurrection(void)
 	CHECK(ctx->nclients == 0);
 	CHECK(!srdma__conn_step(c, 0, ST_PARAMS));
 	CHECK(c->state == ST_FAILED);
+	/* An ended connection takes no step, not even one that stays, and
+	 * keeps the reason it ended with. */
+	{
+		int code = c->fail_code;
+		CHECK(!srdma__conn_step(c, 0, c->state));
+		CHECK(!srdma__conn_step(c, SRDMA_EPROTO, c->state));
+		CHECK(c->fail_code == code && code != SRDMA_EPROTO);
+	}
 	while ((n = srdma_ctx_poll(ctx, &ev, 1, 0)) > 0)
 		rejected += ev.type == SRDMA_EV_CLOSED;
 	CHECK(rejected == 1);
