@@ -15,7 +15,7 @@ DEB_PACKAGES := build-essential cmake pkg-config clang clang-format valgrind \
 	libipsec-mb-dev
 
 .PHONY: all deps build test-build test unit asan fuzz format format-check \
-	integration vm valgrind demo bench stress clean install matrix
+	integration vm valgrind demo bench stress clean install matrix mutants
 
 # Warnings are fatal (-Werror, CMake's SRDMA_WERROR) in the test builds only:
 # a packager's build with a newer compiler must not fail on a new warning.
@@ -100,6 +100,12 @@ test: deps format-check matrix build test-build
 	$(MAKE) --no-print-directory asan
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory vm
+
+# The mutation check (not in `make test`): each security check removed in
+# turn (tests/mutants/mutants.py) must make a test fail. MUTANTS_ARGS: e.g.
+# --vm (also the VM-only ones), --only ID,ID.
+mutants: deps
+	python3 tests/mutants/run.py $(MUTANTS_ARGS)
 
 demo: build
 	./$(BUILD)/srdma demo
