@@ -213,6 +213,7 @@ typedef struct srdma_ctx srdma_ctx;
 typedef struct srdma_listener srdma_listener;
 typedef struct srdma_conn srdma_conn;
 typedef struct srdma_region srdma_region;
+typedef struct srdma_mem srdma_mem;
 
 enum srdma_event_type {
 	SRDMA_EV_ACCEPTED = 1,	/* server: a client is fully connected (conn) */
@@ -391,6 +392,20 @@ SRDMA_API int srdma_region_put(srdma_region *r, uint64_t offset,
 			       const void *buf, size_t len);
 /* Revokes the peer's access (invalidates the key) and frees the memory. */
 SRDMA_API void srdma_region_destroy(srdma_region *r);
+
+/* ---- registered memory (zero copy) ---- */
+/*
+ * Registers len bytes at buf with c's fabric for local use, once, so that
+ * srdma_write()/srdma_read() whose buffer lies inside it move the bytes
+ * straight between it and the peer in mode none (no staging copy; in
+ * integrity and encrypt the payload is sealed or opened in one pass from
+ * or into the buffer either way). The memory must stay valid until
+ * srdma_mem_deregister(); deregistering while operations use it defers
+ * the release until they complete.
+ */
+SRDMA_API int srdma_mem_register(srdma_conn *c, void *buf, size_t len,
+				 srdma_mem **out);
+SRDMA_API void srdma_mem_deregister(srdma_mem *m);
 
 /* ---- client connection pool ---- */
 /*

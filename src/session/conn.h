@@ -169,6 +169,12 @@ int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
 		    uint64_t offset, void *buf, size_t len,
 		    void *user) SRDMA__WUR;
 
+/* mem.c */
+struct srdma_mem *srdma__mem_find(struct srdma_conn *c, const void *buf,
+				  size_t len);
+void srdma__mem_put(struct srdma_mem *m);
+void srdma__mem_free_all(struct srdma_conn *c);
+
 /* region.c */
 int srdma__on_region_msg(struct srdma_conn *c,
 			 const struct srdma__msg_region *g) SRDMA__WUR;

@@ -150,6 +150,10 @@ static void teardown(struct srdma_conn *c)
 	}
 	ops->mr_dereg(c->staging_mr);
 	c->staging_mr = NULL;
+	for (struct srdma_mem *m = c->mems; m; m = m->next) {
+		ops->mr_dereg(m->mr);
+		m->mr = NULL;
+	}
 	if (srdma__respool_give(c)) {
 		c->tc = NULL;
 		c->ring = NULL;
@@ -182,6 +186,7 @@ void srdma__conn_free(struct srdma_conn *c)
 		free(r);
 	}
 	srdma__free_remotes(c);
+	srdma__mem_free_all(c);
 	if (c->ring) {
 		srdma__unmap_buf(c->ring, c->ring_len);
 	}

@@ -62,6 +62,7 @@ static void complete_op(struct srdma_conn *c, struct op *op, int status,
 		     op->kind == OP_WRITE ? SRDMA_EV_WRITE_DONE
 					  : SRDMA_EV_READ_DONE,
 		     status, op->user, detail);
+	srdma__mem_put(op->mem);
 	memset(op, 0, sizeof(*op));
 	op->next = c->op_free;
 	c->op_free = op;
@@ -121,17 +122,29 @@ static int start_chunk(struct srdma_conn *c, struct op *op,
 	uint64_t b0 = op->next_block;
 	size_t stride = rr->stride, last = op_block_len(op, b0 + n - 1);
 	uint8_t owner = (uint8_t)!my_writer(c);
+	uint64_t rel = (b0 - op->first_block) * SRDMA_BLK_PAYLOAD;
 
-	if (op->kind == OP_WRITE) {
-		for (uint64_t i = 0; i < n; i++) {
-			uint64_t rel =
-				(b0 + i - op->first_block) * SRDMA_BLK_PAYLOAD;
+	/* Mode none with registered memory: no staging, no copy. */
+	ch->direct = c->protect == SRDMA_PROTECT_NONE && op->mem;
+	if (ch->direct) {
+		size_t bytes = (n - 1) * stride + last;
+		GUARD(op->kind == OP_WRITE
+			      ? ops->post_write(c->tc, op->mem->mr,
+						op->buf + rel, bytes,
+						rr->addr + b0 * stride, rr->key,
+						WR_ID(WR_CHUNK, ci), 0)
+			      : ops->post_read(c->tc, op->mem->mr,
+					       op->buf + rel, bytes,
+					       rr->addr + b0 * stride, rr->key,
+					       WR_ID(WR_CHUNK, ci), 0));
+	} else if (op->kind == OP_WRITE) {
+		for (uint64_t i = 0; i < n; i++)
 			GUARD(srdma__block_seal(
 				&c->blk_tx, owner, op->region, b0 + i,
 				op->version, (uint8_t)my_writer(c),
-				op->buf + rel, op_block_len(op, b0 + i),
+				op->buf + rel + i * SRDMA_BLK_PAYLOAD,
+				op_block_len(op, b0 + i),
 				ch->mem + i * stride));
-		}
 		if (srdma__tamper("write"))
 			ch->mem[srdma__block_payload_off(c->protect)] ^= 0x01;
 		GUARD(ops->post_write(
@@ -335,7 +348,8 @@ static int open_read_chunk(struct srdma_conn *c, struct op *op,
 		int orc;
 
 		if (c->protect == SRDMA_PROTECT_NONE) {
-			memcpy(op->buf + rel, in, l);
+			if (!ch->direct)
+				memcpy(op->buf + rel, in, l);
 			continue;
 		}
 		orc = srdma__block_open(keys, owner, op->region, b, in, false,
@@ -644,6 +658,9 @@ int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
 	op->first_block = offset / SRDMA_BLOCK_SIZE;
 	op->nblocks = (len + SRDMA_BLOCK_SIZE - 1) / SRDMA_BLOCK_SIZE;
 	op->next_block = op->first_block;
+	op->mem = srdma__mem_find(c, buf, len);
+	if (op->mem)
+		op->mem->inflight++;
 	if (c->ops_tail)
 		c->ops_tail->next = op;
 	else

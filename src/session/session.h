@@ -70,18 +70,19 @@ struct op {
 	uint8_t *buf;
 	size_t len;
 	uint64_t first_block, nblocks;
-	uint64_t next_block;  /* next block to seal (write) or fetch (read) */
-	uint64_t done_blocks; /* blocks whose chunk completed */
-	uint64_t version;     /* write: version sealed into every block */
-	uint32_t busy;	      /* chunks in flight */
-	uint32_t retries;     /* read: times it was read again after a race */
-	uint64_t stamp;	      /* read: the region's stamp when it started */
-	int status;	      /* < 0: ends with this once its chunks are back */
-	bool noticed;	      /* write: announced, waiting for the ACK */
-	bool dirty;	      /* read: the range changed under it: read again */
-	bool waiting;	      /* read: it met an owner version not announced
-				 yet; read again after the UPDATE (or a
-				 moment) */
+	uint64_t next_block;   /* next block to seal (write) or fetch (read) */
+	uint64_t done_blocks;  /* blocks whose chunk completed */
+	uint64_t version;      /* write: version sealed into every block */
+	uint32_t busy;	       /* chunks in flight */
+	uint32_t retries;      /* read: times it was read again after a race */
+	uint64_t stamp;	       /* read: the region's stamp when it started */
+	struct srdma_mem *mem; /* registered memory holding buf, if any */
+	int status;   /* < 0: ends with this once its chunks are back */
+	bool noticed; /* write: announced, waiting for the ACK */
+	bool dirty;   /* read: the range changed under it: read again */
+	bool waiting; /* read: it met an owner version not announced
+			 yet; read again after the UPDATE (or a
+			 moment) */
 	struct op *next;
 };
 
@@ -91,6 +92,7 @@ struct chunk {
 	struct op *op;
 	uint64_t first_block, nblocks;
 	uint64_t stamp; /* read: the region's stamp when it was posted */
+	bool direct;	/* mode none: straight from/to the op's memory */
 };
 
 /* A region the peer granted us. */
@@ -109,6 +111,17 @@ struct remote_region {
 	uint64_t *exp;
 	uint64_t base, owner_max, stamp;
 	struct remote_region *next;
+};
+
+/* Application memory registered once for zero-copy operations. */
+struct srdma_mem {
+	struct srdma_conn *conn;
+	uint8_t *buf;
+	size_t len;
+	struct srdma__tp_mr *mr;
+	uint32_t inflight; /* operations using it */
+	bool dying;	   /* deregistered: freed when the last one ends */
+	struct srdma_mem *next;
 };
 
 struct srdma_region {
@@ -227,6 +240,7 @@ struct srdma_conn {
 	uint32_t max_remote_id; /* grants come with increasing ids */
 	struct srdma_region *regions;
 	uint32_t next_region_id;
+	struct srdma_mem *mems; /* registered application memory */
 	/* owner: announced writes not verified yet, and what is verified but
 	 * not acknowledged; credits of notices held until verified */
 	struct pending_verify *verifies;

@@ -47,7 +47,7 @@ struct bench {
 	uint64_t iters;	 /* 0 = use duration */
 	double duration; /* seconds per size */
 	unsigned window;
-	int json, verify, quiet, tmo;
+	int json, verify, quiet, tmo, registered;
 
 	srdma_ctx *ctx;
 	srdma_conn *c;
@@ -103,6 +103,9 @@ static void usage(FILE *f)
 		"64 B echo)\n"
 		"  --json                 one JSON object per size on stdout\n"
 		"  --verify               check the data after each size\n"
+		"  --registered           write/read: register the buffers "
+		"once (srdma_mem_register:\n"
+		"                         zero copy in mode none)\n"
 		"  --timeout MS           connect / per-operation deadline "
 		"(default 10000)\n"
 		"  --quiet                no header, no progress\n"
@@ -333,6 +336,7 @@ static int run_rw(struct bench *b, uint64_t size, struct result *r)
 	unsigned window = b->lat ? 1 : b->window;
 	uint64_t nslots = b->rlen / span;
 	uint8_t *bufs[MAX_RW_WINDOW] = {0}, *chk = NULL;
+	srdma_mem *mems[MAX_RW_WINDOW] = {0};
 	struct samples lat = {0};
 	struct prog pg = {.size = size};
 	uint64_t warm = window * 2u, done = 0;
@@ -352,6 +356,14 @@ static int run_rw(struct bench *b, uint64_t size, struct result *r)
 			fill_pattern(b, bufs[k], size, k % nslots);
 		else
 			memset(bufs[k], 0, size);
+		if (b->registered) {
+			int m = srdma_mem_register(b->c, bufs[k], size,
+						   &mems[k]);
+			if (m < 0) {
+				err_line("registering a buffer", m);
+				goto out;
+			}
+		}
 	}
 	chk = malloc(size);
 	if (!chk) {
@@ -410,8 +422,10 @@ static int run_rw(struct bench *b, uint64_t size, struct result *r)
 	}
 	rc = 0;
 out:
-	for (unsigned k = 0; k < window; k++)
+	for (unsigned k = 0; k < window; k++) {
+		srdma_mem_deregister(mems[k]);
 		free(bufs[k]);
+	}
 	free(chk);
 	free(lat.v);
 	return rc;
@@ -734,6 +748,10 @@ static int parse_args(struct bench *b, int argc, char **argv)
 		}
 		if (!strcmp(a, "--json")) {
 			b->json = 1;
+			continue;
+		}
+		if (!strcmp(a, "--registered")) {
+			b->registered = 1;
 			continue;
 		}
 		if (!strcmp(a, "--verify")) {
