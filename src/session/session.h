@@ -55,7 +55,7 @@ enum wr_kind {
 
 /* Staging chunks for RDMA write/read: how much is in flight per connection
  * (allocated on the first write or read only). */
-enum { SRDMA_NCHUNKS = 8, SRDMA_CHUNK_BLOCKS = 128 };
+enum { SRDMA_NCHUNKS = 32, SRDMA_CHUNK_BLOCKS = 32 };
 
 enum op_kind { OP_WRITE = 1, OP_READ = 2 };
 

@@ -77,7 +77,8 @@ static int raw_rdma(struct srdma_conn *c, bool write, uint32_t region,
 	GUARD(ops->mr_reg(c->tc, buf, len, SRDMA_TP_LOCAL, &mr));
 	c->test_done = false;
 	rc = write ? ops->post_write(c->tc, mr, buf, len, rr->addr + off,
-				     rr->key, WR_ID(WR_TEST, 0), 0)
+				     rr->key, WR_ID(WR_TEST, 0),
+				     SRDMA_TP_F_DELIVERED)
 		   : ops->post_read(c->tc, mr, buf, len, rr->addr + off,
 				    rr->key, WR_ID(WR_TEST, 0), 0);
 	dl = srdma__now_ms() + (uint64_t)timeout_ms;

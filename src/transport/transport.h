@@ -106,7 +106,15 @@ struct srdma__tp_info {
 	uint32_t max_inline;
 };
 
-enum { SRDMA_TP_F_INLINE = 1 };
+enum {
+	SRDMA_TP_F_INLINE = 1,
+	/* post_write: complete only once the data is placed at the target,
+	 * so a bad key or range shows in this completion (verbs RC writes
+	 * always do). Without it a write may complete when its buffer can be
+	 * reused, and a remote error then shows as the connection failing:
+	 * the session does not ask, its notices and ACKs carry the outcome. */
+	SRDMA_TP_F_DELIVERED = 2,
+};
 
 struct srdma__tp_ops {
 	const char *name;

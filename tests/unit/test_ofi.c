@@ -350,7 +350,8 @@ static void test_data_path(struct pair *p)
 
 		memset(src, 0xa0 + round, 65536);
 		CHECK_RC(ops->post_write(p->cli.c, smr, src, 65536,
-					 tmr->addr + 4096, tmr->key, 100, 0),
+					 tmr->addr + 4096, tmr->key, 100,
+					 SRDMA_TP_F_DELIVERED),
 			 0);
 		RUN_UNTIL(p->cli.write_done >= want, 5000);
 		CHECK(p->cli.write_done == want && p->cli.last_status == 0);
@@ -444,7 +445,7 @@ static void test_isolation(struct pair *p1)
 			ops->mr_reg(p2.cli.c, evil, 4096, SRDMA_TP_LOCAL, &emr),
 			0);
 		CHECK_RC(ops->post_write(p2.cli.c, emr, evil, 4096, tmr->addr,
-					 tmr->key, 1, 0),
+					 tmr->key, 1, SRDMA_TP_F_DELIVERED),
 			 0);
 		RUN_UNTIL(p2.cli.closed || p2.cli.write_done, 5000);
 		RUN_UNTIL(p2.cli.closed, 1000);

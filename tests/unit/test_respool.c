@@ -247,7 +247,7 @@ static int raw_write(struct srdma__tp_mr *mr, uint64_t raddr, uint64_t rkey)
 
 	ops->conn_set_cb(cli.conn->tc, &cb);
 	rc = ops->post_write(cli.conn->tc, mr, mr->buf, 64, raddr, rkey, 0xfeed,
-			     0);
+			     SRDMA_TP_F_DELIVERED);
 	if (rc < 0)
 		return rc;
 	if (pump_until(&raw_done, want, 10000) < 0)

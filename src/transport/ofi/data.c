@@ -210,7 +210,10 @@ static ssize_t issue(struct srdma__tp_conn *c, struct op *op,
 					 .rma_iov_count = 1,
 					 .context = op};
 		return fi_writemsg(c->ep, &msg,
-				   FI_COMPLETION | c->o->write_flags);
+				   FI_COMPLETION |
+					   (a->flags & SRDMA_TP_F_DELIVERED
+						    ? c->o->write_flags
+						    : 0));
 	}
 	case SRDMA_TP_OP_READ:
 		return fi_read(c->ep, a->buf, a->len, desc, 0, a->raddr,

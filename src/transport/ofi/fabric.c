@@ -103,8 +103,9 @@ static int fabric_init(struct ofi *o)
 			o->prov);
 		goto out_free_info;
 	}
-	/* FI_DELIVERY_COMPLETE: a write to a bad key drops the connection
-	 * while the default completion would still report success. */
+	/* FI_DELIVERY_COMPLETE for writes that ask (SRDMA_TP_F_DELIVERED):
+	 * a write to a bad key drops the connection while the default
+	 * completion would still report success. */
 	o->write_flags = FI_DELIVERY_COMPLETE;
 	rc = fi_fabric(info->fabric_attr, &o->fabric, o);
 	if (rc) {
