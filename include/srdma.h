@@ -388,6 +388,14 @@ SRDMA_API uint64_t srdma_region_len(const srdma_region *r);
 /* Local access by the owner: verified read / sealed write. */
 SRDMA_API int srdma_region_get(srdma_region *r, uint64_t offset, void *buf,
 			       size_t len);
+/*
+ * Gives the region a plaintext mirror: buf (at least srdma_region_len
+ * bytes) receives, at the same offsets, the plaintext of every peer write
+ * as it is verified, in the same pass (no second open with
+ * srdma_region_get); when SRDMA_EV_PEER_WRITE arrives, those bytes are in
+ * buf. buf NULL removes it. buf must stay valid while set.
+ */
+SRDMA_API int srdma_region_set_sink(srdma_region *r, void *buf, size_t len);
 SRDMA_API int srdma_region_put(srdma_region *r, uint64_t offset,
 			       const void *buf, size_t len);
 /* Revokes the peer's access (invalidates the key) and frees the memory. */

@@ -304,11 +304,13 @@ static int verify_block(struct srdma_conn *c, struct srdma_region *r,
 	struct srdma__aead *keys[2];
 	struct srdma__block_info bi;
 	uint8_t scratch[SRDMA_BLK_PAYLOAD];
+	/* With a sink the plaintext goes straight to the application. */
+	uint8_t *out = r->sink ? r->sink + b * SRDMA_BLK_PAYLOAD : scratch;
 	int peer = !my_writer(c), rc;
 
 	block_keys(c, keys);
 	rc = srdma__block_open(keys, (uint8_t)my_writer(c), v->region, b,
-			       r->mem + b * r->stride, false, scratch, &bi);
+			       r->mem + b * r->stride, false, out, &bi);
 	OPENSSL_cleanse(scratch, sizeof(scratch));
 	if (rc < 0)
 		return srdma__err(SRDMA_EINTEGRITY,
@@ -346,7 +348,10 @@ static int verify_slice(struct srdma_conn *c, uint32_t *budget)
 	struct pending_verify *v = &c->verifies[0];
 	struct srdma_region *r = v->skip ? NULL : find_region(c, v->region);
 
-	/* Mode none has nothing to verify: the write is taken as it is. */
+	/* Mode none has nothing to verify: the write is taken as it is
+	 * (copied to the sink, if there is one). */
+	if (r && r->sink && c->protect == SRDMA_PROTECT_NONE && !v->skip)
+		memcpy(r->sink + v->off, r->mem + v->off, v->len);
 	for (; r && c->protect != SRDMA_PROTECT_NONE && v->next < v->end &&
 	       *budget;
 	     v->next++, (*budget)--) {

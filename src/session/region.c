@@ -362,6 +362,17 @@ SRDMA_API int srdma_region_get(srdma_region *r, uint64_t offset, void *buf,
 	return rc;
 }
 
+SRDMA_API int srdma_region_set_sink(srdma_region *r, void *buf, size_t len)
+{
+	ENSURE(r, SRDMA_EINVAL, "srdma_region_set_sink: NULL region");
+	ENSURE(!buf || len >= r->len, SRDMA_EINVAL,
+	       "srdma_region_set_sink: %zu bytes cannot mirror region %u "
+	       "(%llu bytes)",
+	       len, r->id, (unsigned long long)r->len);
+	r->sink = buf;
+	return 0;
+}
+
 /* Room for the UPDATE a put into a region the peer reads needs. */
 static int update_room(struct srdma_conn *c)
 {

@@ -137,6 +137,7 @@ struct srdma_region {
 	uint64_t put_version; /* our per-region write counter (owner puts) */
 	uint64_t peer_last;   /* the newest notice version the peer sent */
 	uint64_t *cur;	      /* per block: the authoritative srdma__bv() */
+	uint8_t *sink;	      /* plaintext of verified peer writes goes here */
 	bool granted;
 	struct srdma_region *next;
 };

@@ -404,9 +404,14 @@ static void test_write_ack(void)
 		struct srdma_event ev;
 		static uint8_t data[3 * 4096 + 100], back[sizeof(data)];
 
+		static uint8_t sink[65536];
+
 		mk_pair(ctx, (enum srdma_protect)mode, &cl, &sv);
 		r = grant(sv, cl, 65536,
 			  SRDMA_ACCESS_REMOTE_READ | SRDMA_ACCESS_REMOTE_WRITE);
+		CHECK_RC(srdma_region_set_sink(r, sink, 4096), SRDMA_EINVAL);
+		CHECK_RC(srdma_region_set_sink(r, sink, sizeof(sink)), 0);
+		memset(sink, 0xee, sizeof(sink));
 		for (size_t i = 0; i < sizeof(data); i++)
 			data[i] = (uint8_t)(i * 7 + mode);
 		CHECK_RC(srdma_write(cl, r->id, 8192, data, sizeof(data), data),
@@ -414,6 +419,9 @@ static void test_write_ack(void)
 		CHECK(wait_ev(ctx, sv, SRDMA_EV_PEER_WRITE, &ev) == 0);
 		CHECK(ev.region == r->id && ev.offset == 8192 &&
 		      ev.len == sizeof(data));
+		/* The plaintext is in the sink when the event arrives. */
+		CHECK(!memcmp(sink + 8192, data, sizeof(data)));
+		CHECK(sink[8191] == 0xee);
 		CHECK(wait_ev(ctx, cl, SRDMA_EV_WRITE_DONE, &ev) == 0);
 		CHECK(ev.status == 0 && ev.user == data);
 		CHECK_RC(srdma_region_get(r, 8192, back, sizeof(back)), 0);
