@@ -4,7 +4,7 @@ set -u
 BUILD=${SRDMA_BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 SRC=${SRDMA_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 SRDMA="$BUILD/srdma"
-T=$(mktemp -d /tmp/srdma-it-XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/srdma-it-XXXXXX")
 PASS=0
 FAIL=0
 PIDS=()
