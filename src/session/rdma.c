@@ -290,34 +290,46 @@ int srdma__handle_ack(struct srdma_conn *c, const uint8_t *p, size_t len)
 
 /* ---- what a read finds ---- */
 
-enum read_verdict { READ_OK, READ_NEWER, READ_CHANGED, READ_STALE };
+enum read_verdict { READ_OK, READ_NEWER, READ_TORN, READ_CHANGED, READ_STALE };
+
+/* Header and tag all zero: a block never sealed, or erased (no put tears
+ * a block into that: every sealed header has a version). */
+static bool erased(const uint8_t *in)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < SRDMA_BLK_HDR_LEN + SRDMA_TAG_LEN; i++)
+		acc |= in[i];
+	return acc == 0;
+}
 
 /*
  * Judges one block a read brought back against what we know (rc and bi:
  * how it opened). Current: exactly the version we know, or, for a block
  * not announced since the grant, any owner version up to the grant's.
- * A block the owner sealed with a version it has not announced yet, or a
- * torn one whose header says so, is a race with an UPDATE on its way; a
- * mismatch after our knowledge changed during the read is a race too.
- * Anything else is older than what we know, or forged.
+ * A whole block the owner sealed with a version it has not announced yet
+ * is a race with an UPDATE on its way; a mismatch after our knowledge
+ * changed during the read is a race too. A block that fails to verify may
+ * be one the owner was sealing in place while the NIC read it (verbs: the
+ * header and tag read before the put reached them, the payload after, or
+ * the other way round): it is read again, and open_read_chunk and
+ * finish_read tell a tear from a forgery. A whole block older than what
+ * we know is rolled back; an erased one is forged.
  */
 static enum read_verdict
 judge(const struct remote_region *rr, const struct chunk *ch, uint8_t owner,
       uint64_t b, int rc, const struct srdma__block_info *bi, const uint8_t *in)
 {
-	struct srdma__block_info h;
-
+	if (rc < 0 && !erased(in))
+		return READ_TORN;
 	if (rc == 0) {
 		uint64_t e = rr->exp[b];
 		if (e ? srdma__bv(bi->writer, bi->version) == e
 		      : bi->writer == owner && bi->version <= rr->base)
 			return READ_OK;
-		h = *bi;
-	} else if (srdma__block_peek(in, &h) < 0) {
-		return ch->stamp != rr->stamp ? READ_CHANGED : READ_STALE;
+		if (bi->writer == owner && bi->version > rr->owner_max)
+			return READ_NEWER;
 	}
-	if (h.writer == owner && h.version > rr->owner_max)
-		return READ_NEWER;
 	return ch->stamp != rr->stamp ? READ_CHANGED : READ_STALE;
 }
 
@@ -359,6 +371,10 @@ static int open_read_chunk(struct srdma_conn *c, struct op *op,
 			if (dst == tmp)
 				memcpy(op->buf + rel, tmp, l);
 			continue;
+		case READ_TORN:
+			op->suspect = true;
+			op->suspect_stamp = ch->stamp;
+			/* fall through */
 		case READ_NEWER:
 			op->waiting = true;
 			/* fall through */
@@ -398,19 +414,32 @@ out:
  * with the owner (after the owner's UPDATE, or a moment). A read that keeps
  * racing ends with SRDMA_EAGAIN when the owner did announce changes, and as
  * a forgery when it did not.
+ *
+ * A block that failed to verify and then reads back whole and current,
+ * with nothing announced in between, was not torn by the owner: a put
+ * that tore it would have left a newer version there (the owner never
+ * seals a version twice), or announced one. It was corrupted on the way or
+ * forged: the read fails.
  */
 static int finish_read(struct srdma_conn *c, struct op *op,
 		       struct remote_region *rr, bool *done)
 {
 	*done = true;
 	if (!op->dirty) {
+		ENSURE(!op->suspect || rr->stamp != op->suspect_stamp,
+		       SRDMA_EINTEGRITY,
+		       "region %u: a block read from the peer failed "
+		       "verification, and read again it had not changed "
+		       "(tampered with on the way)",
+		       op->region);
 		complete_op(c, op, 0, "");
 		return 0;
 	}
 	if (op->retries >= READ_RETRIES) {
 		ENSURE(rr->stamp != op->stamp, SRDMA_EINTEGRITY,
-		       "region %u: a read kept finding blocks the owner never "
-		       "announced (forged)",
+		       "region %u: a read kept finding blocks that failed "
+		       "verification or that the owner never announced "
+		       "(forged)",
 		       op->region);
 		complete_op(c, op, SRDMA_EAGAIN,
 			    "the owner kept changing the range during the "

@@ -83,6 +83,11 @@ struct op {
 	bool waiting; /* read: it met an owner version not announced
 			 yet; read again after the UPDATE (or a
 			 moment) */
+	bool suspect; /* read: a block failed to verify (torn by a put, or
+			 forged): read again; a clean read after it must
+			 follow an announcement */
+	uint64_t suspect_stamp; /* read: the region's stamp when the chunk
+				   with that block was posted */
 	struct op *next;
 };
 

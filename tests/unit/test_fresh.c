@@ -14,6 +14,8 @@
  *   1d a block zeroed                              -> get and read fail
  *   2  a notice replayed / older / for a read-only region / out of range /
  *      for a block the owner sealed                -> the server fails it
+ *   3  a block torn under its current header       -> read again after
+ *      the owner's put; put back unchanged         -> read fails the conn
  *   4  a region id granted again                   -> refused (test_state)
  * and client-side regions end to end (the server writes, the client gets).
  */
@@ -563,6 +565,60 @@ static void attack_ro_write(void)
 	cli_close(&k);
 }
 
+/*
+ * Torn reads (issue 13, 3), played natively: on verbs a read can meet a
+ * put sealing the block in place and bring back the current header with a
+ * payload half overwritten. Here the block's last payload byte is flipped
+ * under its current header. If the owner then puts a new version, the
+ * read is read again and returns it; if the block is put back as it was
+ * and nothing is announced, no put tore it: the read fails the connection.
+ */
+static void torn_block(bool owner_puts)
+{
+	size_t stride = srdma__block_stride(S.mode);
+	uint8_t p1[B], p2[B], blk[4128], got[B];
+	struct srdma_event ev = {0};
+	struct cli k;
+	struct op *op;
+	int marker, st = 1;
+
+	if (cli_open(&k) < 0) {
+		CHECK(0);
+		return;
+	}
+	fillp(p1, B, 14), fillp(p2, B, 15);
+	CHECK_RC(server_put(k.idx, false, 8 * B, p1, B), 0);
+	CHECK_RC(srdma_read_sync(k.c, 1, 8 * B, got, B, 5000), 0);
+	CHECK_RC(raw_block(&k, 1, 8, blk), 0);
+	blk[stride - 1] ^= 0x01;
+	CHECK_RC(put_block(&k, 1, 8, blk), 0);
+	CHECK_RC(srdma_read(k.c, 1, 8 * B, got, B, &marker), 0);
+	op = k.c->ops_head;
+	for (int i = 0; i < 1000 && op && !op->suspect; i++)
+		if (srdma__ctx_run(k.ctx, 1) < 0)
+			break;
+	CHECK(op && op->suspect); /* it failed to verify: read again */
+	if (owner_puts) {
+		CHECK_RC(server_put(k.idx, false, 8 * B, p2, B), 0);
+	} else {
+		blk[stride - 1] ^= 0x01; /* back as the owner sealed it */
+		CHECK_RC(put_block(&k, 1, 8, blk), 0);
+	}
+	for (int i = 0; i < 500 && st == 1; i++)
+		if (srdma_ctx_poll(k.ctx, &ev, 1, 10) == 1 &&
+		    ev.type == SRDMA_EV_READ_DONE && ev.user == &marker)
+			st = ev.status;
+	if (owner_puts) {
+		CHECK_RC(st, 0);
+		CHECK(!memcmp(got, p2, B));
+	} else {
+		CHECK_RC(st, SRDMA_EINTEGRITY);
+		CHECK(ev.detail && has(ev.detail, "had not changed"));
+		CHECK(cli_failed(&k, 2000) == SRDMA_EINTEGRITY);
+	}
+	cli_close(&k);
+}
+
 /* Client-side regions, end to end: the server writes, the client gets. */
 static int cli_region_ready(void *arg)
 {
@@ -658,6 +714,8 @@ int main(void)
 		attack_owner_block();
 		attack_version_mismatch();
 		attack_ro_write();
+		torn_block(true);
+		torn_block(false);
 		client_region();
 		honest_is_served(&honest);
 		CHECK(S.conns[honest.idx].closed == 0);

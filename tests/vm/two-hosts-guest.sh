@@ -39,6 +39,13 @@ if [ "$HOST_ROLE" = a ]; then
 		--device rxe1 --protect none --port-file "$OUT/ports" \
 		>"$OUT/serve.log" 2>&1 &
 	SPID=$!
+	# The owner for b's on-path injection (roce_inject): one client, a
+	# sealed read-write region, its raw memory watched.
+	if have roce_inject; then
+		roce_inject serve "$ME" 7472 "$PKI" --device rxe1 --timeout 300 \
+			>"$OUT/inject-serve.log" 2>&1 &
+		IPID=$!
+	fi
 	wait_port 7471 30
 	# b asks for the fabric port (for its stranger) on TCP 9001.
 	read -r _ FPORT <"$OUT/ports"
@@ -58,6 +65,25 @@ if [ "$HOST_ROLE" = a ]; then
 	expect_out "server: nothing left at shutdown" \
 		"closing 0 clients" "$OUT/serve.log"
 	grep -E "connect|disconnect|reject" "$OUT/serve.log" | sed 's/^/#   /' | head -20
+	if [ -n "${IPID:-}" ]; then
+		n=0
+		while kill -0 "$IPID" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+		kill "$IPID" 2>/dev/null
+		if wait "$IPID"; then
+			ok "injection: the owner saw forged bytes land and rejected them"
+		else
+			notok "injection: the owner saw forged bytes land and rejected them"
+		fi
+		sed 's/^/#   /' "$OUT/inject-serve.log"
+		expect_out "injection: the forged WRITE landed in the region's memory" \
+			"^serve: landed: " "$OUT/inject-serve.log"
+		expect_out "injection: srdma_region_get of that block fails (EINTEGRITY)" \
+			"srdma_region_get\(block [0-9]+\): Data failed authentication" "$OUT/inject-serve.log"
+		expect_out "injection: no SRDMA_EV_PEER_WRITE reached the application" \
+			"PEER_WRITE events 0;" "$OUT/inject-serve.log"
+		expect_out "injection: the forged NOTICE failed the connection" \
+			"PEER_WRITE events 0; connection failed: " "$OUT/inject-serve.log"
+	fi
 	r=$(rcvd)
 	if [ -n "$r" ] && [ "$r" -gt 0 ]; then
 		ok "rxe1 received $r RoCE packets from the other host"
@@ -141,6 +167,25 @@ else
 	expect_out "reconnect: route resolution started during TLS" \
 		"route resolution started during TLS" "$OUT/rec2"
 	expect_out "reconnect: still verified" "^reconnect: 2 connections verified" "$OUT/rec2"
+	# On-path injection in the manner of ReDMArk: the legit client turns
+	# injector and forges, outside the library, a RoCEv2 RDMA WRITE with
+	# the server QP's number, the PSN it expects and the region's rkey,
+	# then the NOTICE that would announce it (host a checks the owner).
+	if have roce_inject; then
+		timeout 60 roce_inject inject "$PEER" 7472 "$PKI" --device rxe1 \
+			--ifname eth1 >"$OUT/inject.log" 2>&1
+		rc=$?
+		if [ $rc -eq 0 ]; then
+			ok "injection: the server's NIC acknowledged a forged RDMA WRITE"
+		else
+			notok "injection: the server's NIC acknowledged a forged RDMA WRITE" "exit $rc"
+		fi
+		sed 's/^/#   /' "$OUT/inject.log"
+		expect_out "injection: our ICRC matches every captured RoCE frame" \
+			"captured ([1-9][0-9]*) RoCE frames, \1 with an ICRC" "$OUT/inject.log"
+	else
+		skip "injection" "roce_inject not in the build dir"
+	fi
 	r=$(rcvd)
 	if [ -n "$r" ] && [ "$r" -gt 0 ]; then
 		ok "rxe1 received $r RoCE packets from the other host"
