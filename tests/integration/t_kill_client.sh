@@ -8,14 +8,14 @@ for round in write read echo; do
 	size=256K
 	[ "$round" = echo ] && size=64K # at most the server's max message
 	# Not through `client`: its `timeout` wrapper would take the SIGKILL.
-	before=$(grep -c ' connect ' "$T/s.log")
+	before=$(grep -c ' connect .* id=' "$T/s.log")
 	"$SRDMA" client --connect "127.0.0.1:$CTRL_PORT" --certs "$T/pki" \
 		--transport ofi --op "$round" --size $size \
 		--count 100000 --quiet >"$T/victim.out" 2>&1 &
 	victim=$!
 	# Killed mid-transfer, never during set-up (slow under ASan).
 	for _ in $(seq 200); do
-		[ "$(grep -c ' connect ' "$T/s.log")" -gt "$before" ] && break
+		[ "$(grep -c ' connect .* id=' "$T/s.log")" -gt "$before" ] && break
 		sleep 0.05
 	done
 	others=()

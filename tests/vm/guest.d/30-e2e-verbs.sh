@@ -37,13 +37,13 @@ if have srdma; then
 		notok "verbs e2e: 8 concurrent clients verified" "$bad failed"; cat $P/c*.out | tail -20; fi
 	# A client killed mid-transfer; another runs meanwhile.
 	# Directly, not through cli's `timeout`, which would take the SIGKILL.
-	before=$(grep -c ' connect ' $P/serve.log)
+	before=$(grep -c ' connect .* id=' $P/serve.log)
 	srdma client --connect "$VM_IP:$CP" --certs $P/pki --transport verbs \
 		--op write --size 256K --count 100000 --quiet >/dev/null 2>&1 &
 	V=$!
 	# Killed mid-transfer, never during set-up (slow under TCG and load).
 	n=0
-	while [ "$(grep -c ' connect ' $P/serve.log)" -le "$before" ] && [ $n -lt 300 ]; do
+	while [ "$(grep -c ' connect .* id=' $P/serve.log)" -le "$before" ] && [ $n -lt 300 ]; do
 		sleep 0.1
 		n=$((n + 1))
 	done
