@@ -12,6 +12,10 @@
  *     prints "ready sid=N ttl=MS", then holds the control connection until
  *     the server closes it or SECONDS pass (default 30), printing any ERROR
  *     the server sends ("server said: ...").
+ *   half_client HOST PORT CERTS_DIR OUT --verbs-qpn N
+ *     the same against a verbs server, announcing QPN N in PARAMS (and
+ *     binding the MAC to it): a stranger that replays OUT.pdata from
+ *     another QP must be refused by the QPN check, not the token.
  *   half_client HOST PORT CERTS_DIR OUT --error TEXT
  *     after HELLO, sends ERROR with TEXT (C escapes \n \r \t \e \xHH
  *     expanded: a hostile peer's text) and waits for the server to close.
@@ -197,12 +201,14 @@ int main(int argc, char **argv)
 	struct hc h = {0};
 	int hold_s = 30, fd, rc;
 	const char *error_text = NULL;
+	uint32_t verbs_qpn = 0;
 	uint64_t end;
 
 	if (argc == 5 && !strcmp(argv[1], "--mix"))
 		return mix(argv[2], argv[3], argv[4]);
 	if (argc != 5 && !(argc == 7 && (!strcmp(argv[5], "--hold") ||
-					 !strcmp(argv[5], "--error")))) {
+					 !strcmp(argv[5], "--error") ||
+					 !strcmp(argv[5], "--verbs-qpn")))) {
 		fprintf(stderr, "usage: half_client HOST PORT CERTS_DIR OUT "
 				"[--hold S | --error TEXT] | --mix TOKEN_FILE "
 				"SID OUT\n");
@@ -210,6 +216,8 @@ int main(int argc, char **argv)
 	}
 	if (argc == 7 && !strcmp(argv[5], "--hold"))
 		hold_s = atoi(argv[6]);
+	else if (argc == 7 && !strcmp(argv[5], "--verbs-qpn"))
+		verbs_qpn = (uint32_t)strtoul(argv[6], NULL, 0) & 0xffffff;
 	else if (argc == 7)
 		error_text = argv[6];
 	if (srdma__certs_paths(argv[3], "client", cert, sizeof(cert), key,
@@ -237,9 +245,10 @@ int main(int argc, char **argv)
 
 	m.type = SRDMA_MSG_HELLO;
 	m.u.hello.version = SRDMA_WIRE_VERSION;
-	m.u.hello.caps = SRDMA_CAP_OFI | SRDMA_CAP_PROTECT_ENCRYPT;
-	m.u.hello.transport = 2; /* ofi */
-	m.u.hello.protect = 2;	 /* encrypt */
+	m.u.hello.caps =
+		SRDMA_CAP_OFI | SRDMA_CAP_VERBS | SRDMA_CAP_PROTECT_ENCRYPT;
+	m.u.hello.transport = verbs_qpn ? 1 : 2; /* verbs : ofi */
+	m.u.hello.protect = 2;			 /* encrypt */
 	m.u.hello.cipher = SRDMA_CIPHER_AES_256_GCM;
 	m.u.hello.max_msg = 65536;
 	m.u.hello.queue_depth = 16;
@@ -272,13 +281,16 @@ int main(int argc, char **argv)
 	if (srdma__random(&m.u.params.psn, sizeof(m.u.params.psn)) < 0)
 		return die("random");
 	m.u.params.psn &= 0xffffff;
+	m.u.params.qpn = verbs_qpn;
 	if (send_msg(&h, &m) < 0)
 		return die("send PARAMS");
 	if (recv_msg(&h, &m, -1) < 0 || m.type != SRDMA_MSG_PARAMS)
 		return die("no PARAMS from the server");
 
 	pd.session_id = m.u.params.session_id;
-	if (srdma__token_mac(m.u.params.token, pd.session_id, 0, pd.mac) < 0 ||
+	pd.initiator_id = verbs_qpn;
+	if (srdma__token_mac(m.u.params.token, pd.session_id, verbs_qpn,
+			     pd.mac) < 0 ||
 	    srdma__pdata_encode(&pd, pdbuf) < 0)
 		return die("mac");
 	snprintf(path, sizeof(path), "%s.pdata", argv[4]);

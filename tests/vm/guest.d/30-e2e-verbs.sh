@@ -79,6 +79,21 @@ if have srdma; then
 		check "verbs e2e: legit client saves its connect data" env SRDMA_TEST_SAVE_PDATA=$P/pdata \
 			timeout 60 /srdma/test-bin/srdma client --connect "$VM_IP:$CP" --certs $P/pki --transport verbs --op echo --count 2 --quiet
 		check_t 30 "verbs e2e: replayed token -> rejected" rdmacm_stranger "$VM_IP" "$FP" --replay $P/pdata
+		# A live session's valid, unused token and MAC for QPN 0x1234,
+		# presented from another QP: only the QPN check can refuse it.
+		if have half_client; then
+			half_client "$VM_IP" "$CP" $P/pki $P/hc --verbs-qpn 0x1234 >$P/hc.out 2>&1 &
+			HC=$!
+			n=0
+			while ! grep -q '^ready' $P/hc.out && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+			check_t 30 "verbs e2e: a live token from another QP -> rejected" \
+				rdmacm_stranger "$VM_IP" "$FP" --replay $P/hc.pdata
+			expect_out "verbs e2e: ... by the QPN check" "connecting QPN does not match" $P/serve.log
+			kill $HC 2>/dev/null
+			wait $HC 2>/dev/null
+		else
+			notok "verbs e2e: a live token from another QP -> rejected" "half_client missing"
+		fi
 	fi
 	check "verbs e2e: server still serves after strangers" cli --op all --count 3 --quiet
 	# Tampering is caught on verbs too (the test build's srdma has the
