@@ -85,7 +85,9 @@ enum srdma_error {
 	SRDMA_ENOTSUP = -34, /* not supported by this transport */
 	SRDMA_ENOENT = -35,  /* no such region */
 	SRDMA_EPEER = -36,   /* the peer reported an error (see detail) */
-	SRDMA_ERROR_MIN = -36,
+	SRDMA_ECERT_REVOKED =
+		-37, /* certificate is on the CA's revocation list */
+	SRDMA_ERROR_MIN = -37,
 };
 
 enum srdma_role { SRDMA_ROLE_CLIENT = 0, SRDMA_ROLE_SERVER = 1 };

@@ -119,6 +119,8 @@ SRDMA_API const char *srdma_strerror(int err)
 		return "No such region.";
 	case SRDMA_EPEER:
 		return "The peer reported an error.";
+	case SRDMA_ECERT_REVOKED:
+		return "The peer's certificate has been revoked.";
 	default:
 		return "Unknown error.";
 	}
