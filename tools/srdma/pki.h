@@ -37,4 +37,15 @@ int srdma__pki_issue(const char *dir, const char *name, bool server,
 		     const char *const *sans, long not_before_offset_s,
 		     long not_after_offset_s) SRDMA__WUR;
 
+/*
+ * Writes a CRL signed by DIR/ca.{crt,key} to out (PEM), revoking the
+ * certificates DIR/NAME.crt of the NULL-terminated names (may be NULL:
+ * an empty CRL). lastUpdate = now + last_update_offset_s; nextUpdate = now
+ * + next_update_offset_s (0 = 7 days; negative = already expired, for
+ * tests).
+ */
+int srdma__pki_crl(const char *dir, const char *out, const char *const *revoke,
+		   long last_update_offset_s,
+		   long next_update_offset_s) SRDMA__WUR;
+
 #endif
