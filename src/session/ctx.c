@@ -11,13 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "session/conn.h"
+#include "session/metrics.h"
 
 SRDMA_API const char *srdma_version(void)
 {
@@ -78,6 +81,7 @@ static void free_strings(struct srdma_ctx *ctx)
 	free(ctx->s_key);
 	free(ctx->s_ca);
 	free(ctx->s_peer);
+	free(ctx->s_crl);
 	if (ctx->allow) {
 		for (char **a = ctx->allow; *a; a++)
 			free(*a);
@@ -129,8 +133,10 @@ static int copy_config(struct srdma_ctx *ctx, const struct srdma_config *cfg)
 	ctx->s_provider = dup_or_null(cfg->provider);
 	ctx->s_device = dup_or_null(cfg->device);
 	ctx->s_peer = dup_or_null(cfg->peer_name);
-	ENSURE(ctx->s_cert && ctx->s_key && ctx->s_ca, SRDMA_ENOMEM,
-	       "out of memory copying the configuration");
+	ctx->s_crl = dup_or_null(cfg->crl_file);
+	ENSURE(ctx->s_cert && ctx->s_key && ctx->s_ca &&
+		       (ctx->s_crl || !cfg->crl_file),
+	       SRDMA_ENOMEM, "out of memory copying the configuration");
 	if (cfg->allow) {
 		size_t n = 0;
 		while (cfg->allow[n])
@@ -148,6 +154,7 @@ static int copy_config(struct srdma_ctx *ctx, const struct srdma_config *cfg)
 	ctx->cfg.key_file = ctx->s_key;
 	ctx->cfg.ca_file = ctx->s_ca;
 	ctx->cfg.peer_name = ctx->s_peer;
+	ctx->cfg.crl_file = ctx->s_crl;
 	ctx->cfg.allow = (const char *const *)ctx->allow;
 	ctx->cfg.certs_dir = NULL;
 	ctx->cfg.identity = NULL;
@@ -177,6 +184,7 @@ SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out)
 	tc.cert_file = ctx->s_cert;
 	tc.key_file = ctx->s_key;
 	tc.ca_file = ctx->s_ca;
+	tc.crl_file = ctx->s_crl;
 	tc.allow = ctx->cfg.allow;
 	tc.no_resumption = cfg->no_resumption;
 	tc.defer_tickets = true; /* sent once a client is set up (conn.c) */
@@ -252,6 +260,260 @@ SRDMA_API enum srdma_transport srdma_ctx_transport(const srdma_ctx *ctx,
 	return ctx->tp->kind;
 }
 
+/* ---- reload ---- */
+
+static char **dup_list(const char *const *l, bool *ok)
+{
+	size_t n = 0;
+	char **d;
+
+	*ok = true;
+	if (!l)
+		return NULL;
+	while (l[n])
+		n++;
+	d = calloc(n + 1, sizeof(*d));
+	for (size_t i = 0; d && i < n; i++)
+		if (!(d[i] = strdup(l[i]))) {
+			while (i--)
+				free(d[i]);
+			free(d);
+			d = NULL;
+		}
+	*ok = d != NULL;
+	return d;
+}
+
+static void free_list(char **l)
+{
+	for (size_t i = 0; l && l[i]; i++)
+		free(l[i]);
+	free(l);
+}
+
+/* The material a reload reads: owned copies, swapped in on success. */
+struct material {
+	char *cert, *key, *ca, *crl;
+	char **allow;
+};
+
+static void material_free(struct material *m)
+{
+	free(m->cert);
+	free(m->key);
+	free(m->ca);
+	free(m->crl);
+	free_list(m->allow);
+}
+
+static int material_of(const struct srdma_ctx *ctx,
+		       const struct srdma_config *cfg, struct material *m)
+{
+	char cert[4096], key[4096], ca[4096];
+	const char *c = ctx->s_cert, *k = ctx->s_key, *a = ctx->s_ca;
+	const char *crl = ctx->s_crl;
+	const char *const *allow = ctx->cfg.allow;
+	bool ok;
+
+	if (cfg) {
+		c = cfg->cert_file;
+		k = cfg->key_file;
+		a = cfg->ca_file;
+		crl = cfg->crl_file;
+		allow = cfg->allow;
+	}
+	if (!c || !k || !a) {
+		const char *name = cfg ? cfg->identity : NULL;
+
+		ENSURE(cfg && cfg->certs_dir, SRDMA_ECONFIG,
+		       "no certificates to reload: give certs_dir or "
+		       "cert_file, key_file and ca_file");
+		if (!name)
+			name = ctx->cfg.role == SRDMA_ROLE_SERVER ? "server"
+								  : "client";
+		GUARD(srdma__certs_paths(cfg->certs_dir, name, cert,
+					 sizeof(cert), key, sizeof(key), ca,
+					 sizeof(ca)));
+		c = c ? c : cert;
+		k = k ? k : key;
+		a = a ? a : ca;
+	}
+	m->cert = strdup(c);
+	m->key = strdup(k);
+	m->ca = strdup(a);
+	m->crl = dup_or_null(crl);
+	m->allow = dup_list(allow, &ok);
+	ENSURE(m->cert && m->key && m->ca && (m->crl || !crl) && ok,
+	       SRDMA_ENOMEM, "out of memory reloading");
+	return 0;
+}
+
+SRDMA_API int srdma_ctx_reload(srdma_ctx *ctx, const struct srdma_config *cfg)
+{
+	struct srdma__tls_config tc = {0};
+	struct srdma__tls_ctx *t = NULL, *old;
+	struct material m = {0};
+	int rc;
+
+	srdma__err_clear();
+	ENSURE(ctx, SRDMA_EINVAL, "srdma_ctx_reload: NULL context");
+	rc = material_of(ctx, cfg, &m);
+	if (rc == 0) {
+		tc.server = ctx->cfg.role == SRDMA_ROLE_SERVER;
+		tc.cert_file = m.cert;
+		tc.key_file = m.key;
+		tc.ca_file = m.ca;
+		tc.crl_file = m.crl;
+		tc.allow = (const char *const *)m.allow;
+		tc.no_resumption = ctx->cfg.no_resumption;
+		tc.defer_tickets = true;
+		tc.ticket_rotate_s = ctx->cfg.ticket_rotate_s;
+		rc = srdma__tls_ctx_reload(ctx->tls, &tc, &t);
+	}
+	if (rc < 0) {
+		char d[512];
+
+		srdma__err_copy(d, sizeof(d));
+		material_free(&m);
+		srdma__metric_add(ctx, SRDMA__M_RELOAD_FAILURES, 1);
+		srdma__log(&ctx->log, SRDMA_LOG_WARN,
+			   "reload failed, keeping the old certificates: %s",
+			   d);
+		return srdma__err(rc, "%s", d);
+	}
+	/* New handshakes use t; connections made so far keep the old
+	 * context (their reference) until they are destroyed. */
+	old = ctx->tls;
+	ctx->tls = t;
+	srdma__tls_ctx_destroy(old);
+	free(ctx->s_cert);
+	free(ctx->s_key);
+	free(ctx->s_ca);
+	free(ctx->s_crl);
+	free_list(ctx->allow);
+	ctx->cfg.cert_file = ctx->s_cert = m.cert;
+	ctx->cfg.key_file = ctx->s_key = m.key;
+	ctx->cfg.ca_file = ctx->s_ca = m.ca;
+	ctx->cfg.crl_file = ctx->s_crl = m.crl;
+	ctx->allow = m.allow;
+	ctx->cfg.allow = (const char *const *)ctx->allow;
+	srdma__metric_add(ctx, SRDMA__M_RELOADS, 1);
+	srdma__log(&ctx->log, SRDMA_LOG_INFO,
+		   "reloaded certificate %s, CA %s%s%s", ctx->s_cert, ctx->s_ca,
+		   ctx->s_crl ? ", CRL " : "", ctx->s_crl ? ctx->s_crl : "");
+	return 0;
+}
+
+/* ---- metrics ---- */
+
+SRDMA_API int srdma_ctx_metrics(const srdma_ctx *ctx, struct srdma_metrics *out)
+{
+	const uint64_t *m;
+
+	ENSURE(ctx && out, SRDMA_EINVAL, "srdma_ctx_metrics: NULL argument");
+	m = ctx->metrics;
+	memset(out, 0, sizeof(*out));
+	for (const struct srdma_conn *c = ctx->conns; c; c = c->next) {
+		if (c->state < ST_ESTABLISHED)
+			out->handshakes++;
+		else if (c->state <= ST_CLOSING)
+			out->clients++;
+	}
+	out->accept_paused = ctx->accept_paused;
+	out->pool_spares = ctx->pool.n;
+	out->accepted = m[SRDMA__M_ACCEPTED];
+	out->established = m[SRDMA__M_ESTABLISHED];
+	out->resumed = m[SRDMA__M_RESUMED];
+	out->resume_refused = m[SRDMA__M_RESUME_REFUSED];
+	for (int i = 0; i < SRDMA_REFUSAL_COUNT; i++)
+		out->refused[i] = m[SRDMA__M_REFUSED + i];
+	out->connect_failed = m[SRDMA__M_CONNECT_FAILED];
+	out->busy_retries = m[SRDMA__M_BUSY_RETRIES];
+	out->closed = m[SRDMA__M_CLOSED];
+	out->closed_error = m[SRDMA__M_CLOSED_ERROR];
+	out->verify_failures = m[SRDMA__M_VERIFY_FAILURES];
+	memcpy(out->ops, ctx->metric_ops, sizeof(out->ops));
+	memcpy(out->bytes, ctx->metric_bytes, sizeof(out->bytes));
+	out->pool_hits = ctx->pool.taken;
+	out->pool_misses = ctx->pool.misses;
+	out->reloads = m[SRDMA__M_RELOADS];
+	out->reload_failures = m[SRDMA__M_RELOAD_FAILURES];
+	return 0;
+}
+
+/* Why a server refused someone, from the code it failed with. SRDMA_ELIMIT
+ * (handshake shed, client limits) is counted where it is decided. */
+static int refusal_of(int code)
+{
+	switch (code) {
+	case SRDMA_ETIMEDOUT:
+		return SRDMA_REFUSAL_TIMEOUT;
+	case SRDMA_ENOT_TLS:
+	case SRDMA_ETLS_VERSION:
+		return SRDMA_REFUSAL_NOT_TLS;
+	case SRDMA_ECERT_UNKNOWN_CA:
+	case SRDMA_ECERT_EXPIRED:
+	case SRDMA_ECERT_NOT_YET_VALID:
+	case SRDMA_ECERT_NAME:
+	case SRDMA_ECERT_MISSING:
+		return SRDMA_REFUSAL_CERT;
+	case SRDMA_ECERT_REVOKED:
+		return SRDMA_REFUSAL_REVOKED;
+	case SRDMA_ENOT_ALLOWED:
+		return SRDMA_REFUSAL_NOT_ALLOWED;
+	case SRDMA_EPOLICY:
+	case SRDMA_EVERSION:
+	case SRDMA_ENOTSUP:
+		return SRDMA_REFUSAL_POLICY;
+	case SRDMA_ETOKEN:
+		return SRDMA_REFUSAL_TOKEN;
+	case SRDMA_ELIMIT:
+		return -1;
+	default:
+		return SRDMA_REFUSAL_OTHER;
+	}
+}
+
+/* Every event passes here: the connection-level counters. */
+static void count_event(struct srdma_ctx *ctx, enum srdma_event_type type,
+			int status, const struct srdma_conn *c)
+{
+	int r;
+
+	switch (type) {
+	case SRDMA_EV_REJECTED:
+		if ((r = refusal_of(status)) >= 0)
+			srdma__metric_add(ctx, SRDMA__M_REFUSED + r, 1);
+		break;
+	case SRDMA_EV_ACCEPTED:
+	case SRDMA_EV_CONNECTED:
+		srdma__metric_add(ctx, SRDMA__M_ESTABLISHED, 1);
+		if (c && srdma__ctrl_resumed(c->ctrl))
+			srdma__metric_add(ctx, SRDMA__M_RESUMED, 1);
+		else if (c && srdma__ctrl_resumption(c->ctrl) ==
+				      SRDMA__RESUME_REFUSED)
+			srdma__metric_add(ctx, SRDMA__M_RESUME_REFUSED, 1);
+		break;
+	case SRDMA_EV_CLOSED:
+		if (!c)
+			break;
+		if (c->deadline_ms) { /* it never was established */
+			if (!c->server)
+				srdma__metric_add(ctx, SRDMA__M_CONNECT_FAILED,
+						  1);
+			break;
+		}
+		srdma__metric_add(ctx, SRDMA__M_CLOSED, 1);
+		if (status)
+			srdma__metric_add(ctx, SRDMA__M_CLOSED_ERROR, 1);
+		if (status == SRDMA_EINTEGRITY || status == SRDMA_EREPLAY)
+			srdma__metric_add(ctx, SRDMA__M_VERIFY_FAILURES, 1);
+		break;
+	default:
+		break;
+	}
+}
+
 /* ---- event queue ---- */
 
 int srdma__queue_event(struct srdma_ctx *ctx, enum srdma_event_type type,
@@ -265,6 +527,7 @@ int srdma__queue_event(struct srdma_ctx *ctx, enum srdma_event_type type,
 	else
 		e = malloc(sizeof(*e));
 	ENSURE(e, SRDMA_ENOMEM, "out of memory queueing an event");
+	count_event(ctx, type, status, c);
 	memset(&e->ev, 0, sizeof(e->ev));
 	e->ev.type = type;
 	e->ev.status = status;
@@ -344,13 +607,26 @@ static void pool_refill(struct srdma_ctx *ctx, uint32_t max_new)
 	p->target = p->n;
 }
 
+static void listeners_update(struct srdma_ctx *ctx, uint64_t now);
+
 /* One loop iteration bounded by timeout_ms and the nearest deadline. */
 int srdma__ctx_run(struct srdma_ctx *ctx, int timeout_ms)
 {
 	uint64_t now = srdma__now_ms();
 	int d = srdma__conn_next_deadline(ctx, now);
+	uint64_t t = srdma__client_retries_due(ctx, now);
 	int rc;
 
+	/* a client's reconnect after a busy server; a handshake that may be
+	 * shed for a connection waiting at max_handshakes */
+	if (ctx->shed_at && ctx->shed_at < t)
+		t = ctx->shed_at;
+	if (t != UINT64_MAX) {
+		int w = t <= now ? 0 : (int)(t - now);
+
+		if (d < 0 || w < d)
+			d = w;
+	}
 	if (d >= 0 && (timeout_ms < 0 || d < timeout_ms))
 		timeout_ms = d;
 	if (ctx->work_pending || srdma__respool_wants(ctx))
@@ -361,7 +637,10 @@ int srdma__ctx_run(struct srdma_ctx *ctx, int timeout_ms)
 	/* One spare per pass, and only while no client is setting up. */
 	if (srdma__respool_wants(ctx))
 		pool_refill(ctx, 1);
-	srdma__conn_check_timeouts(ctx, srdma__now_ms());
+	now = srdma__now_ms();
+	srdma__conn_check_timeouts(ctx, now);
+	if (ctx->listeners)
+		listeners_update(ctx, now);
 	return rc;
 }
 
@@ -403,6 +682,167 @@ SRDMA_API int srdma_ctx_poll(srdma_ctx *ctx, struct srdma_event *evs, int max,
 
 /* ---- listener ---- */
 
+/*
+ * Bursts are queued, not refused (issue 17). Below max_handshakes the
+ * listening socket is watched and every connection accepted at once. At
+ * the limit it is not watched: new connections wait in the kernel's listen
+ * backlog (LISTEN_BACKLOG, capped by net.core.somaxconn) and are accepted
+ * as handshake slots free up, in the order they came.
+ *
+ * So that idle connections cannot hold every slot until their timeout,
+ * while connections wait the server closes a handshake that made no
+ * progress (ctrl: no whole handshake message arrived) for SHED_IDLE_MS
+ * before it sent a whole ClientHello, or SHED_STALLED_MS after it, and
+ * accepts a waiting one in its place. A legitimate client sends its
+ * ClientHello with its first packet and answers the server's flight within
+ * a round trip, so it is not idle; one that somehow was sees the close
+ * before the handshake finished and no alert, the client's "busy" signal,
+ * and connects again after a jittered backoff (api.c). Which handshake
+ * goes: those without a ClientHello first, then the source address holding
+ * the most slots (a per-source share: one host cannot crowd out the
+ * others), then the longest idle. A handshake with bytes unread in its
+ * socket is not idle, only not served yet.
+ */
+enum {
+	LISTEN_BACKLOG = 4096,
+	SHED_IDLE_MS = 250,
+	SHED_STALLED_MS = 3000,
+	ACCEPT_HOLD_MS = 50, /* none could be shed after all: look again */
+};
+
+static bool in_tls(const struct srdma_conn *c)
+{
+	return c->server && c->state == ST_TLS && c->ctrl;
+}
+
+/* When the handshake on c becomes sheddable. */
+static uint64_t shed_after(const struct srdma_conn *c)
+{
+	return srdma__ctrl_progress_ms(c->ctrl) +
+	       (srdma__ctrl_progressed(c->ctrl) ? SHED_STALLED_MS
+						: SHED_IDLE_MS);
+}
+
+static bool unread_bytes(int fd)
+{
+	int n = 0;
+
+	return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* Length of the address part of "host:port". */
+static size_t host_len(const char *peer)
+{
+	const char *colon = strrchr(peer, ':');
+
+	return colon ? (size_t)(colon - peer) : strlen(peer);
+}
+
+static bool same_host(const struct srdma_conn *a, const struct srdma_conn *b)
+{
+	size_t n = host_len(a->peer_addr);
+
+	return n == host_len(b->peer_addr) &&
+	       !memcmp(a->peer_addr, b->peer_addr, n);
+}
+
+/* The handshake to close for a waiting connection, or NULL. */
+static struct srdma_conn *pick_victim(struct srdma_ctx *ctx, uint64_t now)
+{
+	struct srdma_conn **hs, *best = NULL;
+	uint32_t n = 0, best_share = 0;
+	bool best_started = false;
+
+	hs = malloc(sizeof(*hs) * (ctx->handshakes + 1));
+	if (!hs)
+		return NULL;
+	for (struct srdma_conn *c = ctx->conns; c && n <= ctx->handshakes;
+	     c = c->next)
+		if (in_tls(c))
+			hs[n++] = c;
+	for (uint32_t i = 0; i < n; i++) {
+		struct srdma_conn *c = hs[i];
+		bool started = srdma__ctrl_progressed(c->ctrl);
+		uint32_t share = 0;
+		bool better;
+
+		if (now < shed_after(c) || unread_bytes(c->fd))
+			continue;
+		for (uint32_t k = 0; k < n; k++)
+			share += same_host(c, hs[k]);
+		better = !best || (!started && best_started) ||
+			 (started == best_started &&
+			  (share > best_share ||
+			   (share == best_share &&
+			    srdma__ctrl_progress_ms(c->ctrl) <
+				    srdma__ctrl_progress_ms(best->ctrl))));
+		if (better) {
+			best = c;
+			best_share = share;
+			best_started = started;
+		}
+	}
+	free(hs);
+	return best;
+}
+
+static void shed(struct srdma_ctx *ctx, struct srdma_conn *c, uint64_t now)
+{
+	char d[240];
+
+	snprintf(d, sizeof(d),
+		 "closed to make room: its TLS handshake made no progress for "
+		 "%llu ms while connections waited (max_handshakes %u)",
+		 (unsigned long long)(now - srdma__ctrl_progress_ms(c->ctrl)),
+		 ctx->cfg.max_handshakes);
+	srdma__metric_add(ctx, SRDMA__M_REFUSED + SRDMA_REFUSAL_SHED, 1);
+	srdma__conn_fail(c, SRDMA_ELIMIT, d);
+}
+
+static bool backlog_waiting(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/*
+ * Watch the listeners while a handshake slot is free, or one could be
+ * freed by shedding; otherwise say when that may change (ctx->shed_at).
+ */
+static void listeners_update(struct srdma_ctx *ctx, uint64_t now)
+{
+	bool full = ctx->handshakes >= ctx->cfg.max_handshakes;
+	bool want = !full;
+
+	ctx->shed_at = 0;
+	if (full && now < ctx->hold_until) {
+		ctx->shed_at = ctx->hold_until;
+	} else if (full) {
+		uint64_t next = UINT64_MAX;
+
+		for (struct srdma_conn *c = ctx->conns; c && !want;
+		     c = c->next) {
+			uint64_t t;
+
+			if (!in_tls(c))
+				continue;
+			t = shed_after(c);
+			if (t <= now)
+				want = true;
+			else if (t < next)
+				next = t;
+		}
+		if (!want && next != UINT64_MAX)
+			ctx->shed_at = next;
+	}
+	ctx->accept_paused = full;
+	for (struct srdma_listener *l = ctx->listeners; l; l = l->next)
+		if (l->armed != want &&
+		    srdma__loop_mod(l->fd_reg, want ? EPOLLIN : 0) == 0)
+			l->armed = want;
+}
+
 static void on_listen_fd(void *arg, uint32_t events)
 {
 	struct srdma_listener *l = arg;
@@ -412,8 +852,24 @@ static void on_listen_fd(void *arg, uint32_t events)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		char host[INET6_ADDRSTRLEN] = "?", peer[64];
-		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd;
+
+		if (ctx->handshakes >= ctx->cfg.max_handshakes) {
+			uint64_t now = srdma__now_ms();
+			struct srdma_conn *v;
+
+			if (!backlog_waiting(l->fd))
+				return;
+			v = pick_victim(ctx, now);
+			if (!v) {
+				ctx->hold_until = now + ACCEPT_HOLD_MS;
+				listeners_update(ctx, now);
+				return;
+			}
+			shed(ctx, v, now);
+		}
+		fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
@@ -421,23 +877,12 @@ static void on_listen_fd(void *arg, uint32_t events)
 					   "accept: %s", strerror(errno));
 			return;
 		}
+		srdma__metric_add(ctx, SRDMA__M_ACCEPTED, 1);
 		srdma__tune_ctrl_socket(fd);
 		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host),
 			    NULL, 0, NI_NUMERICHOST);
 		snprintf(peer, sizeof(peer), "%s:%u", host,
 			 ntohs(((struct sockaddr_in *)&ss)->sin_port));
-		if (ctx->handshakes >= ctx->cfg.max_handshakes) {
-			char d[160];
-			snprintf(d, sizeof(d),
-				 "refused %s: %u handshakes already in "
-				 "progress (max_handshakes)",
-				 peer, ctx->handshakes);
-			close(fd);
-			IGNORE_RESULT(srdma__queue_event(ctx, SRDMA_EV_REJECTED,
-							 SRDMA_ELIMIT, NULL,
-							 NULL, d, NULL));
-			continue;
-		}
 		if (srdma__conn_new_server(l, fd, peer) < 0) {
 			char d[300];
 			snprintf(d, sizeof(d), "refused %s: %s", peer,
@@ -447,6 +892,45 @@ static void on_listen_fd(void *arg, uint32_t events)
 							 NULL, d, NULL));
 		}
 	}
+}
+
+/*
+ * Server, once TLS is done: the client limits. The client is told why (the
+ * caller fails the connection with this error).
+ */
+int srdma__ctx_admit(struct srdma_conn *c)
+{
+	struct srdma_ctx *ctx = c->ctx;
+	const char *id;
+	uint32_t same = 0;
+
+	if (!c->server)
+		return 0;
+	if (ctx->nclients > ctx->cfg.max_clients) {
+		srdma__metric_add(
+			ctx, SRDMA__M_REFUSED + SRDMA_REFUSAL_MAX_CLIENTS, 1);
+		return srdma__err(SRDMA_ELIMIT,
+				  "the server is at its limit of %u clients; "
+				  "try again later",
+				  ctx->cfg.max_clients);
+	}
+	if (!ctx->cfg.max_per_identity)
+		return 0;
+	id = srdma__ctrl_peer_identity(c->ctrl);
+	for (const struct srdma_conn *o = ctx->conns; o; o = o->next)
+		if (o != c && o->server && o->tls_ok && o->state < ST_CLOSED &&
+		    o->ctrl && !strcmp(srdma__ctrl_peer_identity(o->ctrl), id))
+			same++;
+	if (same < ctx->cfg.max_per_identity)
+		return 0;
+	srdma__metric_add(ctx, SRDMA__M_REFUSED + SRDMA_REFUSAL_PER_IDENTITY,
+			  1);
+	return srdma__err(SRDMA_ELIMIT,
+			  "the server's limit of %u connection%s per identity "
+			  "is reached for '%s' (max_per_identity): close one, "
+			  "or try again later",
+			  ctx->cfg.max_per_identity,
+			  ctx->cfg.max_per_identity == 1 ? "" : "s", id);
 }
 
 SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
@@ -486,7 +970,7 @@ SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 	}
 	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(l->fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-	    listen(l->fd, 1024) < 0) {
+	    listen(l->fd, LISTEN_BACKLOG) < 0) {
 		rc = srdma__err(errno == EADDRINUSE ? SRDMA_ECONFIG
 						    : SRDMA_ESYS,
 				"cannot listen on %s:%u: %s", host ? host : "*",
@@ -506,6 +990,7 @@ SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 			     &l->fd_reg);
 	if (rc < 0)
 		goto out_tpl;
+	l->armed = true;
 	freeaddrinfo(ai);
 	l->next = ctx->listeners;
 	ctx->listeners = l;
