@@ -465,7 +465,17 @@ int srdma__ctrl_handshake(struct srdma__ctrl *c)
 		return SRDMA_EAGAIN;
 	}
 	c->failed = true;
-	return srdma__ctrl_tls_failure(c, err, sys);
+	rc = srdma__ctrl_tls_failure(c, err, sys);
+	/* A refused ticket is half the story of a failed full handshake
+	 * (revoked since it was issued, say): tell both. */
+	if (c->server && c->offered && c->resume_note[0]) {
+		char d[512];
+
+		srdma__err_copy(d, sizeof(d));
+		rc = srdma__err(rc, "%s; its session ticket was not used: %s",
+				d, c->resume_note);
+	}
+	return rc;
 }
 
 /* ---------------------------------------------------------------------- */
