@@ -157,7 +157,7 @@ bool srdma__client_busy_retry(struct srdma_conn *c, int rc)
 	c->retry_at_ms = now + wait;
 	c->ctx->nretry_wait++;
 	srdma__metric_add(c->ctx, SRDMA__M_BUSY_RETRIES, 1);
-	srdma__log(lg(c), SRDMA_LOG_DEBUG,
+	srdma__log(lg(c), SRDMA_LOG_INFO,
 		   "%s is busy (attempt %u): connecting again in %llu ms",
 		   c->peer_addr, c->busy_attempts, (unsigned long long)wait);
 	return true;
