@@ -44,8 +44,8 @@ int srdma__conn_install_keys(struct srdma_conn *c, struct srdma__keys *k)
 		rc = srdma__aead_init(&c->blk_tx, c->protect, c->cipher, true,
 				      k->tx_blk_key, k->tx_blk_salt);
 	if (rc == 0)
-		rc = srdma__aead_init(&c->blk_own, c->protect, c->cipher,
-				      false, k->tx_blk_key, k->tx_blk_salt);
+		rc = srdma__aead_init(&c->blk_own, c->protect, c->cipher, false,
+				      k->tx_blk_key, k->tx_blk_salt);
 	if (rc == 0)
 		rc = srdma__aead_init(&c->blk_rx, c->protect, c->cipher, false,
 				      k->rx_blk_key, k->rx_blk_salt);
