@@ -9,7 +9,8 @@ SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 DEB_PACKAGES := build-essential cmake pkg-config clang clang-format valgrind \
 	libssl-dev openssl libfabric-dev libfabric-bin librdmacm-dev libibverbs-dev \
 	rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest iproute2 \
-	qemu-system-x86 busybox-static cpio gnuplot-nox procps psmisc python3 iputils-ping
+	qemu-system-x86 busybox-static cpio gnuplot-nox procps psmisc python3 iputils-ping \
+	curl prometheus
 
 .PHONY: all deps build test unit asan fuzz format format-check integration vm \
 	valgrind demo bench stress clean install
