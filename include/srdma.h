@@ -347,11 +347,12 @@ SRDMA_API int srdma_ctx_metrics(const srdma_ctx *ctx,
  * host NULL = all addresses; port 0 = pick one (see srdma_listener_port).
  * The listen backlog is 4096 (the kernel caps it at net.core.somaxconn).
  * At max_handshakes the server stops accepting: new connections wait in the
- * backlog, and while they wait, handshakes that made no progress are closed
- * to make room (first those that never sent a whole ClientHello for 250 ms,
- * then those stalled for 3 s after it; of these, the source address holding
- * the most slots first, then the longest idle). Their clients, if they are
- * clients, retry.
+ * backlog, and while they wait, handshakes that made no progress (no whole
+ * handshake message arrived) are closed to make room: one that sent part of
+ * a record after 250 ms, one that sent nothing after 1 s, one stalled after
+ * its ClientHello after 3 s; of these, the source address holding the most
+ * slots first, then the longest idle. Their clients, if they are clients,
+ * retry.
  */
 SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 			   srdma_listener **out);

@@ -320,6 +320,11 @@ bool srdma__ctrl_progressed(const struct srdma__ctrl *c)
 	return c && c->progressed;
 }
 
+bool srdma__ctrl_got_data(const struct srdma__ctrl *c)
+{
+	return c && c->got_data;
+}
+
 void srdma__ctrl_keep_ticket(struct srdma__ctrl *c)
 {
 	SSL_SESSION *s;

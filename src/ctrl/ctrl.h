@@ -140,6 +140,8 @@ bool srdma__ctrl_want_write(const struct srdma__ctrl *c);
  */
 uint64_t srdma__ctrl_progress_ms(const struct srdma__ctrl *c);
 bool srdma__ctrl_progressed(const struct srdma__ctrl *c);
+/* Whether the peer sent any byte at all (a whole message or not). */
+bool srdma__ctrl_got_data(const struct srdma__ctrl *c);
 /*
  * Client, before retrying a handshake the server dropped (SRDMA_ELIMIT from
  * srdma__ctrl_handshake: it closed before finishing the handshake and

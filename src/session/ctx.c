@@ -691,21 +691,27 @@ SRDMA_API int srdma_ctx_poll(srdma_ctx *ctx, struct srdma_event *evs, int max,
  *
  * So that idle connections cannot hold every slot until their timeout,
  * while connections wait the server closes a handshake that made no
- * progress (ctrl: no whole handshake message arrived) for SHED_IDLE_MS
- * before it sent a whole ClientHello, or SHED_STALLED_MS after it, and
- * accepts a waiting one in its place. A legitimate client sends its
- * ClientHello with its first packet and answers the server's flight within
- * a round trip, so it is not idle; one that somehow was sees the close
- * before the handshake finished and no alert, the client's "busy" signal,
- * and connects again after a jittered backoff (api.c). Which handshake
- * goes: those without a ClientHello first, then the source address holding
- * the most slots (a per-source share: one host cannot crowd out the
- * others), then the longest idle. A handshake with bytes unread in its
- * socket is not idle, only not served yet.
+ * progress (ctrl: no whole handshake message arrived) and accepts a
+ * waiting one in its place. How long "no progress" must last depends on
+ * what the peer did:
+ *   - sent part of a record and stopped (a TLS client writes its
+ *     ClientHello whole): SHED_PARTIAL_MS;
+ *   - sent nothing: SHED_SILENT_MS. Longer, because a legitimate client
+ *     in a busy process can be slow to write its ClientHello (a process
+ *     starting hundreds of connections prepares each one's fabric endpoint
+ *     before it gets to the next ClientHello);
+ *   - sent its ClientHello and then stalled: SHED_STALLED_MS.
+ * Among those due: that order, then the source address holding the most
+ * slots (a per-source share: one host cannot crowd out the others), then
+ * the longest idle. A handshake with bytes unread in its socket is not
+ * idle, only not served yet. A legitimate client that was shed all the
+ * same sees its handshake closed without an alert, the client's "busy"
+ * signal, and connects again after a jittered backoff (api.c).
  */
 enum {
 	LISTEN_BACKLOG = 4096,
-	SHED_IDLE_MS = 250,
+	SHED_PARTIAL_MS = 250,
+	SHED_SILENT_MS = 1000,
 	SHED_STALLED_MS = 3000,
 	ACCEPT_HOLD_MS = 50, /* none could be shed after all: look again */
 };
@@ -715,12 +721,21 @@ static bool in_tls(const struct srdma_conn *c)
 	return c->server && c->state == ST_TLS && c->ctrl;
 }
 
+/* 0: a partial record; 1: silent; 2: stalled after its ClientHello. */
+static int shed_tier(const struct srdma_conn *c)
+{
+	if (srdma__ctrl_progressed(c->ctrl))
+		return 2;
+	return srdma__ctrl_got_data(c->ctrl) ? 0 : 1;
+}
+
 /* When the handshake on c becomes sheddable. */
 static uint64_t shed_after(const struct srdma_conn *c)
 {
-	return srdma__ctrl_progress_ms(c->ctrl) +
-	       (srdma__ctrl_progressed(c->ctrl) ? SHED_STALLED_MS
-						: SHED_IDLE_MS);
+	static const uint64_t wait[3] = {SHED_PARTIAL_MS, SHED_SILENT_MS,
+					 SHED_STALLED_MS};
+
+	return srdma__ctrl_progress_ms(c->ctrl) + wait[shed_tier(c)];
 }
 
 static bool unread_bytes(int fd)
@@ -751,7 +766,7 @@ static struct srdma_conn *pick_victim(struct srdma_ctx *ctx, uint64_t now)
 {
 	struct srdma_conn **hs, *best = NULL;
 	uint32_t n = 0, best_share = 0;
-	bool best_started = false;
+	int best_tier = 0;
 
 	hs = malloc(sizeof(*hs) * (ctx->handshakes + 1));
 	if (!hs)
@@ -762,7 +777,7 @@ static struct srdma_conn *pick_victim(struct srdma_ctx *ctx, uint64_t now)
 			hs[n++] = c;
 	for (uint32_t i = 0; i < n; i++) {
 		struct srdma_conn *c = hs[i];
-		bool started = srdma__ctrl_progressed(c->ctrl);
+		int tier = shed_tier(c);
 		uint32_t share = 0;
 		bool better;
 
@@ -770,8 +785,8 @@ static struct srdma_conn *pick_victim(struct srdma_ctx *ctx, uint64_t now)
 			continue;
 		for (uint32_t k = 0; k < n; k++)
 			share += same_host(c, hs[k]);
-		better = !best || (!started && best_started) ||
-			 (started == best_started &&
+		better = !best || tier < best_tier ||
+			 (tier == best_tier &&
 			  (share > best_share ||
 			   (share == best_share &&
 			    srdma__ctrl_progress_ms(c->ctrl) <
@@ -779,7 +794,7 @@ static struct srdma_conn *pick_victim(struct srdma_ctx *ctx, uint64_t now)
 		if (better) {
 			best = c;
 			best_share = share;
-			best_started = started;
+			best_tier = tier;
 		}
 	}
 	free(hs);

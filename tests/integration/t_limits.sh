@@ -59,6 +59,20 @@ check "server shed an idle handshake to make room" \
 	grep -q "reject .*closed to make room: its TLS handshake made no progress" "$T/mh.log"
 wait "$sl"
 check "the idle handshakes were closed (shed or at their timeout)" [ $? -eq 0 ]
+# Connections that send nothing at all get a longer grace (1 s: a busy
+# legitimate client may be slow to write its ClientHello), then the same.
+rm -f "$T/mh.ready"
+"$BUILD/slowloris" 127.0.0.1 "$CTRL_PORT" 3 --silent --wait 30 --ready "$T/mh.ready" \
+	>"$T/mh.silent" 2>&1 &
+sl=$!
+PIDS+=("$sl")
+for _ in $(seq 200); do [ -s "$T/mh.ready" ] && break; sleep 0.05; done
+t0=$(date +%s%N)
+check "client served while 3 silent connections held every slot" legit
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "... after the silent ones' grace (${ms} ms < 3000)" [ "$ms" -lt 3000 ]
+check "... one of them shed" [ "$(grep -c 'closed to make room' "$T/mh.log")" -ge 2 ]
+wait "$sl"
 check "orderly shutdown" stop_server
 
 # ---- --max-per-identity ----
