@@ -110,10 +110,11 @@ check "client served after 3 handshakes closed without a word (rc=$rc)" [ "$rc" 
 check "... it retried each time" grep -q "is busy (attempt 3): connecting again in" "$T/retry.out"
 wait "$proxy"
 check "... through the busy server (proxy: dropped 3, relayed 1)" grep -q "dropped 3 relayed 1" "$T/proxy.out"
+rm -f "$T/proxy.port"
 "$BUILD/busy_proxy" "$T/proxy.port" "$CTRL_PORT" 100000 --seconds 6 >"$T/proxy2.out" 2>&1 &
 proxy=$!
 PIDS+=("$proxy")
-sleep 0.2
+for _ in $(seq 100); do [ -s "$T/proxy.port" ] && break; sleep 0.05; done
 read -r PPORT <"$T/proxy.port"
 t0=$(date +%s%N)
 timeout 30 "$SRDMA" client --connect "127.0.0.1:$PPORT" --certs "$T/pki" --transport ofi \
