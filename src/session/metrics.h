@@ -3,12 +3,13 @@
  * The counters behind srdma_ctx_metrics(). The context's thread is the only
  * writer (as for everything in a context), so they are plain integers.
  *
- * Counted in ctx.c: accepted, refusals by reason (from SRDMA_EV_REJECTED
- * and the shedding), established / resumed / resume refused (from
- * SRDMA_EV_ACCEPTED / CONNECTED), connections closed, client connects that
- * failed, verification failures (connections failed with SRDMA_EINTEGRITY
- * or SRDMA_EREPLAY), reloads; api.c: busy retries. Pool hits and misses
- * come from the resource pool's own counters.
+ * Counted in metrics.c, from every event: refusals by reason
+ * (SRDMA_EV_REJECTED), established / resumed / resume refused
+ * (SRDMA_EV_ACCEPTED / CONNECTED), connections closed, client connects
+ * that failed, verification failures (connections failed with
+ * SRDMA_EINTEGRITY or SRDMA_EREPLAY); listener.c: accepted, shed and the
+ * client limits' refusals; reload.c: reloads; api.c: busy retries. Pool hits
+ * and misses come from the resource pool's own counters.
  *
  * The data path counts each payload operation once it is done (sent,
  * received and verified, acknowledged, read and verified) with
@@ -24,6 +25,10 @@ static inline void srdma__metric_add(struct srdma_ctx *ctx,
 {
 	ctx->metrics[m] += n;
 }
+
+/* Every queued event passes here (ctx.c): the connection-level counters. */
+void srdma__metrics_count(struct srdma_ctx *ctx, enum srdma_event_type type,
+			  int status, const struct srdma_conn *c);
 
 /* One payload operation of kind op and len bytes on c, in c's mode. */
 static inline void srdma__metric_op(struct srdma_conn *c,

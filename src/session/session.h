@@ -328,14 +328,20 @@ struct srdma_ctx {
 };
 
 /* ctx.c */
-/* Server, after TLS: the client limits (max_clients, max_per_identity). */
-int srdma__ctx_admit(struct srdma_conn *c) SRDMA__WUR;
 int srdma__queue_event(struct srdma_ctx *ctx, enum srdma_event_type type,
 		       int status, struct srdma_conn *c, void *user,
 		       const char *detail, struct qev **out) SRDMA__WUR;
 void srdma__release_delivered(struct srdma_ctx *ctx);
 void srdma__drop_events(struct srdma_ctx *ctx, struct srdma_conn *c);
 int srdma__ctx_run(struct srdma_ctx *ctx, int timeout_ms) SRDMA__WUR;
+/* Tops the resource pool up with at most max_new kits. */
+void srdma__pool_refill(struct srdma_ctx *ctx, uint32_t max_new);
+
+/* listener.c */
+/* Server, after TLS: the client limits (max_clients, max_per_identity). */
+int srdma__ctx_admit(struct srdma_conn *c) SRDMA__WUR;
+/* After each loop pass: watch the listeners or not (max_handshakes). */
+void srdma__listeners_update(struct srdma_ctx *ctx, uint64_t now);
 
 /* api.c: client reconnects when the server was busy */
 /* After tls_step failed with rc: true if a retry was scheduled (c lives). */
