@@ -241,17 +241,24 @@ static int parse(struct serve_opts *so, int argc, char **argv)
 				return 2;
 			}
 		} else if (!strcmp(argv[i], "--metrics") && i + 1 < argc) {
+			const char *mv = argv[++i];
+			/* a port is required: "HOST:PORT" or "[V6]:PORT" */
+			bool port = mv[0] == '['
+					    ? strstr(mv, "]:") != NULL
+					    : strchr(mv, ':') &&
+						      strchr(mv, ':') ==
+							      strrchr(mv, ':');
+
 			so->metrics = true;
-			so->metrics_port = 0xffff; /* a port is required */
-			if (parse_hostport(argv[++i], so->metrics_host,
+			if (!port ||
+			    parse_hostport(mv, so->metrics_host,
 					   sizeof(so->metrics_host),
 					   &so->metrics_port) < 0 ||
-			    !so->metrics_host[0] ||
-			    so->metrics_port == 0xffff) {
+			    !so->metrics_host[0]) {
 				fprintf(stderr,
 					"srdma serve: bad --metrics '%s' "
 					"(HOST:PORT, e.g. 127.0.0.1:9471)\n",
-					argv[i]);
+					mv);
 				return 2;
 			}
 		} else if (!strcmp(argv[i], "--max-clients") && i + 1 < argc &&
