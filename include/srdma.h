@@ -109,13 +109,14 @@ extern "C" {
 	   "The call is not valid in the connection's current state.")         \
 	XX(SRDMA_ENOTSUP, -34, "Not supported by this transport.")             \
 	XX(SRDMA_ENOENT, -35, "No such region.")                               \
-	XX(SRDMA_EPEER, -36, "The peer reported an error.")
+	XX(SRDMA_EPEER, -36, "The peer reported an error.")                    \
+	XX(SRDMA_ECERT_REVOKED, -37, "The peer's certificate has been revoked.")
 
 #define SRDMA__ERRNO_ENUM(name, value, sentence) name = value,
 /* clang-format off */
 enum srdma_error {
 	SRDMA_ERRNO_MAP(SRDMA__ERRNO_ENUM)
-	SRDMA_ERROR_MIN = SRDMA_EPEER, /* the last code above */
+	SRDMA_ERROR_MIN = SRDMA_ECERT_REVOKED, /* the last code above */
 };
 /* clang-format on */
 #undef SRDMA__ERRNO_ENUM
@@ -162,6 +163,12 @@ struct srdma_config {
 	const char *cert_file;
 	const char *key_file;
 	const char *ca_file;
+	/* PEM file with a CRL from each CA in ca_file, or NULL. The peer's
+	 * certificate is refused (SRDMA_ECERT_REVOKED) when it is on one: in
+	 * every full handshake and, on a server, before a session is resumed
+	 * from a ticket. A CRL that is unreadable, not signed by its CA, past
+	 * its next update, or missing for a CA is SRDMA_ECONFIG. */
+	const char *crl_file;
 
 	const char *peer_name; /* client: expected server name; NULL = host */
 	const char *const *allow; /* server: NULL-terminated list of client
@@ -177,6 +184,9 @@ struct srdma_config {
 	uint32_t handshake_timeout_ms; /* TLS + parameters + fabric, default
 					  10000 */
 	uint64_t client_quota; /* region bytes per client, default 64 MiB */
+	/* Connections (in set-up or established) one client identity may
+	 * hold; 0 = no limit (the default). Checked right after TLS. */
+	uint32_t max_per_identity;
 
 	/* Data path (both sides; the smaller of the two sides' values wins). */
 	uint32_t max_msg;     /* largest srdma_send() payload, default 64 KiB */
@@ -290,9 +300,104 @@ SRDMA_API int srdma_ctx_poll(srdma_ctx *ctx, struct srdma_event *evs, int max,
 /* The transport in use (auto resolved) and why it was chosen. */
 SRDMA_API enum srdma_transport srdma_ctx_transport(const srdma_ctx *ctx,
 						   const char **why);
+/*
+ * Reloads the trust material without dropping anyone: certificate, key, CA,
+ * CRL and allow-list are read again, from cfg's cert_file / key_file /
+ * ca_file (or certs_dir and identity), crl_file and allow, or, with cfg
+ * NULL, from the files and allow-list the context was created with (other
+ * fields of cfg are ignored). Connections already made keep going; new
+ * handshakes use the new material. Tickets issued before stay good where
+ * the trust is unchanged: one issued under a CA the reload removed does not
+ * resume, and the new allow-list and CRL apply to every resumed session.
+ * On failure (SRDMA_ECONFIG and the detail: which file, what is wrong) the
+ * context keeps its old material.
+ */
+SRDMA_API int srdma_ctx_reload(srdma_ctx *ctx, const struct srdma_config *cfg);
+
+/* ---- metrics ---- */
+/* Why a would-be client was refused: the index of srdma_metrics.refused. */
+enum srdma_refusal {
+	SRDMA_REFUSAL_SHED = 0,	   /* an idle handshake closed to make room for
+				      connections waiting at max_handshakes */
+	SRDMA_REFUSAL_TIMEOUT = 1, /* set-up took longer than
+				      handshake_timeout_ms */
+	SRDMA_REFUSAL_NOT_TLS = 2, /* not TLS, or TLS older than 1.3 */
+	SRDMA_REFUSAL_CERT = 3,	   /* certificate missing, of an unknown CA,
+				      expired or not yet valid */
+	SRDMA_REFUSAL_REVOKED = 4, /* certificate on a CRL */
+	SRDMA_REFUSAL_NOT_ALLOWED = 5,	/* identity not on the allow-list */
+	SRDMA_REFUSAL_MAX_CLIENTS = 6,	/* at max_clients */
+	SRDMA_REFUSAL_PER_IDENTITY = 7, /* at max_per_identity */
+	SRDMA_REFUSAL_POLICY = 8, /* protection below the server's minimum,
+				     other protocol version or transport */
+	SRDMA_REFUSAL_TOKEN = 9,  /* fabric connect without a valid token */
+	SRDMA_REFUSAL_OTHER = 10, /* anything else: a TLS or protocol
+				     failure, the peer left, no resources */
+	SRDMA_REFUSAL_COUNT = 11,
+};
+
+/* Payload operations by kind: the first index of srdma_metrics.ops and
+ * .bytes; the second is the connection's enum srdma_protect. */
+enum srdma_metric_op {
+	SRDMA_METRIC_SEND = 0,	     /* messages sent */
+	SRDMA_METRIC_RECV = 1,	     /* messages received and verified */
+	SRDMA_METRIC_WRITE = 2,	     /* RDMA writes the owner acknowledged */
+	SRDMA_METRIC_READ = 3,	     /* RDMA reads completed and verified */
+	SRDMA_METRIC_PEER_WRITE = 4, /* the peer's writes to our regions,
+					verified */
+	SRDMA_METRIC_OP_COUNT = 5,
+};
+
+struct srdma_metrics {
+	/* Gauges: now. */
+	uint32_t clients;	/* established connections */
+	uint32_t handshakes;	/* connections in set-up (from the TCP
+				   connect or accept to the fabric connect) */
+	uint32_t accept_paused; /* server: 1 while the handshake slots are
+				   full and new connections wait in the
+				   listen backlog */
+	uint32_t pool_spares;	/* server: resource-pool kits ready */
+	/* Counters: since srdma_ctx_create(). */
+	uint64_t accepted;	 /* server: TCP connections accepted */
+	uint64_t established;	 /* connections that completed set-up */
+	uint64_t resumed;	 /* ... of which resumed a TLS session */
+	uint64_t resume_refused; /* ... of which offered a ticket that was
+				    not used (a full handshake followed) */
+	uint64_t refused[SRDMA_REFUSAL_COUNT]; /* server: would-be clients
+						  refused, by reason */
+	uint64_t connect_failed;  /* client: connects that failed */
+	uint64_t busy_retries;	  /* client: reconnects after the server
+				     closed a handshake because it was busy */
+	uint64_t closed;	  /* established connections that ended */
+	uint64_t closed_error;	  /* ... of which with an error */
+	uint64_t verify_failures; /* connections failed because a record or
+				     block failed authentication or arrived
+				     out of sequence */
+	uint64_t ops[SRDMA_METRIC_OP_COUNT][3];	  /* operations */
+	uint64_t bytes[SRDMA_METRIC_OP_COUNT][3]; /* their payload bytes */
+	uint64_t pool_hits;   /* server: clients given a ready pool kit */
+	uint64_t pool_misses; /* server: clients whose fabric resources
+				 were made on arrival (pool empty or off) */
+	uint64_t reloads;     /* srdma_ctx_reload() calls that took effect */
+	uint64_t reload_failures; /* ... and that failed (nothing changed) */
+};
+
+/* Fills *out (a snapshot; call from the context's thread). */
+SRDMA_API int srdma_ctx_metrics(const srdma_ctx *ctx,
+				struct srdma_metrics *out);
 
 /* ---- server ---- */
-/* host NULL = all addresses; port 0 = pick one (see srdma_listener_port). */
+/*
+ * host NULL = all addresses; port 0 = pick one (see srdma_listener_port).
+ * The listen backlog is 4096 (the kernel caps it at net.core.somaxconn).
+ * At max_handshakes the server stops accepting: new connections wait in the
+ * backlog, and while they wait, handshakes that made no progress (no whole
+ * handshake message arrived) are closed to make room: one that sent part of
+ * a record after 250 ms, one that sent nothing after 1 s, one stalled after
+ * its ClientHello after 3 s; of these, the source address holding the most
+ * slots first, then the longest idle. Their clients, if they are clients,
+ * retry.
+ */
 SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 			   srdma_listener **out);
 SRDMA_API uint16_t srdma_listener_port(const srdma_listener *l);
@@ -305,7 +410,14 @@ SRDMA_API void srdma_listener_destroy(srdma_listener *l);
 /* Starts connecting; SRDMA_EV_CONNECTED or SRDMA_EV_CLOSED follows. */
 SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
 				  uint16_t port, void *user, srdma_conn **out);
-/* Blocking connect; on failure *out is NULL and the detail says why. */
+/*
+ * Blocking connect; on failure *out is NULL and the detail says why. Both
+ * connects retry, within their timeout, when the server closes the TLS
+ * handshake without a word (it is busy: at max_handshakes, shedding idle
+ * handshakes, or restarting), after a jittered, exponentially growing
+ * pause (25 ms to 1 s); if the time runs out first the error is
+ * SRDMA_ELIMIT.
+ */
 SRDMA_API int srdma_connect(srdma_ctx *ctx, const char *host, uint16_t port,
 			    int timeout_ms, srdma_conn **out);
 

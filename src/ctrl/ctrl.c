@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "base/loop.h"
 #include "ctrl/ctrl_int.h"
 
 /* ---------------------------------------------------------------------- */
@@ -192,9 +193,10 @@ int srdma__ctrl_create_client(struct srdma__tls_ctx *t, int fd,
 		close(fd);
 		return srdma__err(SRDMA_ENOMEM, "out of memory for connection");
 	}
-	c->t = t;
+	c->t = srdma__tls_ctx_ref(t);
 	c->fd = fd;
 	c->server = t->server;
+	c->progress_ms = srdma__now_ms();
 
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
@@ -294,6 +296,7 @@ void srdma__ctrl_destroy(struct srdma__ctrl *c)
 		free(c->out);
 	}
 	free(c->cache_key);
+	srdma__tls_ctx_destroy(c->t); /* our reference */
 	free(c);
 }
 
@@ -305,6 +308,33 @@ int srdma__ctrl_fd(const struct srdma__ctrl *c)
 bool srdma__ctrl_want_write(const struct srdma__ctrl *c)
 {
 	return c && c->want_write;
+}
+
+uint64_t srdma__ctrl_progress_ms(const struct srdma__ctrl *c)
+{
+	return c ? c->progress_ms : 0;
+}
+
+bool srdma__ctrl_progressed(const struct srdma__ctrl *c)
+{
+	return c && c->progressed;
+}
+
+bool srdma__ctrl_got_data(const struct srdma__ctrl *c)
+{
+	return c && c->got_data;
+}
+
+void srdma__ctrl_keep_ticket(struct srdma__ctrl *c)
+{
+	SSL_SESSION *s;
+
+	if (!c || c->server || !c->offered || !c->cache_key || !c->t->cache)
+		return;
+	s = SSL_get1_session(c->ssl);
+	if (s && (!SSL_SESSION_is_resumable(s) ||
+		  !srdma__sess_cache_put(c->t->cache, c->cache_key, s)))
+		SSL_SESSION_free(s);
 }
 
 SSL *srdma__ctrl_ssl(struct srdma__ctrl *c)
@@ -334,7 +364,12 @@ bool srdma__ctrl_resumed(const struct srdma__ctrl *c)
 
 const char *srdma__ctrl_resume_note(const struct srdma__ctrl *c)
 {
-	return c && c->resume == SRDMA__RESUME_REFUSED ? c->resume_note : "";
+	/* also after a failed handshake: the full one that followed a
+	 * refused ticket may itself have failed (a revoked certificate) */
+	if (!c || c->resume == SRDMA__RESUME_OK ||
+	    (c->resume == SRDMA__RESUME_NONE && c->done))
+		return "";
+	return c->resume_note;
 }
 
 /* Error blinding: no alert, no close_notify; the socket just closes. */
@@ -402,6 +437,7 @@ static int handshake_done(struct srdma__ctrl *c)
 
 int srdma__ctrl_handshake(struct srdma__ctrl *c)
 {
+	OSSL_HANDSHAKE_STATE before;
 	int rc, err, sys;
 
 	ENSURE(c, SRDMA_EINVAL, "no control connection");
@@ -415,10 +451,17 @@ int srdma__ctrl_handshake(struct srdma__ctrl *c)
 		c->offered = sess && SSL_SESSION_is_resumable(sess);
 	}
 	c->started = true;
+	before = SSL_get_state(c->ssl);
 	ERR_clear_error();
 	errno = 0;
 	rc = SSL_do_handshake(c->ssl);
 	sys = errno;
+	/* A whole message arrived (or ours went out in answer): the state
+	 * moved. An idle peer, or one with a partial record, leaves it. */
+	if (SSL_get_state(c->ssl) != before) {
+		c->progressed = true;
+		c->progress_ms = srdma__now_ms();
+	}
 	if (rc == 1)
 		return handshake_done(c);
 	err = SSL_get_error(c->ssl, rc);
@@ -427,7 +470,17 @@ int srdma__ctrl_handshake(struct srdma__ctrl *c)
 		return SRDMA_EAGAIN;
 	}
 	c->failed = true;
-	return srdma__ctrl_tls_failure(c, err, sys);
+	rc = srdma__ctrl_tls_failure(c, err, sys);
+	/* A refused ticket is half the story of a failed full handshake
+	 * (revoked since it was issued, say): tell both. */
+	if (c->server && c->offered && c->resume_note[0]) {
+		char d[512];
+
+		srdma__err_copy(d, sizeof(d));
+		rc = srdma__err(rc, "%s; its session ticket was not used: %s",
+				d, c->resume_note);
+	}
+	return rc;
 }
 
 /* ---------------------------------------------------------------------- */

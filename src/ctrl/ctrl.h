@@ -23,6 +23,14 @@ struct srdma__tls_config {
 	const char *const
 		*allow; /* server: NULL-terminated identities or NULL */
 	/*
+	 * PEM file with one CRL per CA in ca_file, or NULL: the peer's leaf
+	 * certificate is checked against it on every full handshake, and a
+	 * server checks the client certificate in a session ticket against it
+	 * before resuming. A CRL that is missing for a CA, unparsable, not
+	 * signed by its CA or past its next update is SRDMA_ECONFIG.
+	 */
+	const char *crl_file;
+	/*
 	 * TLS 1.3 session resumption (RFC 8446 §2.2, §4.6.1) is on unless
 	 * this is set. Server: issues stateless tickets sealed under a
 	 * rotating key ring. Client: keeps the tickets it gets in a cache
@@ -53,6 +61,23 @@ struct srdma__tls_ctx; /* SSL_CTX plus policy (allow-list) */
  */
 int srdma__tls_ctx_create(const struct srdma__tls_config *cfg,
 			  struct srdma__tls_ctx **out) SRDMA__WUR;
+/*
+ * Reload: a new context from cfg (files read again) that, on a server with
+ * resumption, keeps old's ticket key ring and replay filter, so tickets
+ * stay single use across the reload and those issued under unchanged trust
+ * still resume. A ticket carries a digest of the CA certificates trusted
+ * when it was issued: one issued under a CA set the new context does not
+ * have falls back to a full handshake (and the allow-list and CRL of the new
+ * context apply to every resumed session). old is untouched; connections
+ * made from it keep it until they are destroyed.
+ */
+int srdma__tls_ctx_reload(struct srdma__tls_ctx *old,
+			  const struct srdma__tls_config *cfg,
+			  struct srdma__tls_ctx **out) SRDMA__WUR;
+/*
+ * Drops the creator's reference. Every control connection holds one too, so
+ * the context outlives a reload for as long as connections made from it do.
+ */
 void srdma__tls_ctx_destroy(struct srdma__tls_ctx *t);
 
 /*
@@ -95,14 +120,35 @@ int srdma__ctrl_fd(const struct srdma__ctrl *c);
  * (srdma__ctrl_want_write tells which way); anything else is the failure,
  * mapped to the most specific code: SRDMA_ECERT_UNKNOWN_CA,
  * SRDMA_ECERT_EXPIRED, SRDMA_ECERT_NOT_YET_VALID, SRDMA_ECERT_NAME,
- * SRDMA_ECERT_MISSING, SRDMA_ENOT_ALLOWED, SRDMA_ETLS_VERSION,
- * SRDMA_ENOT_TLS, SRDMA_ECLOSED, SRDMA_ETLS. The detail is one sentence a
+ * SRDMA_ECERT_MISSING, SRDMA_ECERT_REVOKED, SRDMA_ENOT_ALLOWED,
+ * SRDMA_ETLS_VERSION, SRDMA_ENOT_TLS, SRDMA_ECLOSED, SRDMA_ETLS; a client
+ * whose server closed the connection before the handshake finished and
+ * without an alert gets SRDMA_ELIMIT (the server was busy: retry later).
+ * The detail is one sentence a
  * user can act on ("the server's certificate is not signed by the CA in
  * ca.crt: wrong --ca or --certs?").
  */
 int srdma__ctrl_handshake(struct srdma__ctrl *c) SRDMA__WUR;
 /* True when the last EAGAIN was for writing. */
 bool srdma__ctrl_want_write(const struct srdma__ctrl *c);
+/*
+ * Handshake progress, for shedding idle handshakes: the monotonic time
+ * (srdma__now_ms) of the last handshake message the peer completed (the
+ * creation time before the first), and whether there was one at all (a
+ * server: the whole ClientHello arrived). Bytes that complete nothing do not
+ * count: a peer trickling a record keeps no slot alive by it.
+ */
+uint64_t srdma__ctrl_progress_ms(const struct srdma__ctrl *c);
+bool srdma__ctrl_progressed(const struct srdma__ctrl *c);
+/* Whether the peer sent any byte at all (a whole message or not). */
+bool srdma__ctrl_got_data(const struct srdma__ctrl *c);
+/*
+ * Client, before retrying a handshake the server dropped (SRDMA_ELIMIT from
+ * srdma__ctrl_handshake: it closed before finishing the handshake and
+ * without an alert, i.e. it was busy): puts the ticket this connection
+ * offered back in the cache, since the server never used it.
+ */
+void srdma__ctrl_keep_ticket(struct srdma__ctrl *c);
 
 /*
  * Queues len bytes and tries to flush. Never blocks: unsent bytes stay in an
@@ -142,9 +188,10 @@ enum srdma__resume srdma__ctrl_resumption(const struct srdma__ctrl *c);
 /* True when the handshake resumed a session (SSL_session_reused). */
 bool srdma__ctrl_resumed(const struct srdma__ctrl *c);
 /*
- * For SRDMA__RESUME_REFUSED: one sentence saying why the ticket was not
- * used (unknown or rotated-out key, forged, expired, replayed, resumption
- * off), for one log line; "" otherwise.
+ * For SRDMA__RESUME_REFUSED, and after a failed handshake whose client
+ * offered a ticket: one sentence saying why the ticket was not used
+ * (unknown or rotated-out key, forged, expired, revoked, issued under
+ * other CAs, replayed, resumption off), for one log line; "" otherwise.
  */
 const char *srdma__ctrl_resume_note(const struct srdma__ctrl *c);
 
@@ -163,7 +210,12 @@ int srdma__tls_ctx_copy_ticket_keys(struct srdma__tls_ctx *dst,
 /* Client: how many sessions are cached for (peer_name, cache_key). */
 size_t srdma__tls_ctx_cached(struct srdma__tls_ctx *t, const char *peer_name,
 			     const char *cache_key);
-/* Shifts the server's clock for ticket age checks (tests only). */
+/*
+ * Shifts the server's clock (tests only): for ticket age, the certificate
+ * and revocation checks of a ticket, and the verification of certificates
+ * in full handshakes started afterwards. Not for handshake_done's check of a
+ * resumed session's certificate date, which keeps the real time.
+ */
 void srdma__tls_ctx_test_clock(struct srdma__tls_ctx *t, long offset_s);
 
 #endif

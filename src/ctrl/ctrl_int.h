@@ -19,8 +19,10 @@
 #ifndef SRDMA_CTRL_CTRL_INT_H
 #define SRDMA_CTRL_CTRL_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <openssl/ssl.h>
@@ -39,12 +41,19 @@ enum {
 };
 
 struct srdma__tls_ctx {
+	atomic_int refs; /* the creator and every control connection */
 	SSL_CTX *ssl_ctx;
 	bool server;
 	char **allow; /* NULL-terminated copy, or NULL = any client */
 	char *ca_file;
 	char *cert_file;
 	char *key_file;
+	char *crl_file;		   /* NULL: no revocation checking */
+	STACK_OF(X509_CRL) * crls; /* as loaded, for resumed sessions */
+	STACK_OF(X509) * crl_cas;  /* crls[i] is signed by crl_cas[i] */
+	/* Digest of the CA certificates we trust, sealed into every ticket:
+	 * a ticket issued under another CA set does not resume (reload). */
+	unsigned char trust[TICKET_TRUST_LEN];
 	/* session resumption (NULL when off, or not this role's part) */
 	struct srdma__ticket_keys *keys; /* server */
 	struct srdma__replay *replay;	 /* server */
@@ -73,6 +82,8 @@ struct srdma__ctrl {
 	bool started;		   /* the handshake was driven at least once */
 	bool offered;		   /* a ticket was offered (client: by us) */
 	bool ticket_issued;	   /* server, deferred tickets: sent one */
+	bool progressed;	   /* the peer completed a handshake message */
+	uint64_t progress_ms;	   /* when it last did (creation before) */
 	enum srdma__resume resume; /* set when the handshake is done */
 	char resume_note[200];
 };
@@ -86,6 +97,13 @@ extern int srdma__ctrl_idx;
 /* verify.c */
 bool srdma__ctrl_for_each_identity(X509 *x, name_fn fn, void *arg);
 bool srdma__ctrl_allowed_by(const struct srdma__tls_ctx *t, X509 *peer);
+/*
+ * Revocation of a certificate held in a session (no chain is verified on
+ * resumption): 0 = not revoked, 1 = on the CRL of its issuer, -1 = cannot
+ * tell (the issuer's CRL is past its next update, or missing). Always 0
+ * without a CRL file.
+ */
+int srdma__ctrl_revoked(const struct srdma__tls_ctx *t, X509 *cert, time_t now);
 int srdma__ctrl_verify_cb(int ok, X509_STORE_CTX *x);
 void srdma__ctrl_asn1_time_str(const ASN1_TIME *tm, char *buf, size_t len);
 int srdma__ctrl_tls_failure(struct srdma__ctrl *c, int ssl_err, int sys_errno);
@@ -93,7 +111,12 @@ int srdma__ctrl_tls_failure(struct srdma__ctrl *c, int ssl_err, int sys_errno);
 /* tickets.c */
 void srdma__ctrl_note(struct srdma__ctrl *c, const char *why);
 int srdma__ctrl_set_sid_ctx(SSL_CTX *ctx);
+int srdma__ctrl_trust_digest(struct srdma__tls_ctx *t);
+/* old: a context whose ticket key ring and replay filter to keep, or NULL */
 int srdma__ctrl_resumption_setup(struct srdma__tls_ctx *t,
-				 const struct srdma__tls_config *cfg);
+				 const struct srdma__tls_config *cfg,
+				 const struct srdma__tls_ctx *old);
+/* A control connection takes a reference (ctx.c). */
+struct srdma__tls_ctx *srdma__tls_ctx_ref(struct srdma__tls_ctx *t);
 
 #endif

@@ -11,6 +11,7 @@
  * full handshake.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ struct tkey {
 };
 
 struct srdma__ticket_keys {
+	atomic_int refs; /* TLS contexts holding the ring (reload) */
 	pthread_mutex_t lock;
 	struct tkey cur, prev;
 	unsigned int rotate_s;
@@ -92,13 +94,21 @@ int srdma__ticket_keys_create(unsigned int rotate_s,
 		return rc;
 	}
 	pthread_mutex_init(&k->lock, NULL);
+	atomic_init(&k->refs, 1);
 	*out = k;
 	return 0;
 }
 
+struct srdma__ticket_keys *srdma__ticket_keys_ref(struct srdma__ticket_keys *k)
+{
+	if (k)
+		atomic_fetch_add(&k->refs, 1);
+	return k;
+}
+
 void srdma__ticket_keys_destroy(struct srdma__ticket_keys *k)
 {
-	if (!k)
+	if (!k || atomic_fetch_sub(&k->refs, 1) > 1)
 		return;
 	pthread_mutex_destroy(&k->lock);
 	OPENSSL_cleanse(k, sizeof(*k));
@@ -219,6 +229,7 @@ struct rslot {
 };
 
 struct srdma__replay {
+	atomic_int refs; /* TLS contexts holding the filter (reload) */
 	pthread_mutex_t lock;
 	struct rslot *slots;
 };
@@ -237,13 +248,21 @@ int srdma__replay_create(struct srdma__replay **out)
 				  "out of memory for the ticket replay filter");
 	}
 	pthread_mutex_init(&r->lock, NULL);
+	atomic_init(&r->refs, 1);
 	*out = r;
 	return 0;
 }
 
+struct srdma__replay *srdma__replay_ref(struct srdma__replay *r)
+{
+	if (r)
+		atomic_fetch_add(&r->refs, 1);
+	return r;
+}
+
 void srdma__replay_destroy(struct srdma__replay *r)
 {
-	if (!r)
+	if (!r || atomic_fetch_sub(&r->refs, 1) > 1)
 		return;
 	pthread_mutex_destroy(&r->lock);
 	free(r->slots);

@@ -17,7 +17,9 @@
 #include "base/err.h"
 
 enum {
-	TICKET_ID_LEN = 16, /* random id sealed into each ticket */
+	TICKET_ID_LEN = 16,    /* random id sealed into each ticket */
+	TICKET_TRUST_LEN = 16, /* digest of the CAs trusted when issued */
+	TICKET_APPDATA_LEN = TICKET_ID_LEN + TICKET_TRUST_LEN,
 };
 
 /* ---- server: ticket key ring (current + previous) ---- */
@@ -25,7 +27,9 @@ struct srdma__ticket_keys;
 
 int srdma__ticket_keys_create(unsigned int rotate_s,
 			      struct srdma__ticket_keys **out) SRDMA__WUR;
-/* Wipes the keys. NULL ok. */
+/* One more holder (a reloaded TLS context keeps the ring): returns k. */
+struct srdma__ticket_keys *srdma__ticket_keys_ref(struct srdma__ticket_keys *k);
+/* Drops a holder; the last one wipes the keys. NULL ok. */
 void srdma__ticket_keys_destroy(struct srdma__ticket_keys *k);
 int srdma__ticket_keys_rotate(struct srdma__ticket_keys *k) SRDMA__WUR;
 int srdma__ticket_keys_copy(struct srdma__ticket_keys *dst,
@@ -43,6 +47,9 @@ int srdma__ticket_keys_cb(struct srdma__ticket_keys *k,
 struct srdma__replay;
 
 int srdma__replay_create(struct srdma__replay **out) SRDMA__WUR;
+/* One more holder (a reloaded TLS context keeps the filter): returns r. */
+struct srdma__replay *srdma__replay_ref(struct srdma__replay *r);
+/* Drops a holder; the last one frees the filter. NULL ok. */
 void srdma__replay_destroy(struct srdma__replay *r);
 /*
  * Records ticket id, remembered until expires (wall clock). 0 = first use,

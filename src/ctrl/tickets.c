@@ -7,6 +7,8 @@
  * replay filter and session cache themselves are in resume.c.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -40,15 +42,20 @@ static int ticket_key_cb(SSL *ssl, unsigned char key_name[16],
 	return srdma__ticket_keys_cb(c->t->keys, key_name, iv, cctx, hctx, enc);
 }
 
-/* Server: every ticket carries a random id, sealed inside it. */
+/*
+ * Server: every ticket carries, sealed inside it, a random id (single use)
+ * and the digest of the CAs the client was verified against.
+ */
 static int ticket_gen_cb(SSL *ssl, void *arg)
 {
-	unsigned char id[TICKET_ID_LEN];
+	struct srdma__tls_ctx *t = arg;
+	unsigned char app[TICKET_APPDATA_LEN];
 	SSL_SESSION *sess = SSL_get0_session(ssl);
 	int ok;
 
-	ok = sess && RAND_bytes(id, sizeof(id)) == 1 &&
-	     SSL_SESSION_set1_ticket_appdata(sess, id, sizeof(id)) == 1;
+	memcpy(app + TICKET_ID_LEN, t->trust, TICKET_TRUST_LEN);
+	ok = sess && RAND_bytes(app, TICKET_ID_LEN) == 1 &&
+	     SSL_SESSION_set1_ticket_appdata(sess, app, sizeof(app)) == 1;
 	return ok;
 }
 
@@ -66,10 +73,10 @@ static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess,
 	struct srdma__tls_ctx *t = arg;
 	struct srdma__ctrl *c = SSL_get_ex_data(ssl, srdma__ctrl_idx);
 	time_t now = now_s(t);
-	const void *id = NULL;
-	size_t id_len = 0;
+	const unsigned char *app = NULL;
+	size_t app_len = 0;
 	X509 *peer;
-	int seen;
+	int seen, revoked;
 
 	if (status == SSL_TICKET_EMPTY || status == SSL_TICKET_NONE)
 		return SSL_TICKET_RETURN_IGNORE_RENEW;
@@ -96,15 +103,37 @@ static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess,
 			   "expired since it was issued");
 		return SSL_TICKET_RETURN_IGNORE_RENEW;
 	}
-	if (SSL_SESSION_get0_ticket_appdata(sess, (void **)&id, &id_len) != 1 ||
-	    id_len != TICKET_ID_LEN) {
+	if (SSL_SESSION_get0_ticket_appdata(sess, (void **)&app, &app_len) !=
+		    1 ||
+	    app_len != TICKET_APPDATA_LEN) {
 		srdma__ctrl_note(
 			c, "the client's session ticket carries no ticket id");
 		return SSL_TICKET_RETURN_IGNORE_RENEW;
 	}
+	/* Trust the reload removed (a CA) is not kept alive by a ticket. */
+	if (CRYPTO_memcmp(app + TICKET_ID_LEN, t->trust, TICKET_TRUST_LEN)) {
+		srdma__ctrl_note(c, "the client's session ticket was issued "
+				    "under CA certificates this server no "
+				    "longer trusts (reloaded)");
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	}
+	/* A revocation since the ticket was issued: the full handshake that
+	 * follows refuses the certificate and says why. */
+	revoked = srdma__ctrl_revoked(t, peer, now);
+	if (revoked != 0) {
+		srdma__ctrl_note(
+			c, revoked > 0
+				   ? "the client certificate in the session "
+				     "ticket has been revoked since it was "
+				     "issued"
+				   : "the client certificate in the session "
+				     "ticket cannot be checked for revocation "
+				     "(the CRL is out of date)");
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	}
 	/* Single use (RFC 8446 §8.1 recommends it; OpenSSL's stateless
 	 * tickets alone would accept one ticket any number of times). */
-	seen = srdma__replay_check(t->replay, id,
+	seen = srdma__replay_check(t->replay, app,
 				   now + SSL_SESSION_get_timeout(sess), now);
 	if (seen != 0) {
 		srdma__ctrl_note(
@@ -142,41 +171,67 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
 }
 
 /*
- * Server: tickets are bound to this trust configuration (our certificate
- * and the CAs we accept): OpenSSL refuses to resume a session whose id
- * context differs, and requires one when it verifies clients.
+ * Server: OpenSSL requires a session id context when it verifies clients.
+ * A constant: what a ticket is bound to is decided in ticket_dec_cb (the
+ * CA digest sealed into it, revocation, expiry) and handshake_done (the
+ * allow-list), so that a reload that renews only our own certificate keeps
+ * every ticket good.
  */
 int srdma__ctrl_set_sid_ctx(SSL_CTX *ctx)
 {
-	static const char label[] = "srdma ctrl session v1";
+	static const unsigned char label[] = "srdma ctrl session v2";
+
+	return SSL_CTX_set_session_id_context(ctx, label, sizeof(label) - 1) ==
+			       1
+		       ? 0
+		       : -1;
+}
+
+static int cmp_digest(const void *a, const void *b)
+{
+	return memcmp(a, b, 32);
+}
+
+/*
+ * t->trust: SHA-256 over the sorted SHA-256 digests of the CA
+ * certificates in the store (so the order of the CA file does not matter),
+ * truncated to TICKET_TRUST_LEN.
+ */
+int srdma__ctrl_trust_digest(struct srdma__tls_ctx *t)
+{
 	STACK_OF(X509_OBJECT) *objs =
-		X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
-	X509 *me = SSL_CTX_get0_certificate(ctx);
-	unsigned char md[EVP_MAX_MD_SIZE], d[EVP_MAX_MD_SIZE];
+		X509_STORE_get0_objects(SSL_CTX_get_cert_store(t->ssl_ctx));
+	static const char label[] = "srdma trusted CAs v1";
+	int n = sk_X509_OBJECT_num(objs), k = 0;
+	unsigned char(*d)[32] = calloc((size_t)(n > 0 ? n : 1), 32);
+	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0, d_len;
 	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	int ok;
+	int ok = d && m;
 
-	ok = m && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
-	     EVP_DigestUpdate(m, label, sizeof(label)) == 1 && me &&
-	     X509_digest(me, EVP_sha256(), d, &d_len) == 1 &&
-	     EVP_DigestUpdate(m, d, d_len) == 1;
-	for (int i = 0; ok && i < sk_X509_OBJECT_num(objs); i++) {
+	for (int i = 0; ok && i < n; i++) {
 		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
 
 		if (x)
-			ok = X509_digest(x, EVP_sha256(), d, &d_len) == 1 &&
-			     EVP_DigestUpdate(m, d, d_len) == 1;
+			ok = X509_digest(x, EVP_sha256(), d[k++], &d_len) == 1;
 	}
-	ok = ok && EVP_DigestFinal_ex(m, md, &md_len) == 1 &&
-	     md_len <= SSL_MAX_SID_CTX_LENGTH &&
-	     SSL_CTX_set_session_id_context(ctx, md, md_len) == 1;
+	if (ok)
+		qsort(d, (size_t)k, 32, cmp_digest);
+	ok = ok && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(m, label, sizeof(label)) == 1 &&
+	     EVP_DigestUpdate(m, d, (size_t)k * 32) == 1 &&
+	     EVP_DigestFinal_ex(m, md, &md_len) == 1 &&
+	     md_len >= TICKET_TRUST_LEN;
+	if (ok)
+		memcpy(t->trust, md, TICKET_TRUST_LEN);
 	EVP_MD_CTX_free(m);
+	free(d);
 	return ok ? 0 : -1;
 }
 
 int srdma__ctrl_resumption_setup(struct srdma__tls_ctx *t,
-				 const struct srdma__tls_config *cfg)
+				 const struct srdma__tls_config *cfg,
+				 const struct srdma__tls_ctx *old)
 {
 	SSL_CTX *ctx = t->ssl_ctx;
 	unsigned int rotate =
@@ -214,8 +269,15 @@ int srdma__ctrl_resumption_setup(struct srdma__tls_ctx *t,
 	       "a ticket key rotation period of %u s is too long (at most "
 	       "%d s: tickets live two periods, 7 days at most)",
 	       rotate, ROTATE_MAX_S);
-	GUARD(srdma__ticket_keys_create(rotate, &t->keys));
-	GUARD(srdma__replay_create(&t->replay));
+	if (old && old->keys && old->replay) {
+		/* A reload: the same ring and filter (tickets stay single use
+		 * and, under unchanged trust, good). */
+		t->keys = srdma__ticket_keys_ref(old->keys);
+		t->replay = srdma__replay_ref(old->replay);
+	} else {
+		GUARD(srdma__ticket_keys_create(rotate, &t->keys));
+		GUARD(srdma__replay_create(&t->replay));
+	}
 	SSL_CTX_set_session_cache_mode(
 		ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_set_timeout(ctx, 2 * (long)rotate);
@@ -257,6 +319,15 @@ size_t srdma__tls_ctx_cached(struct srdma__tls_ctx *t, const char *peer_name,
 
 void srdma__tls_ctx_test_clock(struct srdma__tls_ctx *t, long offset_s)
 {
-	if (t)
-		t->clock_offset = offset_s;
+	X509_VERIFY_PARAM *p = t ? SSL_CTX_get0_param(t->ssl_ctx) : NULL;
+
+	if (!t)
+		return;
+	t->clock_offset = offset_s;
+	/* Full handshakes from now on verify at the shifted time too (the
+	 * resumed-session date check in handshake_done keeps the real one). */
+	if (offset_s)
+		X509_VERIFY_PARAM_set_time(p, time(NULL) + offset_s);
+	else
+		X509_VERIFY_PARAM_clear_flags(p, X509_V_FLAG_USE_CHECK_TIME);
 }

@@ -95,6 +95,26 @@ bool srdma__ctrl_allowed_by(const struct srdma__tls_ctx *t, X509 *peer)
 	return srdma__ctrl_for_each_identity(peer, on_allow_list, t->allow);
 }
 
+int srdma__ctrl_revoked(const struct srdma__tls_ctx *t, X509 *cert, time_t now)
+{
+	if (!t->crls)
+		return 0;
+	for (int i = 0; i < sk_X509_CRL_num(t->crls); i++) {
+		X509_CRL *crl = sk_X509_CRL_value(t->crls, i);
+		const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+		X509_REVOKED *rev = NULL;
+
+		/* the CRL of the CA that issued cert (name and key id) */
+		if (X509_check_issued(sk_X509_value(t->crl_cas, i), cert) !=
+		    X509_V_OK)
+			continue;
+		if (!next || X509_cmp_time(next, &now) <= 0)
+			return -1;
+		return X509_CRL_get0_by_cert(crl, &rev, cert) == 1 ? 1 : 0;
+	}
+	return -1; /* load_crls covers every CA: an issuer we do not know */
+}
+
 int srdma__ctrl_verify_cb(int ok, X509_STORE_CTX *x)
 {
 	SSL *ssl = X509_STORE_CTX_get_ex_data(
@@ -188,6 +208,21 @@ static int verify_failure(struct srdma__ctrl *c, long v)
 				  "%s is not valid until %s (check the clock "
 				  "on both hosts)",
 				  who, when);
+	case X509_V_ERR_CERT_REVOKED:
+		return srdma__err(SRDMA_ECERT_REVOKED,
+				  "%s has been revoked (it is on the CRL in "
+				  "%s; a new certificate is needed)",
+				  who, c->t->crl_file ? c->t->crl_file : "?");
+	case X509_V_ERR_UNABLE_TO_GET_CRL:
+	case X509_V_ERR_CRL_HAS_EXPIRED:
+	case X509_V_ERR_CRL_NOT_YET_VALID:
+	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+		return srdma__err(SRDMA_ETLS,
+				  "cannot check %s for revocation: %s in %s "
+				  "(publish a current CRL and reload)",
+				  who, X509_verify_cert_error_string(v),
+				  c->t->crl_file ? c->t->crl_file : "?");
 	case X509_V_ERR_HOSTNAME_MISMATCH:
 	case X509_V_ERR_IP_ADDRESS_MISMATCH:
 		return srdma__err(SRDMA_ECERT_NAME,
@@ -239,6 +274,12 @@ static int alert_failure(struct srdma__ctrl *c, int reason)
 					  rej, cn);
 		return srdma__err(SRDMA_ETLS, "%s: bad certificate ('%s')", rej,
 				  cn);
+	case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+		return srdma__err(SRDMA_ECERT_REVOKED,
+				  "%s: certificate revoked ('%s' is on the "
+				  "peer's revocation list; a new certificate "
+				  "is needed)",
+				  rej, cn);
 	case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
 	case SSL_R_SSLV3_ALERT_NO_CERTIFICATE:
 		return srdma__err(SRDMA_ECERT_MISSING,
@@ -412,17 +453,27 @@ int srdma__ctrl_tls_failure(struct srdma__ctrl *c, int ssl_err, int sys_errno)
 			return srdma__err(SRDMA_ECLOSED,
 					  "the client closed the connection "
 					  "without a TLS close");
+		/*
+		 * A server refuses a certificate with an alert and an
+		 * identity after the handshake (error blinding); a close in
+		 * the middle of the handshake without an alert means it gave
+		 * up on us: busy, shedding idle handshakes, or restarting.
+		 * SRDMA_ELIMIT: the session retries with a backoff.
+		 */
+		if (!c->server)
+			return srdma__err(SRDMA_ELIMIT,
+					  "the server closed the connection "
+					  "%s the TLS handshake without an "
+					  "alert: it is busy (at its handshake "
+					  "limit, or overloaded); try again "
+					  "later",
+					  c->got_data ? "in the middle of"
+						      : "before starting");
 		return srdma__err(SRDMA_ECLOSED,
-				  "the %s closed the connection during the "
+				  "the client closed the connection during the "
 				  "TLS handshake (%s)",
-				  c->server ? "client" : "server",
 				  c->got_data ? "after a partial TLS record"
-				  : c->server
-					  ? "before sending anything"
-					  : "before sending anything: it may "
-					    "be at its handshake limit "
-					    "(--max-handshakes) or "
-					    "overloaded; try again later");
+					      : "before sending anything");
 	}
 	if (ssl_err == SSL_ERROR_ZERO_RETURN)
 		return srdma__err(SRDMA_ECLOSED, "the %s closed the connection",

@@ -15,6 +15,38 @@
 
 #include "base/text.h"
 #include "session/conn.h"
+#include "session/metrics.h"
+
+/* Client: the non-blocking TCP connect to c->addr (first, or again). */
+static int tcp_start(struct srdma_conn *c)
+{
+	int rc;
+
+	c->fd = socket(c->addr.ss_family,
+		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return srdma__err(SRDMA_ESYS, "socket: %s", strerror(errno));
+	/* TLS flights are several small writes: without NODELAY, Nagle and
+	 * delayed ACKs add ~40 ms to a handshake. */
+	srdma__tune_ctrl_socket(c->fd);
+	if (connect(c->fd, (struct sockaddr *)&c->addr, c->addr_len) < 0 &&
+	    errno != EINPROGRESS) {
+		int e = errno;
+		rc = srdma__err(e == ECONNREFUSED ? SRDMA_ECONNREFUSED
+						  : SRDMA_EUNREACHABLE,
+				"cannot connect to %s:%u: %s", c->host, c->port,
+				strerror(e));
+		goto out_close;
+	}
+	rc = srdma__loop_add(c->ctx->loop, c->fd, EPOLLOUT | EPOLLIN,
+			     srdma__on_ctrl_fd, NULL, c, &c->fd_reg);
+	if (rc == 0)
+		return 0;
+out_close:
+	close(c->fd);
+	c->fd = -1;
+	return rc;
+}
 
 SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
 				  uint16_t port, void *user, srdma_conn **out)
@@ -37,13 +69,15 @@ SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
 	ENSURE(rc == 0, SRDMA_EUNREACHABLE, "cannot resolve '%s': %s", host,
 	       gai_strerror(rc));
 	c = calloc(1, sizeof(*c));
-	if (!c) {
+	if (!c || ai->ai_addrlen > sizeof(c->addr)) {
 		freeaddrinfo(ai);
+		free(c);
 		return srdma__err(SRDMA_ENOMEM, "out of memory");
 	}
 	c->ctx = ctx;
 	c->user = user;
 	c->app_owned = true;
+	c->fd = -1;
 	srdma__conn_init_state(c, false);
 	c->protect = ctx->cfg.protect;
 	c->cipher = c->protect == SRDMA_PROTECT_NONE ? SRDMA_CIPHER_NONE
@@ -55,44 +89,106 @@ SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
 	c->t_start_ns = srdma__now_ns();
 	snprintf(c->host, sizeof(c->host), "%s", host);
 	snprintf(c->peer_addr, sizeof(c->peer_addr), "%s:%u", host, port);
+	memcpy(&c->addr, ai->ai_addr, ai->ai_addrlen);
+	c->addr_len = ai->ai_addrlen;
+	freeaddrinfo(ai);
 	rc = srdma__random(&c->local_psn, sizeof(c->local_psn));
 	c->local_psn &= 0xffffff;
-	c->fd = socket(ai->ai_family,
-		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0 || rc < 0) {
-		rc = srdma__err(SRDMA_ESYS, "socket: %s", strerror(errno));
-		goto out_free;
+	if (rc == 0)
+		rc = tcp_start(c);
+	if (rc < 0) {
+		free(c);
+		return rc;
 	}
-	/* TLS flights are several small writes: without NODELAY, Nagle and
-	 * delayed ACKs add ~40 ms to a handshake. */
-	srdma__tune_ctrl_socket(c->fd);
-	if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 &&
-	    errno != EINPROGRESS) {
-		int e = errno;
-		rc = srdma__err(e == ECONNREFUSED ? SRDMA_ECONNREFUSED
-						  : SRDMA_EUNREACHABLE,
-				"cannot connect to %s:%u: %s", host, port,
-				strerror(e));
-		goto out_free;
-	}
-	rc = srdma__loop_add(ctx->loop, c->fd, EPOLLOUT | EPOLLIN,
-			     srdma__on_ctrl_fd, NULL, c, &c->fd_reg);
-	if (rc < 0)
-		goto out_free;
-	freeaddrinfo(ai);
 	c->next = ctx->conns;
 	if (ctx->conns)
 		ctx->conns->prev = c;
 	ctx->conns = c;
 	*out = c;
 	return 0;
+}
 
-out_free:
-	freeaddrinfo(ai);
-	if (c->fd >= 0)
-		close(c->fd);
-	free(c);
-	return rc;
+/*
+ * The server closed our TLS handshake without a word: it is busy (at its
+ * handshake limit and shedding idle handshakes, overloaded, restarting).
+ * Connect again after a pause, as long as the set-up deadline allows:
+ * exponential from BUSY_MIN_MS to BUSY_MAX_MS with equal jitter (half the
+ * step fixed, half random), so a crowd that was turned away together does
+ * not come back together. The fabric endpoint prepared during TLS is kept;
+ * the ticket we offered goes back to the cache (the server never used it).
+ */
+enum { BUSY_MIN_MS = 25, BUSY_MAX_MS = 1000 };
+
+bool srdma__client_busy_retry(struct srdma_conn *c, int rc)
+{
+	uint64_t now = srdma__now_ms(), step, wait;
+	uint32_t r = 0;
+
+	if (c->server || rc != SRDMA_ELIMIT || c->state != ST_TLS)
+		return false;
+	step = c->busy_attempts < 6 ? (uint64_t)BUSY_MIN_MS << c->busy_attempts
+				    : BUSY_MAX_MS;
+	if (step > BUSY_MAX_MS)
+		step = BUSY_MAX_MS;
+	if (srdma__random(&r, sizeof(r)) < 0)
+		r = 0;
+	wait = step / 2 + r % (step / 2 + 1);
+	if (now + wait >= c->deadline_ms) {
+		if (c->busy_attempts)
+			srdma__err(SRDMA_ELIMIT,
+				   "the server at %s stayed busy: it closed %u "
+				   "TLS handshakes in %llu ms without a word "
+				   "(at its handshake limit, or overloaded); "
+				   "try again later",
+				   c->peer_addr, c->busy_attempts + 1,
+				   (unsigned long long)((srdma__now_ns() -
+							 c->t_start_ns) /
+							1000000));
+		return false;
+	}
+	if (srdma__conn_set_state(c, ST_TCP_CONNECTING) < 0)
+		return false;
+	srdma__ctrl_keep_ticket(c->ctrl);
+	srdma__loop_del(c->fd_reg);
+	c->fd_reg = NULL;
+	srdma__ctrl_destroy(c->ctrl); /* closes the socket */
+	c->ctrl = NULL;
+	c->fd = -1;
+	c->busy_attempts++;
+	c->retry_at_ms = now + wait;
+	c->ctx->nretry_wait++;
+	srdma__metric_add(c->ctx, SRDMA__M_BUSY_RETRIES, 1);
+	srdma__log(lg(c), SRDMA_LOG_INFO,
+		   "%s is busy (attempt %u): connecting again in %llu ms",
+		   c->peer_addr, c->busy_attempts, (unsigned long long)wait);
+	return true;
+}
+
+uint64_t srdma__client_retries_due(struct srdma_ctx *ctx, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+	uint32_t waiting = 0;
+
+	if (!ctx->nretry_wait)
+		return next;
+	for (struct srdma_conn *c = ctx->conns; c; c = c->next) {
+		if (!c->retry_at_ms)
+			continue;
+		if (c->state != ST_TCP_CONNECTING) {
+			c->retry_at_ms = 0; /* failed meanwhile */
+			continue;
+		}
+		if (now < c->retry_at_ms) {
+			waiting++;
+			if (c->retry_at_ms < next)
+				next = c->retry_at_ms;
+			continue;
+		}
+		c->retry_at_ms = 0;
+		srdma__conn_step(c, tcp_start(c), c->state);
+	}
+	ctx->nretry_wait = waiting; /* also forgets destroyed ones */
+	return next;
 }
 
 /* Unlinks the first queued event matching (conn, type[, user]). */
@@ -171,8 +267,10 @@ SRDMA_API int srdma_connect(srdma_ctx *ctx, const char *host, uint16_t port,
 		if (remaining(dl) == 0) {
 			char d[256];
 			snprintf(d, sizeof(d),
-				 "connecting to %s:%u timed out in state %s",
-				 host, port, srdma__state_name(c->state));
+				 "connecting to %s:%u timed out in state %s%s",
+				 host, port, srdma__state_name(c->state),
+				 c->busy_attempts ? " (the server was busy)"
+						  : "");
 			srdma__conn_free(c);
 			return srdma__err(SRDMA_ETIMEDOUT, "%s", d);
 		}

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Context: configuration, the event queue, listeners and the public poll.
+ * Context: configuration, the event queue and the public poll. Listeners
+ * are in listener.c, reload in reload.c, metrics in metrics.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <openssl/crypto.h>
 
 #include "session/conn.h"
+#include "session/metrics.h"
 
 /* "MAJOR.MINOR.PATCH" from srdma.h's version macros: arguments are
  * expanded before STR_ turns them into strings. */
@@ -113,6 +115,7 @@ static void free_strings(struct srdma_ctx *ctx)
 	free(ctx->s_key);
 	free(ctx->s_ca);
 	free(ctx->s_peer);
+	free(ctx->s_crl);
 	if (ctx->allow) {
 		for (char **a = ctx->allow; *a; a++)
 			free(*a);
@@ -155,8 +158,10 @@ static int copy_config(struct srdma_ctx *ctx, const struct srdma_config *cfg)
 	ctx->s_provider = dup_or_null(cfg->provider);
 	ctx->s_device = dup_or_null(cfg->device);
 	ctx->s_peer = dup_or_null(cfg->peer_name);
-	ENSURE(ctx->s_cert && ctx->s_key && ctx->s_ca, SRDMA_ENOMEM,
-	       "out of memory copying the configuration");
+	ctx->s_crl = dup_or_null(cfg->crl_file);
+	ENSURE(ctx->s_cert && ctx->s_key && ctx->s_ca &&
+		       (ctx->s_crl || !cfg->crl_file),
+	       SRDMA_ENOMEM, "out of memory copying the configuration");
 	if (cfg->allow) {
 		size_t n = 0;
 		while (cfg->allow[n])
@@ -174,6 +179,7 @@ static int copy_config(struct srdma_ctx *ctx, const struct srdma_config *cfg)
 	ctx->cfg.key_file = ctx->s_key;
 	ctx->cfg.ca_file = ctx->s_ca;
 	ctx->cfg.peer_name = ctx->s_peer;
+	ctx->cfg.crl_file = ctx->s_crl;
 	ctx->cfg.allow = (const char *const *)ctx->allow;
 	ctx->cfg.certs_dir = NULL;
 	ctx->cfg.identity = NULL;
@@ -203,6 +209,7 @@ SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out)
 	tc.cert_file = ctx->s_cert;
 	tc.key_file = ctx->s_key;
 	tc.ca_file = ctx->s_ca;
+	tc.crl_file = ctx->s_crl;
 	tc.allow = ctx->cfg.allow;
 	tc.no_resumption = cfg->no_resumption;
 	tc.defer_tickets = true; /* sent once a client is set up (conn.c) */
@@ -291,6 +298,7 @@ int srdma__queue_event(struct srdma_ctx *ctx, enum srdma_event_type type,
 	else
 		e = malloc(sizeof(*e));
 	ENSURE(e, SRDMA_ENOMEM, "out of memory queueing an event");
+	srdma__metrics_count(ctx, type, status, c);
 	memset(&e->ev, 0, sizeof(e->ev));
 	e->ev.type = type;
 	e->ev.status = status;
@@ -358,7 +366,7 @@ void srdma__drop_events(struct srdma_ctx *ctx, struct srdma_conn *c)
  * memory, device resources) shrinks the pool to what it holds, with one
  * warning, instead of retrying on every loop iteration.
  */
-static void pool_refill(struct srdma_ctx *ctx, uint32_t max_new)
+void srdma__pool_refill(struct srdma_ctx *ctx, uint32_t max_new)
 {
 	struct srdma__respool *p = &ctx->pool;
 
@@ -375,8 +383,19 @@ int srdma__ctx_run(struct srdma_ctx *ctx, int timeout_ms)
 {
 	uint64_t now = srdma__now_ms();
 	int d = srdma__conn_next_deadline(ctx, now);
+	uint64_t t = srdma__client_retries_due(ctx, now);
 	int rc;
 
+	/* a client's reconnect after a busy server; a handshake that may be
+	 * shed for a connection waiting at max_handshakes */
+	if (ctx->shed_at && ctx->shed_at < t)
+		t = ctx->shed_at;
+	if (t != UINT64_MAX) {
+		int w = t <= now ? 0 : (int)(t - now);
+
+		if (d < 0 || w < d)
+			d = w;
+	}
 	if (d >= 0 && (timeout_ms < 0 || d < timeout_ms))
 		timeout_ms = d;
 	if (ctx->work_pending || srdma__respool_wants(ctx))
@@ -386,8 +405,11 @@ int srdma__ctx_run(struct srdma_ctx *ctx, int timeout_ms)
 		ctx->work_pending = srdma__conn_work(ctx);
 	/* One spare per pass, and only while no client is setting up. */
 	if (srdma__respool_wants(ctx))
-		pool_refill(ctx, 1);
-	srdma__conn_check_timeouts(ctx, srdma__now_ms());
+		srdma__pool_refill(ctx, 1);
+	now = srdma__now_ms();
+	srdma__conn_check_timeouts(ctx, now);
+	if (ctx->listeners)
+		srdma__listeners_update(ctx, now);
 	return rc;
 }
 
@@ -425,161 +447,4 @@ SRDMA_API int srdma_ctx_poll(srdma_ctx *ctx, struct srdma_event *evs, int max,
 		ctx->delivered = e;
 	}
 	return n;
-}
-
-/* ---- listener ---- */
-
-static void on_listen_fd(void *arg, uint32_t events)
-{
-	struct srdma_listener *l = arg;
-	struct srdma_ctx *ctx = l->ctx;
-
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		char host[INET6_ADDRSTRLEN] = "?", peer[64];
-		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR &&
-			    errno != ECONNABORTED)
-				srdma__log(&ctx->log, SRDMA_LOG_WARN,
-					   "accept: %s", strerror(errno));
-			return;
-		}
-		srdma__tune_ctrl_socket(fd);
-		getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host),
-			    NULL, 0, NI_NUMERICHOST);
-		snprintf(peer, sizeof(peer), "%s:%u", host,
-			 ntohs(((struct sockaddr_in *)&ss)->sin_port));
-		if (ctx->handshakes >= ctx->cfg.max_handshakes) {
-			char d[160];
-			snprintf(d, sizeof(d),
-				 "refused %s: %u handshakes already in "
-				 "progress (max_handshakes)",
-				 peer, ctx->handshakes);
-			close(fd);
-			IGNORE_RESULT(srdma__queue_event(ctx, SRDMA_EV_REJECTED,
-							 SRDMA_ELIMIT, NULL,
-							 NULL, d, NULL));
-			continue;
-		}
-		if (srdma__conn_new_server(l, fd, peer) < 0) {
-			char d[300];
-			snprintf(d, sizeof(d), "refused %s: %s", peer,
-				 srdma_error_detail());
-			IGNORE_RESULT(srdma__queue_event(ctx, SRDMA_EV_REJECTED,
-							 SRDMA_ENOMEM, NULL,
-							 NULL, d, NULL));
-		}
-	}
-}
-
-SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
-			   srdma_listener **out)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-	struct addrinfo *ai = NULL;
-	struct srdma_listener *l;
-	struct srdma__tp_listener_cb cb;
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char portstr[8];
-	int rc, one = 1;
-
-	srdma__err_clear();
-	ENSURE(ctx && out, SRDMA_EINVAL, "srdma_listen: NULL argument");
-	ENSURE(ctx->cfg.role == SRDMA_ROLE_SERVER, SRDMA_ESTATE,
-	       "srdma_listen needs a server context");
-	l = calloc(1, sizeof(*l));
-	ENSURE(l, SRDMA_ENOMEM, "out of memory");
-	l->ctx = ctx;
-	l->fd = -1;
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	rc = getaddrinfo(host, portstr, &hints, &ai);
-	if (rc) {
-		rc = srdma__err(SRDMA_ECONFIG, "cannot listen on %s:%u: %s",
-				host ? host : "*", port, gai_strerror(rc));
-		goto out_free;
-	}
-	l->fd = socket(ai->ai_family,
-		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (l->fd < 0) {
-		rc = srdma__err(SRDMA_ESYS, "socket: %s", strerror(errno));
-		goto out_free;
-	}
-	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(l->fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-	    listen(l->fd, 1024) < 0) {
-		rc = srdma__err(errno == EADDRINUSE ? SRDMA_ECONFIG
-						    : SRDMA_ESYS,
-				"cannot listen on %s:%u: %s", host ? host : "*",
-				port, strerror(errno));
-		goto out_free;
-	}
-	getsockname(l->fd, (struct sockaddr *)&ss, &sl);
-	l->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-
-	cb.arg = l;
-	cb.on_connreq = srdma__on_connreq;
-	rc = ctx->tp->ops->listen(ctx->tp, host, 0, &cb, &l->tpl);
-	if (rc < 0)
-		goto out_free;
-	l->fabric_port = ctx->tp->ops->listener_port(l->tpl);
-	rc = srdma__loop_add(ctx->loop, l->fd, EPOLLIN, on_listen_fd, NULL, l,
-			     &l->fd_reg);
-	if (rc < 0)
-		goto out_tpl;
-	freeaddrinfo(ai);
-	l->next = ctx->listeners;
-	ctx->listeners = l;
-	srdma__log(&ctx->log, SRDMA_LOG_INFO,
-		   "listening on %s:%u (control) and fabric port %u (%s)",
-		   host ? host : "*", l->port, l->fabric_port,
-		   srdma_transport_name(ctx->tp->kind));
-	pool_refill(ctx, UINT32_MAX);
-	*out = l;
-	return 0;
-
-out_tpl:
-	ctx->tp->ops->listener_destroy(l->tpl);
-out_free:
-	if (ai)
-		freeaddrinfo(ai);
-	if (l->fd >= 0)
-		close(l->fd);
-	free(l);
-	return rc;
-}
-
-SRDMA_API uint16_t srdma_listener_port(const srdma_listener *l)
-{
-	return l ? l->port : 0;
-}
-
-SRDMA_API uint16_t srdma_listener_fabric_port(const srdma_listener *l)
-{
-	return l ? l->fabric_port : 0;
-}
-
-SRDMA_API void srdma_listener_destroy(srdma_listener *l)
-{
-	struct srdma_listener **pp;
-
-	if (!l)
-		return;
-	for (pp = &l->ctx->listeners; *pp; pp = &(*pp)->next)
-		if (*pp == l) {
-			*pp = l->next;
-			break;
-		}
-	for (struct srdma_conn *c = l->ctx->conns; c; c = c->next)
-		if (c->listener == l)
-			c->listener = NULL;
-	srdma__loop_del(l->fd_reg);
-	close(l->fd);
-	l->ctx->tp->ops->listener_destroy(l->tpl);
-	free(l);
 }

@@ -237,8 +237,8 @@ void srdma__conn_check_timeouts(struct srdma_ctx *ctx, uint64_t now)
 			   now >= c->fabric_fail_deadline_ms) {
 			srdma__conn_fail(c, c->fabric_fail_code,
 					 c->fabric_fail_detail);
-		} else if (c->state == ST_ESTABLISHED && c->retry_at_ms &&
-			   now >= c->retry_at_ms) {
+		} else if (c->state == ST_ESTABLISHED && c->read_retry_at_ms &&
+			   now >= c->read_retry_at_ms) {
 			srdma__retry_reads(c);
 		} else if (c->state == ST_CLOSING &&
 			   now >= c->close_deadline_ms) {
@@ -269,8 +269,8 @@ int srdma__conn_next_deadline(struct srdma_ctx *ctx, uint64_t now)
 			d = c->deadline_ms;
 		else if (c->fabric_fail_code && c->state < ST_CLOSED)
 			d = c->fabric_fail_deadline_ms;
-		else if (c->state == ST_ESTABLISHED && c->retry_at_ms)
-			d = c->retry_at_ms;
+		else if (c->state == ST_ESTABLISHED && c->read_retry_at_ms)
+			d = c->read_retry_at_ms;
 		else if (c->state == ST_CLOSING)
 			d = c->close_deadline_ms;
 		else if (c->state >= ST_CLOSED &&

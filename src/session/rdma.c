@@ -448,8 +448,8 @@ static int finish_read(struct srdma_conn *c, struct op *op,
 	}
 	*done = false;
 	if (op->waiting) {
-		if (!c->retry_at_ms)
-			c->retry_at_ms = srdma__now_ms() + READ_RETRY_MS;
+		if (!c->read_retry_at_ms)
+			c->read_retry_at_ms = srdma__now_ms() + READ_RETRY_MS;
 		return 0;
 	}
 	op->retries++;
@@ -561,7 +561,7 @@ void srdma__handle_chunk(struct srdma_conn *c, uint32_t ci, int status)
 /* The retry moment of reads that waited for an UPDATE has come. */
 void srdma__retry_reads(struct srdma_conn *c)
 {
-	c->retry_at_ms = 0;
+	c->read_retry_at_ms = 0;
 	for (struct op *op = c->ops_head; op; op = op->next)
 		op->waiting = false;
 	srdma__conn_step(c, srdma__progress_ops(c), c->state);

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "base/err.h"
 #include "base/loop.h"
@@ -19,6 +20,35 @@
 
 /* The largest region (payload bytes), either side. */
 #define SRDMA_REGION_MAX (UINT64_C(1) << 40)
+/*
+ * Counters of srdma_ctx_metrics() (session/metrics.h adds to them; the
+ * payload operations have their own arrays in the context).
+ */
+enum srdma__metric {
+	SRDMA__M_ACCEPTED,
+	SRDMA__M_ESTABLISHED,
+	SRDMA__M_RESUMED,
+	SRDMA__M_RESUME_REFUSED,
+	SRDMA__M_REFUSED, /* + enum srdma_refusal */
+	SRDMA__M_CONNECT_FAILED = SRDMA__M_REFUSED + SRDMA_REFUSAL_COUNT,
+	SRDMA__M_BUSY_RETRIES,
+	SRDMA__M_CLOSED,
+	SRDMA__M_CLOSED_ERROR,
+	SRDMA__M_VERIFY_FAILURES,
+	SRDMA__M_RELOADS,
+	SRDMA__M_RELOAD_FAILURES,
+	SRDMA__M_COUNT,
+};
+
+/* Record types carried in the message channel (docs/PROTOCOL.md). */
+enum rec_type {
+	REC_DATA = 1,
+	REC_WRITE_NOTICE = 2,
+	REC_CREDIT = 3,
+	REC_WRITE_ACK = 4,
+};
+enum { WRITE_NOTICE_LEN = 4 + 8 + 8 + 8 }; /* region, offset, len, version */
+enum { WRITE_ACK_LEN = 4 + 8 };		   /* region, version */
 
 /* Who wrote a block, or owns a region: the bytes in a sealed block's
  * header and the top bit of its nonce (docs/PROTOCOL.md §7). */
@@ -195,7 +225,12 @@ struct srdma_conn {
 	char host[256];
 	uint16_t port;
 	char peer_addr[64];
-	bool tls_ok; /* TLS finished: the peer is authenticated */
+	/* client: where to connect again when the server was busy (api.c) */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	uint32_t busy_attempts;
+	uint64_t retry_at_ms; /* waiting to reconnect (no socket) until then */
+	bool tls_ok;	      /* TLS finished: the peer is authenticated */
 	bool goodbye_sent, goodbye_rcvd, fabric_closed;
 	bool peer_failed;  /* the peer's ERROR ended it: send none back */
 	bool params_early; /* client: PARAMS went right behind HELLO */
@@ -241,7 +276,7 @@ struct srdma_conn {
 	struct op *op_pool, *op_free;
 	uint32_t max_ops, nops;
 	struct op *ops_head, *ops_tail;
-	uint64_t retry_at_ms; /* a read waits to be read again */
+	uint64_t read_retry_at_ms; /* a read waits to be read again */
 	struct remote_region *remote;
 	uint32_t max_remote_id; /* grants come with increasing ids */
 	struct srdma_region *regions;
@@ -277,6 +312,7 @@ struct srdma_listener {
 	int fd;
 	uint16_t port;
 	struct srdma__loop_fd *fd_reg;
+	bool armed; /* the loop watches fd (not while accepting must wait) */
 	struct srdma__tp_listener *tpl;
 	uint16_t fabric_port;
 	struct srdma_listener *next;
@@ -327,7 +363,7 @@ struct srdma__respool {
 
 struct srdma_ctx {
 	struct srdma_config cfg; /* strings below are owned copies */
-	char *s_provider, *s_device, *s_cert, *s_key, *s_ca, *s_peer;
+	char *s_provider, *s_device, *s_cert, *s_key, *s_ca, *s_peer, *s_crl;
 	char **allow;
 	struct srdma__logger log;
 	struct srdma__loop *loop;
@@ -337,6 +373,15 @@ struct srdma_ctx {
 	struct srdma_conn *conns;
 	struct srdma_listener *listeners;
 	uint32_t nclients, handshakes;
+	/* accepting at max_handshakes (ctx.c): listeners are not watched
+	 * until a slot frees, or a handshake becomes sheddable (shed_at) */
+	bool accept_paused;
+	uint64_t shed_at, hold_until;
+	uint32_t nretry_wait; /* client connections waiting to reconnect */
+	/* srdma_ctx_metrics (session/metrics.h) */
+	uint64_t metrics[SRDMA__M_COUNT];
+	uint64_t metric_ops[SRDMA_METRIC_OP_COUNT][3];
+	uint64_t metric_bytes[SRDMA_METRIC_OP_COUNT][3];
 	struct qev *q_head, *q_tail; /* pending events */
 	struct qev *delivered;	     /* handed out by the last poll */
 	struct qev *q_free;
@@ -361,6 +406,20 @@ int srdma__queue_event(struct srdma_ctx *ctx, enum srdma_event_type type,
 void srdma__release_delivered(struct srdma_ctx *ctx);
 void srdma__drop_events(struct srdma_ctx *ctx, struct srdma_conn *c);
 int srdma__ctx_run(struct srdma_ctx *ctx, int timeout_ms) SRDMA__WUR;
+/* Tops the resource pool up with at most max_new kits. */
+void srdma__pool_refill(struct srdma_ctx *ctx, uint32_t max_new);
+
+/* listener.c */
+/* Server, after TLS: the client limits (max_clients, max_per_identity). */
+int srdma__ctx_admit(struct srdma_conn *c) SRDMA__WUR;
+/* After each loop pass: watch the listeners or not (max_handshakes). */
+void srdma__listeners_update(struct srdma_ctx *ctx, uint64_t now);
+
+/* api.c: client reconnects when the server was busy */
+/* After tls_step failed with rc: true if a retry was scheduled (c lives). */
+bool srdma__client_busy_retry(struct srdma_conn *c, int rc);
+/* Starts the reconnects that are due; the nearest one still waiting. */
+uint64_t srdma__client_retries_due(struct srdma_ctx *ctx, uint64_t now);
 
 /* conn.c */
 void srdma__conn_fail(struct srdma_conn *c, int code, const char *detail);

@@ -108,7 +108,8 @@ int srdma__conn_send_msg(struct srdma_conn *c, const struct srdma__msg *m)
 enum { ANY_END = TO(ST_FAILED) };
 static const uint16_t client_next[ST_COUNT] = {
 	[ST_TCP_CONNECTING] = TO(ST_TLS) | ANY_END,
-	[ST_TLS] = TO(ST_HELLO) | ANY_END,
+	/* back to TCP: the server was busy, connect again (api.c) */
+	[ST_TLS] = TO(ST_HELLO) | TO(ST_TCP_CONNECTING) | ANY_END,
 	[ST_HELLO] = TO(ST_PREPARE) | TO(ST_PARAMS) | ANY_END,
 	[ST_PREPARE] = TO(ST_PARAMS) | ANY_END,
 	[ST_PARAMS] = TO(ST_FABRIC) | ANY_END,
@@ -323,12 +324,10 @@ void srdma__read_ctrl(struct srdma_conn *c)
 }
 
 /* TLS finished: the peer is authenticated. The server checks its client
- * limit (and can now tell a refused client why); the client opens with
+ * limits (and can now tell a refused client why); the client opens with
  * HELLO, and on ofi its PARAMS right behind. */
 static int tls_done(struct srdma_conn *c, enum conn_state *next)
 {
-	struct srdma_ctx *ctx = c->ctx;
-
 	c->tls_ok = true;
 	srdma__phase(c, "TLS done");
 	srdma__log(lg(c), SRDMA_LOG_DEBUG, "TLS 1.3 with %s complete%s",
@@ -339,10 +338,7 @@ static int tls_done(struct srdma_conn *c, enum conn_state *next)
 		srdma__log(lg(c), SRDMA_LOG_INFO,
 			   "full TLS handshake with %s: %s", srdma__who(c),
 			   srdma__ctrl_resume_note(c->ctrl));
-	ENSURE(!c->server || ctx->nclients <= ctx->cfg.max_clients,
-	       SRDMA_ELIMIT,
-	       "the server is at its limit of %u clients; try again later",
-	       ctx->cfg.max_clients);
+	GUARD(srdma__ctx_admit(c));
 	*next = ST_HELLO;
 	if (c->server)
 		return 0;
@@ -417,6 +413,8 @@ void srdma__on_ctrl_fd(void *arg, uint32_t events)
 	}
 	if (c->state == ST_TLS) {
 		rc = tls_step(c, &done);
+		if (rc < 0 && srdma__client_busy_retry(c, rc))
+			return;
 		if (!srdma__conn_step(c, rc, c->state))
 			return;
 		if (!done) {

@@ -48,8 +48,8 @@ make_pki() {
 	"$SRDMA" certs "$d" "${args[@]}" >/dev/null
 }
 
-# start_server NAME [serve args...]: sets SERVER_PID, CTRL_PORT, FABRIC_PORT;
-# log in $T/NAME.log
+# start_server NAME [serve args...]: sets SERVER_PID, CTRL_PORT, FABRIC_PORT
+# (and METRICS_PORT with --metrics); log in $T/NAME.log
 start_server() {
 	local name=$1; shift
 	rm -f "$T/$name.ports"
@@ -66,7 +66,8 @@ start_server() {
 		echo "server $name did not start:"; cat "$T/$name.log"
 		return 1
 	fi
-	read -r CTRL_PORT FABRIC_PORT <"$T/$name.ports"
+	METRICS_PORT=
+	read -r CTRL_PORT FABRIC_PORT METRICS_PORT <"$T/$name.ports"
 }
 
 stop_server() {

@@ -8,10 +8,16 @@
  * and one read of region 2's known pattern, and closes them all.
  *
  *   multi_client HOST PORT CERTS_DIR K [--ready FILE] [--go FILE]
- *                [--size BYTES]
+ *                [--size BYTES] [--burst] [--start FILE]
  *
- * Prints "held K verified V" and exits 0 when V == K.
+ * --burst starts all K connects at once (srdma_connect_start) instead of
+ * one after the other, waiting first for FILE (--start) to exist so that
+ * several processes can start together. Prints "held K verified V" (and,
+ * with --burst, "burst: K connects in S s, B busy retries") and exits 0
+ * when V == K.
  */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +70,70 @@ out:
 	return rc;
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* All k connects at once; returns how many connected (c[i] NULL if not). */
+static int burst(srdma_ctx *ctx, const char *host, uint16_t port, int k,
+		 srdma_conn **c)
+{
+	int pending = 0, held = 0;
+	double t0 = now_s(), end = t0 + TMO / 1000.0;
+	struct srdma_metrics m;
+
+	for (int i = 0; i < k; i++) {
+		if (srdma_connect_start(ctx, host, port,
+					(void *)(intptr_t)(i + 1), &c[i]) < 0) {
+			fprintf(stderr, "multi_client: connect #%d: %s\n", i,
+				srdma_error_detail());
+			c[i] = NULL;
+			continue;
+		}
+		pending++;
+	}
+	while (pending > 0 && now_s() < end) {
+		struct srdma_event ev[64];
+		int n = srdma_ctx_poll(ctx, ev, 64, 100);
+
+		if (n < 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			intptr_t who =
+				ev[i].conn
+					? (intptr_t)srdma_conn_user(ev[i].conn)
+					: 0;
+
+			if (who <= 0 || who > k || c[who - 1] != ev[i].conn)
+				continue;
+			if (ev[i].type == SRDMA_EV_CONNECTED) {
+				srdma_conn_set_user(ev[i].conn, NULL);
+				pending--;
+				held++;
+			} else if (ev[i].type == SRDMA_EV_CLOSED) {
+				fprintf(stderr, "multi_client: connect: %s\n",
+					ev[i].detail);
+				srdma_conn_destroy(c[who - 1]);
+				c[who - 1] = NULL;
+				pending--;
+			}
+		}
+	}
+	srdma_ctx_metrics(ctx, &m);
+	printf("burst: %d connects in %.2f s, %llu busy retries\n", held,
+	       now_s() - t0, (unsigned long long)m.busy_retries);
+	return held;
+}
+
 int main(int argc, char **argv)
 {
 	struct srdma_config cfg;
-	const char *ready = NULL, *go = NULL;
+	const char *ready = NULL, *go = NULL, *start = NULL;
+	bool bursty = false;
 	srdma_ctx *ctx = NULL;
 	srdma_conn **c;
 	size_t size = 4096;
@@ -78,8 +144,15 @@ int main(int argc, char **argv)
 				"[--ready F] [--go F] [--size B]\n");
 		return 2;
 	}
-	for (int i = 5; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--ready"))
+	for (int i = 5; i < argc; i += 2) {
+		if (!strcmp(argv[i], "--burst")) {
+			bursty = true;
+			i--;
+		} else if (i + 1 >= argc) {
+			break;
+		} else if (!strcmp(argv[i], "--start"))
+			start = argv[i + 1];
+		else if (!strcmp(argv[i], "--ready"))
 			ready = argv[i + 1];
 		else if (!strcmp(argv[i], "--go"))
 			go = argv[i + 1];
@@ -95,7 +168,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "multi_client: %s\n", srdma_error_detail());
 		return 1;
 	}
-	for (int i = 0; i < k; i++) {
+	while (start && access(start, F_OK) != 0)
+		usleep(1000);
+	if (bursty) {
+		held = burst(ctx, argv[1], (uint16_t)atoi(argv[2]), k, c);
+		/* the ones that connected first */
+		for (int i = 0, j = 0; i < k; i++)
+			if (c[i])
+				c[j++] = c[i];
+	}
+	for (int i = 0; !bursty && i < k; i++) {
 		if (srdma_connect(ctx, argv[1], (uint16_t)atoi(argv[2]), TMO,
 				  &c[i]) < 0) {
 			fprintf(stderr, "multi_client: connect #%d: %s\n", i,

@@ -10,6 +10,12 @@
  * --nb: notBefore = now + SECONDS (negative = in the past);
  * --na: notAfter = now + SECONDS (0 = the default validity).
  * Writes DIR/NAME.crt and DIR/NAME.key. Exits 0 on success.
+ *
+ *   pki_issue DIR --crl OUT [--revoke NAME]... [--last S] [--next S]
+ *
+ * writes a CRL signed by the CA to OUT revoking DIR/NAME.crt of each NAME
+ * (none: an empty CRL); --last/--next: lastUpdate/nextUpdate = now +
+ * SECONDS (defaults -60 and 7 days; a negative --next makes it expired).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +24,33 @@
 #include "pki.h"
 
 enum { MAX_SANS = 16 };
+
+static int crl(int argc, char **argv)
+{
+	const char *revoke[MAX_SANS + 1] = {0};
+	long last = -60, next = 0;
+	int n = 0;
+
+	for (int i = 4; i < argc; i++) {
+		if (!strcmp(argv[i], "--revoke") && i + 1 < argc &&
+		    n < MAX_SANS) {
+			revoke[n++] = argv[++i];
+		} else if (!strcmp(argv[i], "--last") && i + 1 < argc) {
+			last = strtol(argv[++i], NULL, 10);
+		} else if (!strcmp(argv[i], "--next") && i + 1 < argc) {
+			next = strtol(argv[++i], NULL, 10);
+		} else {
+			fprintf(stderr, "pki_issue: bad option '%s'\n",
+				argv[i]);
+			return 2;
+		}
+	}
+	if (pki_crl(argv[1], argv[3], revoke, last, next) < 0) {
+		fprintf(stderr, "pki_issue: %s\n", pki_error());
+		return 1;
+	}
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -31,6 +64,8 @@ int main(int argc, char **argv)
 				"[--san NAME]... [--nb S] [--na S]\n");
 		return 2;
 	}
+	if (argc >= 4 && !strcmp(argv[2], "--crl"))
+		return crl(argc, argv);
 	for (int i = 3; i < argc; i++) {
 		if (!strcmp(argv[i], "--server")) {
 			server = true;

@@ -4,7 +4,9 @@
  * TLS (each sends the first 5 bytes of a TLS record header, then nothing),
  * then waits for the server to close them and reports when it did:
  *
- *   slowloris HOST PORT N [--wait SECONDS] [--ready FILE]
+ *   slowloris HOST PORT N [--wait SECONDS] [--ready FILE] [--silent]
+ *
+ * --silent: send nothing at all (not even the partial record header).
  *
  * Writes FILE (if given) once all N are open, so a test can start its
  * legitimate clients while the idle ones are held. Prints
@@ -44,6 +46,7 @@ int main(int argc, char **argv)
 	static const unsigned char partial[5] = {0x16, 0x03, 0x01, 0x02, 0x00};
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
 	const char *ready = NULL;
+	int silent = 0;
 	struct pollfd *p;
 	double *closed_at, t0, wait_s = 30;
 	int n, nclosed = 0;
@@ -53,8 +56,13 @@ int main(int argc, char **argv)
 				"[--ready FILE]\n");
 		return 2;
 	}
-	for (int i = 4; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--wait"))
+	for (int i = 4; i < argc; i += 2) {
+		if (!strcmp(argv[i], "--silent")) {
+			silent = 1;
+			i--;
+		} else if (i + 1 >= argc)
+			break;
+		else if (!strcmp(argv[i], "--wait"))
 			wait_s = atof(argv[i + 1]);
 		else if (!strcmp(argv[i], "--ready"))
 			ready = argv[i + 1];
@@ -75,7 +83,7 @@ int main(int argc, char **argv)
 				strerror(errno));
 			return 2;
 		}
-		if (write(fd, partial, sizeof(partial)) < 0) {
+		if (!silent && write(fd, partial, sizeof(partial)) < 0) {
 			/* The server may already have closed it. */
 		}
 		p[i].fd = fd;

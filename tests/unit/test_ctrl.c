@@ -28,6 +28,7 @@ enum { DAY = 24 * 3600 };
 static char base[PATH_MAX - 64];  /* temp root */
 static char dir_a[PATH_MAX - 32]; /* main PKI */
 static char dir_b[PATH_MAX - 32]; /* another CA */
+static char dir_c[PATH_MAX - 32]; /* a CA valid since yesterday */
 
 static void path(char *buf, size_t len, const char *dir, const char *file)
 {
@@ -731,8 +732,13 @@ static void test_not_tls(void)
 	CHECK_RC(raw_bytes(true, NULL, 0, true, d, sizeof(d)), SRDMA_ECLOSED);
 	CHECK_RC(raw_bytes(true, "\x16\x03\x01", 3, true, d, sizeof(d)),
 		 SRDMA_ECLOSED);
-	CHECK_RC(raw_bytes(false, NULL, 0, true, d, sizeof(d)), SRDMA_ECLOSED);
-	CHECK(contains(d, "closed"));
+	/* a server that closes without a word before or during the
+	 * handshake was busy: SRDMA_ELIMIT, which the session retries */
+	CHECK_RC(raw_bytes(false, NULL, 0, true, d, sizeof(d)), SRDMA_ELIMIT);
+	CHECK(contains(d, "before starting the TLS handshake") &&
+	      contains(d, "busy"));
+	CHECK_RC(raw_bytes(false, "\x16\x03\x03", 3, true, d, sizeof(d)),
+		 SRDMA_ELIMIT);
 }
 
 /* A raw OpenSSL client (not our ctrl) against our server. */
@@ -1535,6 +1541,309 @@ static void test_resume_timing(void)
 	srdma__tls_ctx_destroy(ct);
 }
 
+/*
+ * Issue 14: a session resumed after its client certificate expired. Two
+ * layers refuse it, each tested on its own:
+ *   (a) the ticket callback: the server's clock says the certificate in
+ *       the ticket has expired (the real clock, which handshake_done
+ *       uses, does not): no resumption, and the full handshake that
+ *       follows at the same clock refuses the certificate;
+ *   (b) handshake_done: the server's ticket clock is an hour behind, so
+ *       the ticket callback lets the session through, but by the real
+ *       clock the certificate expired ten minutes ago: refused.
+ */
+static void test_resume_cert_expiry(void)
+{
+	struct srdma__tls_ctx *st = mk_ctx(dir_a, "server", dir_a, true, NULL);
+	struct srdma__tls_ctx *ct = NULL;
+	struct side cli, srv;
+	char d[512];
+
+	/* (a) valid for another hour; the server's clock moves 2 h on */
+	CHECK_RC(pki_issue(dir_a, "soon", false, NULL, -DAY, 3600), 0);
+	ct = mk_ctx(dir_a, "soon", dir_a, false, NULL);
+	hs_key(ct, st, "localhost", "e", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(ticket_in(&cli, &srv));
+	side_free(&cli);
+	side_free(&srv);
+	srdma__tls_ctx_test_clock(st, 2 * 3600);
+	hs_key(ct, st, "localhost", "e", NULL, &cli, &srv);
+	CHECK(srv.c && !srdma__ctrl_resumed(srv.c));
+	CHECK(contains(srdma__ctrl_resume_note(srv.c),
+		       "has expired since it was issued"));
+	CHECK_RC(srv.rc, SRDMA_ECERT_EXPIRED);
+	CHECK(contains(srv.detail, "'soon' expired on"));
+	side_free(&cli);
+	side_free(&srv);
+	srdma__tls_ctx_test_clock(st, 0);
+	srdma__tls_ctx_destroy(ct);
+
+	/* (b) expired 10 min ago by the real clock; the server verifies and
+	 * checks tickets an hour in the past (a PKI whose CA and server
+	 * certificate were valid then) */
+	srdma__tls_ctx_destroy(st);
+	{
+		struct pki_opts o = {.dir = dir_c,
+					    .not_before_offset_s = -DAY};
+
+		CHECK_RC(pki_write(&o), 0);
+	}
+	CHECK_RC(pki_issue(dir_c, "gone", false, NULL, -DAY, -600), 0);
+	st = mk_ctx(dir_c, "server", dir_c, true, NULL);
+	ct = mk_ctx(dir_c, "gone", dir_c, false, NULL);
+	srdma__tls_ctx_test_clock(st, -3600);
+	hs_key(ct, st, "localhost", "g", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0); /* an hour ago it was valid */
+	CHECK(ticket_in(&cli, &srv));
+	side_free(&cli);
+	side_free(&srv);
+	hs_key(ct, st, "localhost", "g", NULL, &cli, &srv);
+	CHECK(srv.c && srdma__ctrl_resumed(srv.c));
+	CHECK_RC(srv.rc, SRDMA_ECERT_EXPIRED);
+	CHECK(contains(srv.detail,
+		       "the resumed session's client certificate 'gone' "
+		       "expired on"));
+	if (cli.rc == 0)
+		CHECK_RC(client_read_rc(&cli, d, sizeof(d)), SRDMA_ECLOSED);
+	side_free(&cli);
+	side_free(&srv);
+	srdma__tls_ctx_test_clock(st, 0);
+	srdma__tls_ctx_destroy(ct);
+	srdma__tls_ctx_destroy(st);
+}
+
+/* A server context from dir_a with a CRL file (and CA file) given. */
+static struct srdma__tls_ctx *mk_crl_ctx(const char *cert_name, const char *ca,
+					 const char *crl)
+{
+	char cert[PATH_MAX], key[PATH_MAX];
+	struct srdma__tls_config cfg = {
+		.server = true, .ca_file = ca, .crl_file = crl};
+	struct srdma__tls_ctx *t = NULL;
+
+	snprintf(cert, sizeof(cert), "%s/%s.crt", dir_a, cert_name);
+	snprintf(key, sizeof(key), "%s/%s.key", dir_a, cert_name);
+	cfg.cert_file = cert;
+	cfg.key_file = key;
+	if (srdma__tls_ctx_create(&cfg, &t) < 0 && getenv("TEST_VERBOSE"))
+		printf("  crl ctx: %s\n", srdma_error_detail());
+	return t;
+}
+
+/* A reload of old with another certificate, CA, CRL or allow-list. */
+static int reload(struct srdma__tls_ctx *old, const char *cert_name,
+		  const char *ca, const char *crl, const char *const *allow,
+		  struct srdma__tls_ctx **out)
+{
+	char cert[PATH_MAX], key[PATH_MAX];
+	struct srdma__tls_config cfg = {
+		.server = true, .ca_file = ca, .crl_file = crl, .allow = allow};
+
+	snprintf(cert, sizeof(cert), "%s/%s.crt", dir_a, cert_name);
+	snprintf(key, sizeof(key), "%s/%s.key", dir_a, cert_name);
+	cfg.cert_file = cert;
+	cfg.key_file = key;
+	return srdma__tls_ctx_reload(old, &cfg, out);
+}
+
+static void concat(const char *out, const char *a, const char *b)
+{
+	char cmd[3 * PATH_MAX];
+
+	snprintf(cmd, sizeof(cmd), "cat '%s' '%s' >'%s'", a, b, out);
+	CHECK(system(cmd) == 0);
+}
+
+/*
+ * Revocation: the CRL file is checked at load (every way it can be
+ * unusable is a clear configuration error), a revoked client is refused in
+ * a full handshake with a sentence that says so (and the client hears it
+ * as such), and a ticket issued before the revocation does not resume.
+ */
+static void test_crl(void)
+{
+	char ca[PATH_MAX], crl[PATH_MAX], both[PATH_MAX], bad[PATH_MAX], d[512];
+	static const char *const rvk[] = {"rvk", NULL};
+	struct srdma__tls_ctx *st, *st2 = NULL, *ct, *ok_ct;
+	struct side cli, srv;
+	FILE *f;
+
+	path(ca, sizeof(ca), dir_a, "ca.crt");
+	path(crl, sizeof(crl), base, "a.crl");
+	path(both, sizeof(both), base, "both.crt");
+	path(bad, sizeof(bad), base, "bad.crl");
+	CHECK_RC(pki_issue(dir_a, "rvk", false, NULL, -DAY, 0), 0);
+
+	/* unusable CRL files */
+	path(d, sizeof(d), base, "missing.crl");
+	CHECK(mk_crl_ctx("server", ca, d) == NULL);
+	CHECK(contains(srdma_error_detail(), "missing.crl"));
+	f = fopen(bad, "w");
+	CHECK(f && fputs("not a CRL\n", f) >= 0);
+	if (f)
+		fclose(f);
+	CHECK(mk_crl_ctx("server", ca, bad) == NULL);
+	CHECK(contains(srdma_error_detail(), "no CRL in"));
+	CHECK_RC(pki_crl(dir_a, crl, NULL, -2 * DAY, -60), 0);
+	CHECK(mk_crl_ctx("server", ca, crl) == NULL);
+	CHECK(contains(srdma_error_detail(), "expired on"));
+	CHECK_RC(pki_crl(dir_a, crl, NULL, 3600, DAY), 0);
+	CHECK(mk_crl_ctx("server", ca, crl) == NULL);
+	CHECK(contains(srdma_error_detail(), "is not valid until"));
+	CHECK_RC(pki_crl(dir_b, crl, NULL, -60, DAY), 0);
+	CHECK(mk_crl_ctx("server", ca, crl) == NULL);
+	CHECK(contains(srdma_error_detail(), "is not signed by a CA in"));
+	path(d, sizeof(d), dir_b, "ca.crt");
+	concat(both, ca, d);
+	CHECK_RC(pki_crl(dir_a, crl, NULL, -60, DAY), 0);
+	CHECK(mk_crl_ctx("server", both, crl) == NULL);
+	CHECK(contains(srdma_error_detail(), "has no CRL for the CA"));
+
+	/* an empty CRL: everyone is served, and a ticket issued */
+	st = mk_crl_ctx("server", ca, crl);
+	CHECK(st != NULL);
+	ct = mk_ctx(dir_a, "rvk", dir_a, false, NULL);
+	ok_ct = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	hs_key(ct, st, "localhost", "r", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(ticket_in(&cli, &srv));
+	side_free(&cli);
+	side_free(&srv);
+
+	/* rvk is revoked; the server reloads the CRL */
+	CHECK_RC(pki_crl(dir_a, crl, rvk, -60, DAY), 0);
+	CHECK_RC(reload(st, "server", ca, crl, NULL, &st2), 0);
+	CHECK(st2 != NULL);
+	/* the ticket issued before the revocation does not resume, and the
+	 * full handshake that follows refuses the certificate */
+	hs_key(ct, st2, "localhost", "r", NULL, &cli, &srv);
+	CHECK(srv.c && !srdma__ctrl_resumed(srv.c));
+	CHECK(contains(srdma__ctrl_resume_note(srv.c), "revoked since"));
+	CHECK_RC(srv.rc, SRDMA_ECERT_REVOKED);
+	CHECK(contains(srv.detail,
+		       "client certificate 'rvk' has been revoked"));
+	if (cli.rc == 0)
+		CHECK_RC(client_read_rc(&cli, d, sizeof(d)),
+			 SRDMA_ECERT_REVOKED);
+	else
+		CHECK_RC(cli.rc, SRDMA_ECERT_REVOKED);
+	CHECK(contains(cli.rc == 0 ? d : cli.detail, "certificate revoked"));
+	side_free(&cli);
+	side_free(&srv);
+	/* and without a ticket, the same */
+	hs(ct, st2, "localhost", &cli, &srv);
+	CHECK_RC(srv.rc, SRDMA_ECERT_REVOKED);
+	side_free(&cli);
+	side_free(&srv);
+	/* the others go on */
+	hs(ok_ct, st2, "localhost", &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK_RC(cli.rc, 0);
+	side_free(&cli);
+	side_free(&srv);
+	/* the old context (before the reload) did not know */
+	hs(ct, st, "localhost", &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	side_free(&cli);
+	side_free(&srv);
+
+	srdma__tls_ctx_destroy(ok_ct);
+	srdma__tls_ctx_destroy(ct);
+	srdma__tls_ctx_destroy(st2);
+	srdma__tls_ctx_destroy(st);
+}
+
+/*
+ * Reload: a new context for new handshakes that keeps the ticket key ring
+ * and replay filter. A ticket issued before a reload that only renewed our
+ * certificate still resumes; one issued before a reload that changed the
+ * CAs we trust does not; an allow-list entry the reload removed is refused
+ * on resumption; a reload that fails leaves the old context as it was; a
+ * connection made before the reload outlives the old context's creator.
+ */
+static void test_reload(void)
+{
+	static const char *const srv_sans[] = {"localhost", NULL};
+	static const char *const only_alice[] = {"alice", NULL};
+	char ca[PATH_MAX], both[PATH_MAX], other[PATH_MAX];
+	struct srdma__tls_ctx *st = mk_ctx(dir_a, "server", dir_a, true, NULL);
+	struct srdma__tls_ctx *ct = mk_ctx(dir_a, "client", dir_a, false, NULL);
+	struct srdma__tls_ctx *st2 = NULL, *st3 = NULL, *st4 = NULL,
+			      *bad = NULL;
+	struct side cli, srv, kept_cli, kept_srv;
+
+	path(ca, sizeof(ca), dir_a, "ca.crt");
+	path(both, sizeof(both), base, "both.crt");
+	path(other, sizeof(other), dir_b, "ca.crt");
+	concat(both, ca, other);
+	CHECK_RC(pki_issue(dir_a, "renewed", true, srv_sans, -60, 0), 0);
+
+	/* a connection made before the reloads, kept open throughout */
+	hs_key(ct, st, "localhost", "k", NULL, &kept_cli, &kept_srv);
+	CHECK_RC(kept_srv.rc, 0);
+	/* a ticket for each case below */
+	for (int i = 0; i < 3; i++) {
+		char key[8];
+
+		snprintf(key, sizeof(key), "t%d", i);
+		hs_key(ct, st, "localhost", key, NULL, &cli, &srv);
+		CHECK(ticket_in(&cli, &srv));
+		CHECK(srdma__tls_ctx_cached(ct, "localhost", key) == 1);
+		side_free(&cli);
+		side_free(&srv);
+	}
+
+	/* a reload that fails: nothing changes */
+	CHECK_RC(reload(st, "missing", ca, NULL, NULL, &bad), SRDMA_ECONFIG);
+	CHECK(bad == NULL);
+
+	/* renewed server certificate, same CA: the ticket resumes, and a
+	 * full handshake shows the new certificate */
+	CHECK_RC(reload(st, "renewed", ca, NULL, NULL, &st2), 0);
+	hs_key(ct, st2, "localhost", "t0", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(srv.c && srdma__ctrl_resumed(srv.c));
+	side_free(&cli);
+	side_free(&srv);
+	hs(ct, st2, "localhost", &cli, &srv);
+	CHECK_RC(cli.rc, 0);
+	CHECK(cli.c && !strcmp(srdma__ctrl_peer_identity(cli.c), "renewed"));
+	side_free(&cli);
+	side_free(&srv);
+
+	/* another CA set: the ticket falls back to a full handshake */
+	CHECK_RC(reload(st2, "renewed", both, NULL, NULL, &st3), 0);
+	hs_key(ct, st3, "localhost", "t1", NULL, &cli, &srv);
+	CHECK_RC(srv.rc, 0);
+	CHECK(srv.c && !srdma__ctrl_resumed(srv.c));
+	CHECK(srdma__ctrl_resumption(srv.c) == SRDMA__RESUME_REFUSED);
+	CHECK(contains(srdma__ctrl_resume_note(srv.c), "no longer trusts"));
+	side_free(&cli);
+	side_free(&srv);
+
+	/* an allow-list that no longer has 'client': refused on resumption */
+	CHECK_RC(reload(st, "server", ca, NULL, only_alice, &st4), 0);
+	hs_key(ct, st4, "localhost", "t2", NULL, &cli, &srv);
+	CHECK(srv.c && srdma__ctrl_resumed(srv.c));
+	CHECK_RC(srv.rc, SRDMA_ENOT_ALLOWED);
+	side_free(&cli);
+	side_free(&srv);
+
+	/* the old context's creator lets go; its connection goes on */
+	srdma__tls_ctx_destroy(st);
+	st = NULL;
+	CHECK(pump_send(kept_cli.c, kept_srv.c, (const unsigned char *)"x", 1));
+	CHECK(pump_send(kept_srv.c, kept_cli.c, (const unsigned char *)"y", 1));
+	side_free(&kept_cli);
+	side_free(&kept_srv);
+
+	srdma__tls_ctx_destroy(st2);
+	srdma__tls_ctx_destroy(st3);
+	srdma__tls_ctx_destroy(st4);
+	srdma__tls_ctx_destroy(ct);
+}
+
 static bool mk_dirs(void)
 {
 	const char *root = getenv("SRDMA_TEST_TMP");
@@ -1549,6 +1858,7 @@ static bool mk_dirs(void)
 	}
 	snprintf(dir_a, sizeof(dir_a), "%s/a", base);
 	snprintf(dir_b, sizeof(dir_b), "%s/b/", base); /* trailing slash ok */
+	snprintf(dir_c, sizeof(dir_c), "%s/c", base);
 	return true;
 }
 
@@ -1571,6 +1881,9 @@ int main(void)
 	test_resume_rotation();
 	test_resume_forged_expired();
 	test_resume_replay();
+	test_resume_cert_expiry();
+	test_crl();
+	test_reload();
 	test_resume_timing();
 	nftw(base, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	TEST_DONE();

@@ -30,6 +30,9 @@ const char *common_help(void)
 	       "/ client)\n"
 	       "  --cert F --key F --ca F   explicit PEM files instead of "
 	       "--certs\n"
+	       "  --crl FILE           CRLs (PEM, one per CA): a peer whose "
+	       "certificate\n"
+	       "                       is on one is refused\n"
 	       "  --transport T        auto (default) | verbs | ofi\n"
 	       "  --provider NAME      libfabric provider for ofi (default "
 	       "tcp)\n"
@@ -155,6 +158,9 @@ int common_parse(struct common_opts *o, const char *cmd, int argc, char **argv,
 	} else if (!strcmp(a, "--ca")) {
 		VAL();
 		o->cfg.ca_file = argv[*i];
+	} else if (!strcmp(a, "--crl")) {
+		VAL();
+		o->cfg.crl_file = argv[*i];
 	} else if (!strcmp(a, "--transport")) {
 		VAL();
 		if (!strcmp(argv[*i], "auto"))

@@ -313,8 +313,9 @@ out_free_x:
 
 struct out_file {
 	char path[PATH_MAX];
-	EVP_PKEY *key; /* exactly one of key and crt */
+	EVP_PKEY *key; /* exactly one of key, crt and crl */
 	X509 *crt;
+	X509_CRL *crl;
 };
 
 static int join(char *buf, size_t len, const char *dir, const char *name,
@@ -367,7 +368,8 @@ static int write_file(const struct out_file *f, bool force)
 		goto out_unlink;
 	ok = f->key ? PEM_write_bio_PrivateKey(bio, f->key, NULL, NULL, 0, NULL,
 					       NULL)
-		    : PEM_write_bio_X509(bio, f->crt);
+	     : f->crl ? PEM_write_bio_X509_CRL(bio, f->crl)
+		      : PEM_write_bio_X509(bio, f->crt);
 	ok = ok && BIO_flush(bio) == 1;
 	BIO_free(bio);
 	if (!ok) {
@@ -657,6 +659,96 @@ int pki_issue(const char *dir, const char *name, bool server,
 	EVP_PKEY_free(f[0].key);
 	X509_free(f[1].crt);
 out_free_ca:
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	return rc;
+}
+
+/* The serial number of DIR/NAME.crt, for a CRL entry. */
+static int read_serial(const char *dir, const char *name, ASN1_INTEGER **out)
+{
+	char path[PATH_MAX], why[128];
+	FILE *fp;
+	X509 *x;
+
+	*out = NULL;
+	GUARD(check_ident(name));
+	GUARD(join(path, sizeof(path), dir, name, ".crt"));
+	fp = fopen(path, "re");
+	if (!fp)
+		return fail("cannot open %s: %s", path, strerror(errno));
+	x = PEM_read_X509(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (!x)
+		return fail("no certificate in %s: %s", path,
+			    ossl_why(why, sizeof(why)));
+	*out = ASN1_INTEGER_dup(X509_get0_serialNumber(x));
+	X509_free(x);
+	REQUIRE(*out, "out of memory for a serial number");
+	return 0;
+}
+
+int pki_crl(const char *dir, const char *out, const char *const *revoke,
+	    long last_update_offset_s, long next_update_offset_s)
+{
+	char d[PATH_MAX - 32], why[128];
+	struct out_file f = {0};
+	X509 *ca = NULL;
+	EVP_PKEY *ca_key = NULL;
+	ASN1_TIME *t = NULL;
+	X509_CRL *crl = NULL;
+	int rc;
+
+	GUARD(clean_dir(d, sizeof(d), dir));
+	REQUIRE(out && strlen(out) < sizeof(f.path),
+		"no or too long a CRL path");
+	snprintf(f.path, sizeof(f.path), "%s", out);
+	rc = load_ca(d, &ca, &ca_key);
+	if (rc < 0)
+		goto out_free;
+	crl = X509_CRL_new();
+	t = ASN1_TIME_new();
+	if (!crl || !t || !X509_CRL_set_version(crl, 1) ||
+	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca))) {
+		rc = fail("cannot build a CRL");
+		goto out_free;
+	}
+	if (!X509_gmtime_adj(t, last_update_offset_s) ||
+	    !X509_CRL_set1_lastUpdate(crl, t) ||
+	    !X509_gmtime_adj(t, next_update_offset_s ? next_update_offset_s
+						     : 7L * 24 * 3600) ||
+	    !X509_CRL_set1_nextUpdate(crl, t)) {
+		rc = fail("cannot date the CRL");
+		goto out_free;
+	}
+	for (size_t i = 0; revoke && revoke[i]; i++) {
+		X509_REVOKED *r = X509_REVOKED_new();
+		ASN1_INTEGER *serial = NULL;
+
+		rc = r ? read_serial(d, revoke[i], &serial)
+		       : fail("out of memory");
+		if (rc == 0 && (!X509_gmtime_adj(t, last_update_offset_s) ||
+				!X509_REVOKED_set_serialNumber(r, serial) ||
+				!X509_REVOKED_set_revocationDate(r, t) ||
+				!X509_CRL_add0_revoked(crl, r)))
+			rc = fail("cannot add '%s' to the CRL", revoke[i]);
+		else if (rc == 0)
+			r = NULL; /* the CRL owns it */
+		ASN1_INTEGER_free(serial);
+		X509_REVOKED_free(r);
+		if (rc < 0)
+			goto out_free;
+	}
+	if (!X509_CRL_sort(crl) || !X509_CRL_sign(crl, ca_key, EVP_sha256())) {
+		rc = fail("cannot sign the CRL: %s",
+			  ossl_why(why, sizeof(why)));
+		goto out_free;
+	}
+	f.crl = crl;
+	rc = write_file(&f, true);
+out_free:
+	X509_CRL_free(crl);
+	ASN1_TIME_free(t);
 	X509_free(ca);
 	EVP_PKEY_free(ca_key);
 	return rc;

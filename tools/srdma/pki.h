@@ -42,4 +42,14 @@ int pki_issue(const char *dir, const char *name, bool server,
 /* Why the last failing call in this thread failed ("" if none has). */
 const char *pki_error(void);
 
+/*
+ * Writes a CRL signed by DIR/ca.{crt,key} to out (PEM), revoking the
+ * certificates DIR/NAME.crt of the NULL-terminated names (may be NULL:
+ * an empty CRL). lastUpdate = now + last_update_offset_s; nextUpdate = now
+ * + next_update_offset_s (0 = 7 days; negative = already expired, for
+ * tests).
+ */
+int pki_crl(const char *dir, const char *out, const char *const *revoke,
+	    long last_update_offset_s, long next_update_offset_s) PKI_WUR;
+
 #endif

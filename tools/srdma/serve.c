@@ -15,6 +15,8 @@
 
 #include "common.h"
 #include "cmd.h"
+#include "config.h"
+#include "metrics.h"
 #include "bench_sink.h" /* bench sink (end of file) */
 
 struct pending {
@@ -38,11 +40,14 @@ struct client {
 
 static int sink_recv(struct client *cl, const void *data, size_t len);
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, reload_signal;
 
 static void on_signal(int sig)
 {
-	stop_signal = sig;
+	if (sig == SIGHUP)
+		reload_signal = 1;
+	else
+		stop_signal = sig;
 }
 
 static void stamp(FILE *f)
@@ -74,9 +79,19 @@ static void usage(FILE *f)
 		"region it may write and read (id 1), and a read-only region "
 		"with\n"
 		"a known pattern (id 2).\n\n"
+		"  --config FILE         options from FILE, one \"key = "
+		"value\" "
+		"a line\n"
+		"                        (keys: these long options; the "
+		"command line wins)\n"
 		"  --listen HOST[:PORT]  control address (default 0.0.0.0:%d)\n"
 		"  --max-clients N       clients at once (default 4096)\n"
-		"  --max-handshakes N    TLS handshakes at once (default 128)\n"
+		"  --max-handshakes N    TLS handshakes at once (default 128); "
+		"more wait\n"
+		"                        in the listen backlog\n"
+		"  --max-per-identity N  connections one client identity may "
+		"hold\n"
+		"                        (default 0: no limit)\n"
 		"  --quota BYTES         region memory per client (default "
 		"64M)\n"
 		"  --region-size BYTES   size of each client region (default "
@@ -87,7 +102,16 @@ static void usage(FILE *f)
 		"off)\n"
 		"  --port-file FILE      write \"CONTROL_PORT FABRIC_PORT\" "
 		"once listening\n"
-		"%s",
+		"                        (and \"METRICS_PORT\" with "
+		"--metrics)\n"
+		"  --metrics HOST:PORT   serve Prometheus metrics at "
+		"http://HOST:PORT/metrics\n"
+		"                        (default: none; PORT 0 = any)\n"
+		"%s\n"
+		"SIGHUP reloads certificate, key, CA, CRL and allow-list (with "
+		"--config,\n"
+		"from the file again) without dropping anyone; SIGINT/SIGTERM "
+		"stop.\n",
 		"per-client", DEFAULT_PORT, common_help());
 }
 
@@ -151,65 +175,123 @@ static int setup_client(struct client *cl, uint64_t region_size)
 	return srdma_region_grant(cl->ro);
 }
 
-int cmd_serve(int argc, char **argv)
-{
+struct serve_opts {
 	struct common_opts o;
-	struct client *clients = NULL;
-	const char *port_file = NULL;
-	uint64_t region_size = 1 << 20, v;
-	srdma_ctx *ctx = NULL;
-	srdma_listener *l = NULL;
-	struct srdma_event evs[64];
-	struct sigaction sa;
-	unsigned long nconn = 0, nrej = 0;
-	int rc, nlive = 0;
-	bool idle_trim = false;
-	const char *why;
+	const char *port_file;
+	uint64_t region_size;
+	char metrics_host[256];
+	uint16_t metrics_port;
+	bool metrics;
+};
 
-	common_init(&o, SRDMA_ROLE_SERVER);
+/* The keys of --config FILE: serve's long options. */
+static const char *const valued_keys[] = {"listen",
+					  "max-clients",
+					  "max-handshakes",
+					  "max-per-identity",
+					  "quota",
+					  "region-size",
+					  "resource-pool",
+					  "port-file",
+					  "metrics",
+					  "certs",
+					  "identity",
+					  "cert",
+					  "key",
+					  "ca",
+					  "crl",
+					  "transport",
+					  "provider",
+					  "device",
+					  "protect",
+					  "allow",
+					  "max-msg",
+					  "queue-depth",
+					  "handshake-timeout",
+					  NULL};
+static const char *const flag_keys[] = {"no-resumption", "verbose", NULL};
+static const char *const repeat_keys[] = {"allow", NULL};
+static const struct config_keys serve_keys = {valued_keys, flag_keys,
+					      repeat_keys};
+
+/* 0: parsed; 1: --help shown; 2: bad usage (said why). */
+static int parse(struct serve_opts *so, int argc, char **argv)
+{
+	struct common_opts *o = &so->o;
+	uint64_t v;
+
+	memset(so, 0, sizeof(*so));
+	so->region_size = 1 << 20;
+	common_init(o, SRDMA_ROLE_SERVER);
 	for (int i = 1; i < argc; i++) {
-		int c = common_parse(&o, "serve", argc, argv, &i);
+		int c = common_parse(o, "serve", argc, argv, &i);
 		if (c < 0)
 			return 2;
 		if (c > 0)
 			continue;
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
-			return 0;
+			return 1;
 		} else if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
-			if (parse_hostport(argv[++i], o.host, sizeof(o.host),
-					   &o.port) < 0) {
+			if (parse_hostport(argv[++i], o->host, sizeof(o->host),
+					   &o->port) < 0) {
 				fprintf(stderr,
 					"srdma serve: bad --listen '%s'\n",
 					argv[i]);
 				return 2;
 			}
+		} else if (!strcmp(argv[i], "--metrics") && i + 1 < argc) {
+			const char *mv = argv[++i];
+			/* a port is required: "HOST:PORT" or "[V6]:PORT" */
+			bool port = mv[0] == '['
+					    ? strstr(mv, "]:") != NULL
+					    : strchr(mv, ':') &&
+						      strchr(mv, ':') ==
+							      strrchr(mv, ':');
+
+			so->metrics = true;
+			if (!port ||
+			    parse_hostport(mv, so->metrics_host,
+					   sizeof(so->metrics_host),
+					   &so->metrics_port) < 0 ||
+			    !so->metrics_host[0]) {
+				fprintf(stderr,
+					"srdma serve: bad --metrics '%s' "
+					"(HOST:PORT, e.g. 127.0.0.1:9471)\n",
+					mv);
+				return 2;
+			}
 		} else if (!strcmp(argv[i], "--max-clients") && i + 1 < argc &&
 			   parse_size(argv[i + 1], &v) == 0 && v > 0) {
-			o.cfg.max_clients = (uint32_t)v;
+			o->cfg.max_clients = (uint32_t)v;
 			i++;
 		} else if (!strcmp(argv[i], "--max-handshakes") &&
 			   i + 1 < argc && parse_size(argv[i + 1], &v) == 0 &&
 			   v > 0) {
-			o.cfg.max_handshakes = (uint32_t)v;
+			o->cfg.max_handshakes = (uint32_t)v;
+			i++;
+		} else if (!strcmp(argv[i], "--max-per-identity") &&
+			   i + 1 < argc && parse_size(argv[i + 1], &v) == 0 &&
+			   v <= UINT32_MAX) {
+			o->cfg.max_per_identity = (uint32_t)v;
 			i++;
 		} else if (!strcmp(argv[i], "--quota") && i + 1 < argc &&
 			   parse_size(argv[i + 1], &v) == 0) {
-			o.cfg.client_quota = v;
+			o->cfg.client_quota = v;
 			i++;
 		} else if (!strcmp(argv[i], "--region-size") && i + 1 < argc &&
 			   parse_size(argv[i + 1], &v) == 0 && v >= 4096 &&
 			   v <= (1ull << 32)) {
-			region_size = (v + 4095) & ~4095ull;
+			so->region_size = (v + 4095) & ~4095ull;
 			i++;
 		} else if (!strcmp(argv[i], "--resource-pool") &&
 			   i + 1 < argc && parse_size(argv[i + 1], &v) == 0 &&
 			   v <= 1024) {
-			o.cfg.resource_pool = (uint32_t)v;
-			o.cfg.no_resource_pool = v == 0;
+			o->cfg.resource_pool = (uint32_t)v;
+			o->cfg.no_resource_pool = v == 0;
 			i++;
 		} else if (!strcmp(argv[i], "--port-file") && i + 1 < argc) {
-			port_file = argv[++i];
+			so->port_file = argv[++i];
 		} else {
 			fprintf(stderr,
 				"srdma serve: unknown or incomplete option "
@@ -219,35 +301,125 @@ int cmd_serve(int argc, char **argv)
 			return 2;
 		}
 	}
+	return 0;
+}
 
-	rc = srdma_ctx_create(&o.cfg, &ctx);
+/*
+ * SIGHUP: the trust material again, from the config file (read again) and
+ * the command line, or from the same files. A failure keeps the old.
+ */
+static void reload(srdma_ctx *ctx, int argc, char **argv)
+{
+	struct config_args args = {0};
+	struct serve_opts so;
+	const char *file;
+	char err[512];
+	int rc;
+
+	if (config_args(&serve_keys, argc, argv, &file, &args, err,
+			sizeof(err)) < 0) {
+		LOG("reload failed, still serving with the old certificates: "
+		    "%s",
+		    err);
+		return;
+	}
+	if (parse(&so, args.argc, args.argv) != 0) {
+		LOG("reload failed, still serving with the old certificates: "
+		    "bad options in %s",
+		    file ? file : "the command line");
+		config_args_free(&args);
+		return;
+	}
+	rc = srdma_ctx_reload(ctx, &so.o.cfg);
+	if (rc < 0)
+		LOG("reload failed, still serving with the old certificates: "
+		    "%s",
+		    srdma_error_detail());
+	else if (so.o.nallow)
+		LOG("reloaded certificate, key, CA%s and allow-list (%d "
+		    "%s)%s%s; new handshakes use them",
+		    so.o.cfg.crl_file ? ", CRL" : "", so.o.nallow,
+		    so.o.nallow == 1 ? "identity" : "identities",
+		    file ? " from " : "", file ? file : "");
+	else
+		LOG("reloaded certificate, key and CA%s (no allow-list: any "
+		    "client of the CA)%s%s; new handshakes use them",
+		    so.o.cfg.crl_file ? ", CRL" : "", file ? " from " : "",
+		    file ? file : "");
+	config_args_free(&args);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct serve_opts so;
+	struct config_args args = {0};
+	struct metrics_http *mh = NULL;
+	struct client *clients = NULL;
+	srdma_ctx *ctx = NULL;
+	srdma_listener *l = NULL;
+	struct srdma_event evs[64];
+	struct sigaction sa;
+	unsigned long nconn = 0, nrej = 0;
+	int rc, nlive = 0;
+	bool idle_trim = false;
+	const char *why, *file;
+	char err[512];
+
+	if (config_args(&serve_keys, argc, argv, &file, &args, err,
+			sizeof(err)) < 0) {
+		fprintf(stderr, "srdma serve: %s\n", err);
+		return 2;
+	}
+	rc = parse(&so, args.argc, args.argv);
+	if (rc != 0) {
+		config_args_free(&args);
+		return rc == 1 ? 0 : 2;
+	}
+	rc = srdma_ctx_create(&so.o.cfg, &ctx);
 	if (rc < 0) {
 		fprintf(stderr, "srdma serve: %s\n",
 			*srdma_error_detail() ? srdma_error_detail()
 					      : srdma_strerror(rc));
+		config_args_free(&args);
 		return 1;
 	}
 	srdma_ctx_transport(ctx, &why);
-	rc = srdma_listen(ctx, strcmp(o.host, "0.0.0.0") ? o.host : NULL,
-			  o.port, &l);
+	rc = srdma_listen(ctx, strcmp(so.o.host, "0.0.0.0") ? so.o.host : NULL,
+			  so.o.port, &l);
 	if (rc < 0) {
 		fprintf(stderr, "srdma serve: %s\n", srdma_error_detail());
 		srdma_ctx_destroy(ctx);
+		config_args_free(&args);
 		return 1;
 	}
+	if (so.metrics && metrics_http_open(so.metrics_host, so.metrics_port,
+					    &mh, err, sizeof(err)) < 0) {
+		fprintf(stderr, "srdma serve: %s\n", err);
+		srdma_ctx_destroy(ctx);
+		config_args_free(&args);
+		return 1;
+	}
+	if (mh)
+		LOG("metrics at http://%s:%u/metrics", so.metrics_host,
+		    metrics_http_port(mh));
 	LOG("listening on %s:%u, fabric port %u; %s; minimum protection %s",
-	    o.host, srdma_listener_port(l), srdma_listener_fabric_port(l), why,
-	    srdma_protect_name(o.cfg.protect));
-	if (port_file) {
-		FILE *f = fopen(port_file, "w");
+	    so.o.host, srdma_listener_port(l), srdma_listener_fabric_port(l),
+	    why, srdma_protect_name(so.o.cfg.protect));
+	if (so.port_file) {
+		FILE *f = fopen(so.port_file, "w");
 		if (!f) {
 			fprintf(stderr, "srdma serve: cannot write %s: %s\n",
-				port_file, strerror(errno));
+				so.port_file, strerror(errno));
+			metrics_http_close(mh);
 			srdma_ctx_destroy(ctx);
+			config_args_free(&args);
 			return 1;
 		}
-		fprintf(f, "%u %u\n", srdma_listener_port(l),
+		fprintf(f, "%u %u", srdma_listener_port(l),
 			srdma_listener_fabric_port(l));
+		if (mh)
+			fprintf(f, " %u", metrics_http_port(mh));
+		fprintf(f, "\n");
 		fclose(f);
 	}
 
@@ -255,10 +427,20 @@ int cmd_serve(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	while (!stop_signal) {
-		int n = srdma_ctx_poll(ctx, evs, 64, 200);
+		int n;
+
+		if (reload_signal) {
+			reload_signal = 0;
+			reload(ctx, argc, argv);
+		}
+		/* With a metrics listener this loop polls: the library's fd
+		 * and the HTTP ones (at most 50 ms, for the library's
+		 * timers); without, the library waits. */
+		n = srdma_ctx_poll(ctx, evs, 64, mh ? 0 : 200);
 		if (n < 0) {
 			fprintf(stderr, "srdma serve: %s\n",
 				srdma_error_detail());
@@ -287,7 +469,7 @@ int cmd_serve(int argc, char **argv)
 				cl->conn = e->conn;
 				srdma_conn_set_user(e->conn, cl);
 				srdma_conn_info(e->conn, &cl->info);
-				rc = setup_client(cl, region_size);
+				rc = setup_client(cl, so.region_size);
 				if (rc < 0) {
 					LOG("reject %s id=%s: %s",
 					    cl->info.peer_addr,
@@ -408,6 +590,18 @@ int cmd_serve(int argc, char **argv)
 		for (struct client *cl = clients; cl; cl = cl->next)
 			if (cl->echo_head)
 				flush_echo(cl);
+		if (mh) {
+			struct pollfd p[1 + METRICS_MAX_FDS];
+			int np;
+
+			p[0].fd = srdma_ctx_fd(ctx);
+			p[0].events = POLLIN;
+			np = metrics_http_fds(mh, p + 1);
+			if (poll(p, (nfds_t)np + 1, n > 0 ? 0 : 50) > 0)
+				metrics_http_handle(mh, p + 1, np, ctx);
+			else
+				metrics_http_handle(mh, p + 1, 0, ctx);
+		}
 	}
 
 	LOG("shutting down (%s): closing %d client%s", strsignal(stop_signal),
@@ -421,10 +615,12 @@ int cmd_serve(int argc, char **argv)
 		free_client(cl);
 	}
 	srdma_listener_destroy(l);
+	metrics_http_close(mh);
 	srdma_ctx_destroy(ctx);
 	free(pattern);
 	pattern = NULL;
 	LOG("stopped: %lu clients served, %lu refused", nconn, nrej);
+	config_args_free(&args);
 	return 0;
 }
 
