@@ -14,10 +14,8 @@
 #                     session open between PARAMS and the fabric connect)
 . "$(dirname "$0")/lib.sh"
 need_hooks
-for t in slowloris half_client ofi_stranger pki_issue; do
-	[ -x "$BUILD/$t" ] || { echo "missing $BUILD/$t"; exit 1; }
-done
-command -v openssl >/dev/null || { echo "openssl(1) missing"; exit 1; }
+need_tool slowloris half_client ofi_stranger pki_issue
+need_cmd openssl
 
 make_pki "$T/pki" client bob
 make_pki "$T/other" client

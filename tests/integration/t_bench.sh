@@ -5,6 +5,7 @@
 # --mode connect: the JSON fields exist, resumed connects happen, and none
 # resume against a server started with --no-resumption.
 . "$(dirname "$0")/lib.sh"
+need_cmd python3
 make_pki "$T/pki" client
 start_server s --certs "$T/pki" --transport ofi --protect none \
 	--region-size 1M || exit 1

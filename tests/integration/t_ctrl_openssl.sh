@@ -22,9 +22,15 @@ for bin in "$SRDMA" "$SRV"; do
 		exit 1
 	fi
 done
+# A missing openssl(1) is a skip (exit 77: ctest's SKIP_RETURN_CODE), except
+# on CI (CI=true), where `make deps` installs it: there it fails.
 if ! command -v openssl >/dev/null; then
-	echo "FAIL: openssl(1) is not installed (apt-get install openssl)"
-	exit 1
+	if [ "${CI:-}" = true ]; then
+		echo "FAIL: openssl(1) is not installed; make deps installs it"
+		exit 1
+	fi
+	echo "SKIP: openssl(1) is not installed (make deps installs it)"
+	exit 77
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/t_ctrl_openssl.XXXXXX") || exit 1

@@ -2,10 +2,8 @@
 # Two hosts: server and client in two network namespaces joined by a veth
 # pair, so traffic crosses a real (virtual) link. Needs root.
 . "$(dirname "$0")/lib.sh"
-if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null; then
-	if [ "${CI:-}" = true ]; then echo "needs root and iproute2"; exit 1; fi
-	echo "SKIP: needs root and iproute2"; exit 0
-fi
+[ "$(id -u)" -eq 0 ] || skip "network namespaces need root"
+need_cmd ip
 A=srdma-a-$$; B=srdma-b-$$
 cleanup_ns() { ip netns del "$A" 2>/dev/null; ip netns del "$B" 2>/dev/null; }
 trap 'cleanup_ns; cleanup' EXIT

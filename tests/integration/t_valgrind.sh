@@ -2,7 +2,7 @@
 # valgrind memcheck of the server through connect/close cycles (including
 # strangers and refused clients): no leaks, no invalid accesses.
 . "$(dirname "$0")/lib.sh"
-command -v valgrind >/dev/null || { echo "valgrind missing"; exit 1; }
+need_cmd valgrind
 CYCLES=${VG_CYCLES:-20}
 make_pki "$T/pki" client
 make_pki "$T/other" client
