@@ -77,7 +77,16 @@ done
 # ---- clients SIGKILLed mid-transfer: the server frees them ----
 start_server s --certs "$T/pki" --transport ofi || exit 1
 check "warm-up client" client --certs "$T/pki" --transport ofi --op all --count 2 --quiet
+# The idle level: once the server has let the warm-up client go and its fd
+# count holds still for a second (measured at once, it could still count
+# some of that client's: later checks then saw fewer fds than "idle").
+for _ in $(seq 100); do grep -q ' disconnect ' "$T/s.log" && break; sleep 0.1; done
 base_fds=$(fds)
+for _ in $(seq 10); do
+	sleep 1
+	[ "$(fds)" -eq "$base_fds" ] && break
+	base_fds=$(fds)
+done
 for op in write read; do
 	"$SRDMA" client --connect "127.0.0.1:$CTRL_PORT" --certs "$T/pki" --transport ofi \
 		--op $op --size 256K --count 1000000 --quiet >/dev/null 2>&1 &
@@ -142,6 +151,10 @@ check "p50 latency not degraded by a non-reading client (${s} vs ${b} us)" \
 	[ "${s:-999999}" -le $((b * 5 + 2000)) ]
 check "server memory bounded under a non-reading client (peak +$(((peak - rss0) / 1024)) MiB, limit ${FLOOD_RSS_MB})" \
 	[ "$over" -eq 0 ]
+# ... because the server cut it off (not because it never flooded).
+check "... the non-reading client was cut off and told why" \
+	grep -q "cut off: server said: the client stopped reading its echoes" "$T/flood.out"
+check "... the server logged why" grep -q "reject .*: it stopped reading its echoes" "$T/s.log"
 check "server alive" server_alive
 check "orderly shutdown" stop_server
 
