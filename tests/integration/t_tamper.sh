@@ -20,7 +20,8 @@ server_said() {
 	done
 	line=$(grep ' disconnect ' "$T/s.log" | sed -n "$1p")
 	printf '%s\n' "$line" | grep -qE -- "$2" && return 0
-	echo "disconnect $1: want /$2/, server logged: '${line:-nothing}'"
+	echo "disconnect $1: want /$2/, server logged: '${line:-nothing}'; its log:"
+	sed 's/^/    /' "$T/s.log"
 	return 1
 }
 auth="Data failed authentication: it was tampered with or corrupted\."
