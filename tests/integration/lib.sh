@@ -26,13 +26,48 @@ check() {
 	if "$@"; then ok "$name"; else notok "$name"; fi
 }
 
+# skip REASON: what the test needs is not here. Exits 77, which ctest
+# reports as "Skipped" (SKIP_RETURN_CODE in CMakeLists.txt), never as
+# "Passed"; a test that already failed a check fails. CI (.ci/run: root,
+# `make deps`, the test build, CI=true) has all that tests need, so there
+# a skip is a failure.
+skip() {
+	if [ "${CI:-}" = true ]; then
+		notok "SKIP on CI (CI=true), where this must run: $*"
+		finish
+		exit 1
+	fi
+	echo "SKIP: $*"
+	[ "$FAIL" -eq 0 ] || { finish; exit 1; }
+	[ "$PASS" -eq 0 ] || echo "($PASS checks passed before the skip)"
+	exit 77
+}
+
+# need_cmd CMD...: commands `make deps` installs; skip without them.
+need_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null || skip "$c is not installed (make deps installs it)"
+	done
+}
+
 # need_hooks: the test drives the test build's hooks (SRDMA_TAMPER,
 # SRDMA_TEST_SAVE_PDATA), which only -DSRDMA_TEST_HOOKS=ON builds have.
 need_hooks() {
 	grep -q 'SRDMA_TEST_HOOKS:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null && return 0
-	notok "this test needs the test build (cmake -DSRDMA_TEST_HOOKS=ON; make test builds it in build-test)"
-	finish
-	exit 1
+	skip "this test needs the test build (cmake -DSRDMA_TEST_HOOKS=ON; make test builds it in build-test)"
+}
+
+# need_tool NAME...: helper programs from tests/tools, built with the tests;
+# one missing means a broken build, which fails.
+need_tool() {
+	local t
+	for t in "$@"; do
+		[ -x "$BUILD/$t" ] && continue
+		notok "$BUILD/$t is missing (cmake --build builds it with the tests)"
+		finish
+		exit 1
+	done
 }
 
 finish() {

@@ -5,9 +5,7 @@
 # client is served again. --max-handshakes queues instead of refusing.
 . "$(dirname "$0")/lib.sh"
 PROBE="$BUILD/echo_probe"
-for t in echo_probe slowloris; do
-	[ -x "$BUILD/$t" ] || { echo "missing $BUILD/$t"; exit 1; }
-done
+need_tool echo_probe slowloris
 make_pki "$T/pki" client
 legit() { client --certs "$T/pki" --transport ofi --op all --count 3 --quiet; }
 # one_line FILE PATTERN: FILE holds exactly one line and it matches PATTERN.

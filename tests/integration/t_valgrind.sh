@@ -2,7 +2,7 @@
 # valgrind memcheck of the server through connect/close cycles (including
 # strangers and refused clients): no leaks, no invalid accesses.
 . "$(dirname "$0")/lib.sh"
-command -v valgrind >/dev/null || { echo "valgrind missing"; exit 1; }
+need_cmd valgrind
 CYCLES=${VG_CYCLES:-20}
 make_pki "$T/pki" client
 make_pki "$T/other" client
@@ -21,8 +21,20 @@ for i in $(seq "$CYCLES"); do
 		>/dev/null 2>&1 || bad=$((bad + 1))
 done
 check "$CYCLES clients verified under valgrind" [ "$bad" -eq 0 ]
-check "refused client under valgrind" expect_fail "." client --certs "$T/other" --transport ofi --op echo
-check "policy refusal under valgrind" expect_fail "requires" client --certs "$T/pki" --transport ofi --protect none --op echo
+# A certificate from another CA: the server is the one that refuses it.
+check "refused client under valgrind" expect_fail "the server rejected our certificate: unknown ca" \
+	client --cert "$T/other/client.crt" --key "$T/other/client.key" --ca "$T/pki/ca.crt" \
+	--transport ofi --op echo
+# logged PATTERN: the server's log (slow under valgrind) has PATTERN within 20 s.
+logged() {
+	for _ in $(seq 200); do grep -qE -- "$1" "$T/s.log" && return 0; sleep 0.1; done
+	echo "server log lacks /$1/:"; cat "$T/s.log"
+	return 1
+}
+check "... the server named the reason" logged "reject .*client certificate 'client' is not signed by the CA"
+check "policy refusal under valgrind" expect_fail \
+	"server said: the client asked for protection 'none' but this server requires at least 'integrity'" \
+	client --certs "$T/pki" --transport ofi --protect none --op echo
 printf 'GET / HTTP/1.1\r\n\r\n' | timeout 5 bash -c "cat > /dev/tcp/127.0.0.1/$CTRL_PORT" 2>/dev/null
 client --certs "$T/pki" --transport ofi --op write --count 100000 --size 64K --quiet >/dev/null 2>&1 &
 v=$!; sleep 3; kill -9 $v; wait $v 2>/dev/null

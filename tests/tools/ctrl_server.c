@@ -9,6 +9,7 @@
  * Prints "listening PORT", then per connection exactly one of
  *   handshake ok identity=<id>
  *   handshake failed code=<n> <srdma_strerror> detail=<detail>
+ * and exits 0 after N connections (1 if it could not accept one).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -101,7 +102,7 @@ int main(int argc, char **argv)
 	socklen_t sl = sizeof(sa);
 	size_t n_allow = 0;
 	long port = -1, count = 1;
-	int opt, lfd, one = 1;
+	int opt, lfd, one = 1, rc = 0;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -172,11 +173,12 @@ int main(int argc, char **argv)
 			}
 			fprintf(stderr, "ctrl_server: accept: %s\n",
 				strerror(errno));
+			rc = 1;
 			break;
 		}
 		serve_one(t, fd);
 	}
 	close(lfd);
 	srdma__tls_ctx_destroy(t);
-	return 0;
+	return rc;
 }

@@ -677,7 +677,14 @@ static void test_cycles(void)
 	CHECK(count_fds() == fds0);
 }
 
-/* ofi_stranger (tests/tools) against our listener, when it was built. */
+/*
+ * ofi_stranger (tests/tools), a plain libfabric client, against our
+ * listener. This is the transport under the connect-token check, not the
+ * check (which is the session's: srdma__on_connreq, tested end to end by
+ * tests/integration/t_strangers_ofi.sh and t_adversary.sh): a stranger's
+ * private data reach on_connreq byte for byte (the accepted case), and a
+ * reject reaches the stranger as a refusal.
+ */
 static void run_stranger(const char *bin, const char *arg1, const char *arg2,
 			 int want_rc, const char *want_line)
 {
@@ -713,28 +720,38 @@ static void test_stranger(void)
 	ssize_t n = readlink("/proc/self/exe", bin, sizeof(bin) - 32);
 	const char *env = getenv("SRDMA_OFI_STRANGER");
 	struct side srv;
-	int i;
+	int i, before;
 
 	if (env) {
 		snprintf(bin, sizeof(bin), "%s", env);
 	} else {
+		CHECK(n > 0);
 		if (n <= 0)
 			return;
 		bin[n] = '\0';
 		strcpy(strrchr(bin, '/') + 1, "ofi_stranger");
 	}
+	/* Built with the tests: missing means a broken build, not a skip. */
+	CHECK(access(bin, X_OK) == 0);
 	if (access(bin, X_OK)) {
-		printf("skip: ofi_stranger not found at %s\n", bin);
+		fprintf(stderr,
+			"ofi_stranger not found at %s (build the tests/tools "
+			"targets, or name it in SRDMA_OFI_STRANGER)\n",
+			bin);
 		return;
 	}
 	g_mode = M_ACCEPT;
 	CHECK_RC(side_create(&srv, "server", true), 0);
 	g_next_srv = &srv;
+	before = g_connreqs;
 	run_stranger(bin, "--zero", NULL, 0, "rejected");
 	run_stranger(bin, "--none", NULL, 0, "rejected");
+	/* Both refusals were on_connreq's, not a port nobody listens on. */
+	CHECK(g_connreqs == before + 2);
 	for (i = 0; i < PDATA_LEN; i++)
 		sprintf(hex + 2 * i, "%02x", g_pdata[i]);
 	run_stranger(bin, "--pdata", hex, 1, "accepted");
+	CHECK(g_connreqs == before + 3);
 	RUN_UNTIL(srv.closed, 3000);
 	side_destroy(&srv);
 }

@@ -603,9 +603,12 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (!srdma__verbs_available(why, sizeof(why))) {
+		/* 77: ctest's SKIP_RETURN_CODE, so this reads "Skipped", not
+		 * "Passed". Also on CI: natively there is no RDMA device; the
+		 * VM (tests/vm) runs this test on Soft-RoCE and wants 0. */
 		printf("SKIP: no RDMA device (runs in the Soft-RoCE VM)\n");
 		fprintf(stderr, "verbs: %s\n", why);
-		return 0;
+		return 77;
 	}
 	printf("verbs available: %s\n", why);
 	addr = test_addr();

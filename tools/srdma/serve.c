@@ -470,7 +470,7 @@ int cmd_serve(int argc, char **argv)
 				srdma_conn_set_user(e->conn, cl);
 				srdma_conn_info(e->conn, &cl->info);
 				rc = setup_client(cl, so.region_size);
-				if (rc < 0) {
+				if (rc < 0 && rc != SRDMA_ESTATE) {
 					LOG("reject %s id=%s: %s",
 					    cl->info.peer_addr,
 					    cl->info.peer_identity,
@@ -490,6 +490,13 @@ int cmd_serve(int argc, char **argv)
 				clients = cl;
 				nconn++;
 				nlive++;
+				/* SRDMA_ESTATE: the connection failed before we
+				 * got to it (a first message that fails
+				 * verification can be that quick). Not our
+				 * refusal: SRDMA_EV_CLOSED follows, and its
+				 * disconnect line says why. */
+				if (rc == SRDMA_ESTATE)
+					break;
 				LOG("connect %s id=%s transport=%s provider=%s "
 				    "protect=%s%s%s tls=%s clients=%d",
 				    cl->info.peer_addr, cl->info.peer_identity,
