@@ -42,12 +42,12 @@ for mode in encrypt integrity; do
 	check "... server: failed verification, no write delivered" server_said $n \
 		"error: block 0 of region [0-9]+ failed verification after the peer's write msgs=0 writes=0 "
 	check "tampered read ($mode) detected" expect_fail \
-		"FAILED: read #0: $auth block 0 of region [0-9]+ read from the peer failed verification$" \
+		"FAILED: read #0: $auth region [0-9]+: a block read from the peer failed verification, and read again it had not changed \(tampered with on the way\)$" \
 		env SRDMA_TAMPER=read "$SRDMA" client --connect "127.0.0.1:$CTRL_PORT" \
 		--certs "$T/pki" --transport ofi --protect $mode --op read --count 3
 	n=$((n + 1))
 	check "... server: told by the client why" server_said $n \
-		"error: client said: block 0 of region [0-9]+ read from the peer failed verification msgs=0 writes=0 "
+		"error: client said: region [0-9]+: a block read from the peer failed verification, and read again it had not changed \(tampered with on the way\) msgs=0 writes=0 "
 done
 check "server still serves" client --certs "$T/pki" --transport ofi --op all --count 3 --quiet
 n=$((n + 1))
