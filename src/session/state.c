@@ -87,6 +87,27 @@ void srdma__update_interest(struct srdma_conn *c)
 	IGNORE_RESULT(srdma__loop_mod(c->fd_reg, ev));
 }
 
+/* Why the control connection ended under us, in words for the user. */
+static int ctrl_lost(struct srdma_conn *c, int n)
+{
+	if (n != SRDMA_ECLOSED) {
+		/* e.g. the server rejected our certificate: TLS 1.3 reports
+		 * it on the first read; the detail says so already. */
+		return n;
+	}
+	/* After TLS and before the server's HELLO (our HELLO may still be
+	 * on its way out when the close arrives). */
+	if (!c->server && c->tls_ok && c->state <= ST_HELLO)
+		return srdma__err(SRDMA_ENOT_ALLOWED,
+				  "the server closed the connection right "
+				  "after TLS: is this client's identity on "
+				  "its allow-list?");
+	return srdma__err(
+		n, "%s closed the control connection%s",
+		c->server ? "the client" : "the server",
+		c->state == ST_ESTABLISHED ? " (did it exit or crash?)" : "");
+}
+
 int srdma__conn_send_msg(struct srdma_conn *c, const struct srdma__msg *m)
 {
 	uint8_t buf[SRDMA_WIRE_HDR_LEN + SRDMA_WIRE_MAX_BODY];
@@ -96,6 +117,8 @@ int srdma__conn_send_msg(struct srdma_conn *c, const struct srdma__msg *m)
 		return n;
 	n = srdma__ctrl_send(c->ctrl, buf, (size_t)n);
 	srdma__update_interest(c);
+	if (n == SRDMA_ECLOSED)
+		return ctrl_lost(c, n); /* the peer closed before we wrote */
 	return n < 0 && n != SRDMA_EAGAIN ? n : 0;
 }
 
@@ -260,25 +283,6 @@ bool srdma__conn_dispatch_msg(struct srdma_conn *c, const struct srdma__msg *m)
 	if (m->type == SRDMA_MSG_GOODBYE)
 		srdma__start_disconnect(c);
 	return c->state < ST_CLOSED;
-}
-
-/* Why the control connection ended under us, in words for the user. */
-static int ctrl_lost(struct srdma_conn *c, int n)
-{
-	if (n != SRDMA_ECLOSED) {
-		/* e.g. the server rejected our certificate: TLS 1.3 reports
-		 * it on the first read; the detail says so already. */
-		return n;
-	}
-	if (!c->server && c->state == ST_HELLO)
-		return srdma__err(SRDMA_ENOT_ALLOWED,
-				  "the server closed the connection right "
-				  "after TLS: is this client's identity on "
-				  "its allow-list?");
-	return srdma__err(
-		n, "%s closed the control connection%s",
-		c->server ? "the client" : "the server",
-		c->state == ST_ESTABLISHED ? " (did it exit or crash?)" : "");
 }
 
 void srdma__read_ctrl(struct srdma_conn *c)
