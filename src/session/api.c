@@ -407,7 +407,9 @@ SRDMA_API int srdma_send(srdma_conn *c, const void *buf, size_t len)
 	/* One credit stays back so credit returns can always flow. */
 	ENSURE(srdma__can_post(c, SRDMA_REC_DATA), SRDMA_EAGAIN,
 	       "send window full");
-	return srdma__post_record(c, SRDMA_REC_DATA, buf, len);
+	GUARD(srdma__post_record(c, SRDMA_REC_DATA, buf, len));
+	srdma__metric_op(c, SRDMA_METRIC_SEND, len);
+	return 0;
 }
 
 SRDMA_API int srdma_send_sync(srdma_conn *c, const void *buf, size_t len,

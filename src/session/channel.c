@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "session/conn.h"
+#include "session/metrics.h"
 
 /*
  * Message rings, staging areas and regions come straight from mmap: pages
@@ -382,6 +383,7 @@ static int verify_slice(struct srdma_conn *c, uint32_t *budget)
 		e->ev.region = v->region;
 		e->ev.offset = v->off;
 		e->ev.len = v->len;
+		srdma__metric_op(c, SRDMA_METRIC_PEER_WRITE, v->len);
 	}
 	c->ack_due.count++;
 	c->ack_due.region = v->region;
@@ -446,6 +448,7 @@ static int handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
 					 "", &e));
 		e->ev.data = rec.payload;
 		e->ev.len = rec.len;
+		srdma__metric_op(c, SRDMA_METRIC_RECV, rec.len);
 		e->recv_slot = (int)slot;
 		c->rx_held++;
 		/* The slot goes back when the application is done with it. */

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include "session/conn.h"
+#include "session/metrics.h"
 
 enum {
 	/* Re-reads of one read that met a racing update before it gives up:
@@ -58,6 +59,11 @@ static void complete_op(struct srdma_conn *c, struct op *op, int status,
 	unlink_op(c, op);
 	if (op->kind == OP_READ && status < 0)
 		OPENSSL_cleanse(op->buf, op->len);
+	if (status == 0)
+		srdma__metric_op(c,
+				 op->kind == OP_WRITE ? SRDMA_METRIC_WRITE
+						      : SRDMA_METRIC_READ,
+				 op->len);
 	srdma__queue(c,
 		     op->kind == OP_WRITE ? SRDMA_EV_WRITE_DONE
 					  : SRDMA_EV_READ_DONE,

@@ -74,6 +74,24 @@ sleep 0.5
 scrape >"$T/scrape"
 check "a reload is counted" [ "$(value 'srdma_reloads_total{result="ok"}')" = 1 ]
 
+# ---- the data path: one client's operations, counted once each ----
+ops() { value "srdma_operations_total{op=\"$1\",mode=\"encrypt\"}"; }
+bytes() { value "srdma_payload_bytes_total{op=\"$1\",mode=\"encrypt\"}"; }
+scrape >"$T/scrape"
+s0=$(ops send) r0=$(ops recv) p0=$(ops peer_write) rb0=$(bytes recv) pb0=$(bytes peer_write)
+check "a client echoes 3 messages and writes 3 blocks of 4096 B" \
+	client --certs "$T/pki" --transport ofi --protect encrypt --op all \
+	--count 3 --size 4096 --quiet
+sleep 0.3
+scrape >"$T/scrape"
+check "... 3 messages received and verified ($r0 -> $(ops recv))" [ "$(($(ops recv) - r0))" -eq 3 ]
+check "... 3 echoes sent ($s0 -> $(ops send))" [ "$(($(ops send) - s0))" -eq 3 ]
+check "... 3 x 4096 B received" [ "$(($(bytes recv) - rb0))" -eq 12288 ]
+check "... 3 peer writes verified ($p0 -> $(ops peer_write))" [ "$(($(ops peer_write) - p0))" -eq 3 ]
+check "... 3 x 4096 B written by the peer" [ "$(($(bytes peer_write) - pb0))" -eq 12288 ]
+check "... nothing counted in mode none" \
+	[ "$(value 'srdma_operations_total{op="recv",mode="none"}')" = 0 ]
+
 # ---- anything else: a clean HTTP error ----
 code() { curl -s -o /dev/null -w "%{http_code}" "$@"; }
 check "GET / is 404" [ "$(code "http://127.0.0.1:$METRICS_PORT/")" = 404 ]
