@@ -11,10 +11,31 @@
  *
  * Threading: a context and everything created from it (listeners,
  * connections, regions) belong to one thread at a time, the one that calls
- * srdma_ctx_poll() or the blocking calls. Only that thread changes connection
- * state. Different contexts may be used from different threads concurrently.
- * srdma_version(), srdma_strerror(), srdma_error_detail() and
- * srdma_config_init() are thread-safe.
+ * srdma_ctx_poll() or the blocking calls (which run the whole context's
+ * loop, so two threads on two connections of one context collide just as
+ * two threads on one connection do). A call that touches a context while
+ * another thread is inside a call on it fails with SRDMA_ESTATE and changes
+ * nothing (a destroy does nothing); this check is a diagnostic, not a lock.
+ * Handing a context to another thread between calls is fine. Different
+ * contexts may be used from different threads concurrently. Calls made from
+ * the log callback on the thread that is inside the context work, except
+ * srdma_ctx_destroy() and srdma_conn_destroy(). srdma_version(),
+ * srdma_strerror(), srdma_error_detail(), srdma_config_init() and the
+ * getters of fixed attributes
+ * (srdma_ctx_fd, srdma_ctx_transport, srdma_listener_port,
+ * srdma_listener_fabric_port, srdma_region_id, srdma_region_len) may be
+ * called from any thread.
+ *
+ * Lifetimes: destroy objects in any order. A context owns its listeners and
+ * connections, a connection its regions; destroying a parent releases all
+ * its children's resources (connections are aborted, keys wiped, memory
+ * deregistered and freed) and detaches the handles: they stay valid, calls
+ * on them fail with SRDMA_ECLOSED (the getters above still answer), and the
+ * application's own destroy of each one frees what is left. So every
+ * handle the application gets (srdma_listen, srdma_connect[_start], an
+ * event naming a new connection, srdma_region_create)
+ * is destroyed by the application exactly once, before or after its
+ * parent. Connections the application never saw are the context's own.
  *
  * Event loops: srdma_ctx_fd() returns one file descriptor that becomes
  * readable when srdma_ctx_poll() has work to do. Blocking programs call the
@@ -273,7 +294,9 @@ SRDMA_API const char *srdma_protect_name(enum srdma_protect p);
 SRDMA_API void srdma_config_init(struct srdma_config *cfg,
 				 enum srdma_role role);
 SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out);
-/* Aborts every connection (peers see an error), frees everything. */
+/* Aborts every connection (peers see an error), frees everything it owns
+ * and detaches the listeners and connections the application holds (see
+ * "Lifetimes"); queued events are dropped. */
 SRDMA_API void srdma_ctx_destroy(srdma_ctx *ctx);
 /* Readable when srdma_ctx_poll() has work. Never close it. */
 SRDMA_API int srdma_ctx_fd(const srdma_ctx *ctx);
@@ -318,7 +341,8 @@ SRDMA_API int srdma_conn_close(srdma_conn *c);
  */
 SRDMA_API int srdma_conn_abort(srdma_conn *c, int code, const char *why);
 /* Frees the connection; closes it first (bounded wait) if still open.
- * Pending operations complete with SRDMA_ECLOSED before it returns. */
+ * Pending operations complete with SRDMA_ECLOSED before it returns; its
+ * queued events are dropped and its regions detached (see "Lifetimes"). */
 SRDMA_API void srdma_conn_destroy(srdma_conn *c);
 
 /*
@@ -386,7 +410,8 @@ SRDMA_API int srdma_region_get(srdma_region *r, uint64_t offset, void *buf,
 			       size_t len);
 SRDMA_API int srdma_region_put(srdma_region *r, uint64_t offset,
 			       const void *buf, size_t len);
-/* Revokes the peer's access (invalidates the key) and frees the memory. */
+/* Revokes the peer's access (invalidates the key) and frees the memory;
+ * on a region whose connection is gone, frees the handle. */
 SRDMA_API void srdma_region_destroy(srdma_region *r);
 
 /* ---- client connection pool ---- */

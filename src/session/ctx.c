@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "session/conn.h"
+#include "session/owner.h"
 
 /* "MAJOR.MINOR.PATCH" from srdma.h's version macros: arguments are
  * expanded before STR_ turns them into strings. */
@@ -232,21 +233,35 @@ out_free:
 	return rc;
 }
 
+static void listener_release(struct srdma_listener *l);
+
+/*
+ * Connections and listeners the application holds are detached, not freed
+ * (srdma.h, "Lifetimes"): their resources go now, their handles stay valid
+ * until the application destroys them.
+ */
 SRDMA_API void srdma_ctx_destroy(srdma_ctx *ctx)
 {
+	struct srdma__use use;
 	struct qev *e;
 
-	if (!ctx)
+	if (!ctx || srdma__use_enter_alone(&use, ctx, "srdma_ctx_destroy") < 0)
 		return;
 	while (ctx->conns) {
 		struct srdma_conn *c = ctx->conns;
 		if (c->state < ST_CLOSED)
 			srdma__conn_fail(c, SRDMA_ECLOSED,
 					 "the local context was destroyed");
-		srdma__conn_free(c);
+		if (c->handed)
+			srdma__conn_detach(c);
+		else
+			srdma__conn_free(c);
 	}
-	while (ctx->listeners)
-		srdma_listener_destroy(ctx->listeners);
+	while (ctx->listeners) {
+		struct srdma_listener *l = ctx->listeners;
+		ctx->listeners = l->next;
+		listener_release(l);
+	}
 	srdma__respool_destroy(ctx);
 	srdma__linger_expire(ctx, 0, true);
 	srdma__release_delivered(ctx);
@@ -262,6 +277,7 @@ SRDMA_API void srdma_ctx_destroy(srdma_ctx *ctx)
 	srdma__loop_destroy(ctx->loop);
 	srdma__tls_ctx_destroy(ctx->tls);
 	free_strings(ctx);
+	srdma__use_forget(&use);
 	free(ctx);
 }
 
@@ -398,6 +414,7 @@ SRDMA_API int srdma_ctx_poll(srdma_ctx *ctx, struct srdma_event *evs, int max,
 	int n = 0;
 
 	ENSURE(ctx && evs && max > 0, SRDMA_EINVAL, "srdma_ctx_poll: bad args");
+	USE_CTX(ctx, "srdma_ctx_poll");
 	srdma__release_delivered(ctx);
 	deadline = timeout_ms < 0 ? UINT64_MAX : srdma__now_ms() + timeout_ms;
 	for (;;) {
@@ -421,6 +438,8 @@ SRDMA_API int srdma_ctx_poll(srdma_ctx *ctx, struct srdma_event *evs, int max,
 		if (!ctx->q_head)
 			ctx->q_tail = NULL;
 		evs[n++] = e->ev;
+		if (e->ev.conn) /* the application holds it now */
+			e->ev.conn->handed = true;
 		e->next = ctx->delivered;
 		ctx->delivered = e;
 	}
@@ -491,6 +510,7 @@ SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 
 	srdma__err_clear();
 	ENSURE(ctx && out, SRDMA_EINVAL, "srdma_listen: NULL argument");
+	USE_CTX(ctx, "srdma_listen");
 	ENSURE(ctx->cfg.role == SRDMA_ROLE_SERVER, SRDMA_ESTATE,
 	       "srdma_listen needs a server context");
 	l = calloc(1, sizeof(*l));
@@ -564,22 +584,36 @@ SRDMA_API uint16_t srdma_listener_fabric_port(const srdma_listener *l)
 	return l ? l->fabric_port : 0;
 }
 
+/* Closes l (already unlinked from its context) and leaves the handle. */
+static void listener_release(struct srdma_listener *l)
+{
+	for (struct srdma_conn *c = l->ctx->conns; c; c = c->next)
+		if (c->listener == l)
+			c->listener = NULL;
+	srdma__loop_del(l->fd_reg);
+	l->fd_reg = NULL;
+	close(l->fd);
+	l->fd = -1;
+	l->ctx->tp->ops->listener_destroy(l->tpl);
+	l->tpl = NULL;
+	l->ctx = NULL;
+	l->next = NULL;
+}
+
 SRDMA_API void srdma_listener_destroy(srdma_listener *l)
 {
 	struct srdma_listener **pp;
 
 	if (!l)
 		return;
-	for (pp = &l->ctx->listeners; *pp; pp = &(*pp)->next)
-		if (*pp == l) {
-			*pp = l->next;
-			break;
-		}
-	for (struct srdma_conn *c = l->ctx->conns; c; c = c->next)
-		if (c->listener == l)
-			c->listener = NULL;
-	srdma__loop_del(l->fd_reg);
-	close(l->fd);
-	l->ctx->tp->ops->listener_destroy(l->tpl);
+	if (l->ctx) { /* else detached: its context is gone */
+		USE_CTX_VOID(l->ctx, "srdma_listener_destroy");
+		for (pp = &l->ctx->listeners; *pp; pp = &(*pp)->next)
+			if (*pp == l) {
+				*pp = l->next;
+				break;
+			}
+		listener_release(l);
+	}
 	free(l);
 }

@@ -7,6 +7,7 @@
 #ifndef SRDMA_SESSION_SESSION_H
 #define SRDMA_SESSION_SESSION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -153,6 +154,10 @@ struct srdma_conn {
 	enum conn_state state;
 	bool server;
 	bool app_owned; /* the app has seen it (ACCEPTED/CONNECTED or client) */
+	/* The application holds the handle (a client's connection; a server's
+	 * once an event named it): destroying the context detaches it rather
+	 * than freeing it, so the application's srdma_conn_destroy is safe. */
+	bool handed;
 	bool counted_hs; /* counted in ctx->handshakes */
 	bool destroying;
 	void *user;
@@ -332,6 +337,10 @@ struct srdma_ctx {
 		uint16_t port, fabric_port;
 	} fports[8];
 	uint32_t fports_next;
+	/* The thread inside a public call on this context, and how deeply
+	 * (owner.h): a second thread is refused with SRDMA_ESTATE. */
+	_Atomic uintptr_t owner;
+	uint32_t owner_depth;
 };
 
 /* ctx.c */
@@ -349,6 +358,10 @@ int srdma__conn_next_deadline(struct srdma_ctx *ctx, uint64_t now);
 int srdma__conn_new_server(struct srdma_listener *l, int fd,
 			   const char *peer) SRDMA__WUR;
 void srdma__conn_free(struct srdma_conn *c);
+/* Everything srdma__conn_free does but freeing c itself: c is left
+ * detached (no context, no resources, regions detached) for the
+ * application's srdma_conn_destroy. */
+void srdma__conn_detach(struct srdma_conn *c);
 void srdma__on_connreq(void *arg, struct srdma__tp_connreq *req);
 int srdma__repost_slot(struct srdma_conn *c, int slot) SRDMA__WUR;
 void srdma__tune_ctrl_socket(int fd);

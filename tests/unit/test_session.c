@@ -80,6 +80,8 @@ static void *server_main(void *arg)
 					    &r) < 0)
 					fprintf(stderr, "region: %s\n",
 						srdma_error_detail());
+				else
+					srdma_conn_set_user(evs[i].conn, r);
 				break;
 			case SRDMA_EV_RECV:
 				if (srdma_send(evs[i].conn, evs[i].data,
@@ -93,6 +95,8 @@ static void *server_main(void *arg)
 			case SRDMA_EV_CLOSED:
 				if (evs[i].status == 0)
 					closed_ok++;
+				srdma_region_destroy(
+					srdma_conn_user(evs[i].conn));
 				srdma_conn_destroy(evs[i].conn);
 				break;
 			default:

@@ -91,8 +91,11 @@ static void usage(FILE *f)
 		"per-client", DEFAULT_PORT, common_help());
 }
 
+/* Regions may go before or after their connection (srdma.h, "Lifetimes"). */
 static void free_client(struct client *cl)
 {
+	srdma_region_destroy(cl->rw);
+	srdma_region_destroy(cl->ro);
 	while (cl->echo_head) {
 		struct pending *p = cl->echo_head;
 		cl->echo_head = p->next;
