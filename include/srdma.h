@@ -32,8 +32,8 @@
  * deregistered and freed) and detaches the handles: they stay valid, calls
  * on them fail with SRDMA_ECLOSED (the getters above still answer), and the
  * application's own destroy of each one frees what is left. So every
- * handle the application gets (srdma_listen, srdma_connect[_start], an
- * event naming a new connection, srdma_region_create)
+ * handle the application gets (srdma_listen, srdma_connect[_start],
+ * srdma_accept or an event naming a new connection, srdma_region_create)
  * is destroyed by the application exactly once, before or after its
  * parent. Connections the application never saw are the context's own.
  *
@@ -318,7 +318,17 @@ SRDMA_API uint16_t srdma_listener_port(const srdma_listener *l);
 /* The port of the fabric listener (rdma_cm or libfabric) clients connect to
  * after TLS; chosen by the system. */
 SRDMA_API uint16_t srdma_listener_fabric_port(const srdma_listener *l);
+/* Stops listening; clients already accepted are not affected. */
 SRDMA_API void srdma_listener_destroy(srdma_listener *l);
+/*
+ * Blocking accept: runs the loop until a client of l is fully connected
+ * (authenticated, fabric up) and returns it, or SRDMA_ETIMEDOUT after
+ * timeout_ms (-1 = wait forever, 0 = one pass without waiting). Other
+ * events stay queued for srdma_ctx_poll(); refused clients are reported
+ * there as SRDMA_EV_REJECTED. A program that never polls should call
+ * srdma_ctx_poll(ctx, evs, n, 0) now and then to drain them.
+ */
+SRDMA_API int srdma_accept(srdma_listener *l, int timeout_ms, srdma_conn **out);
 
 /* ---- client ---- */
 /* Starts connecting; SRDMA_EV_CONNECTED or SRDMA_EV_CLOSED follows. */

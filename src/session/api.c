@@ -98,6 +98,22 @@ out_free:
 	return rc;
 }
 
+/* Unlinks the queued event *pp points to. */
+static struct qev *unlink_event(struct srdma_ctx *ctx, struct qev **pp)
+{
+	struct qev *e = *pp;
+
+	*pp = e->next;
+	if (ctx->q_tail == e) {
+		struct qev *t = ctx->q_head;
+		while (t && t->next)
+			t = t->next;
+		ctx->q_tail = t;
+	}
+	e->next = NULL;
+	return e;
+}
+
 /* Unlinks the first queued event matching (conn, type[, user]). */
 static struct qev *take_event(struct srdma_ctx *ctx, struct srdma_conn *c,
 			      enum srdma_event_type type, bool match_user,
@@ -110,16 +126,21 @@ static struct qev *take_event(struct srdma_ctx *ctx, struct srdma_conn *c,
 			continue;
 		if (match_user && e->ev.user != user)
 			continue;
-		*pp = e->next;
-		if (ctx->q_tail == e) {
-			struct qev *t = ctx->q_head;
-			while (t && t->next)
-				t = t->next;
-			ctx->q_tail = t;
-		}
-		e->next = NULL;
-		return e;
+		return unlink_event(ctx, pp);
 	}
+	return NULL;
+}
+
+/* Unlinks the first queued SRDMA_EV_ACCEPTED of a client of l. */
+static struct qev *take_accepted(struct srdma_ctx *ctx,
+				 const struct srdma_listener *l)
+{
+	struct qev **pp, *e;
+
+	for (pp = &ctx->q_head; (e = *pp); pp = &e->next)
+		if (e->ev.type == SRDMA_EV_ACCEPTED && e->ev.conn &&
+		    e->ev.conn->listener == l)
+			return unlink_event(ctx, pp);
 	return NULL;
 }
 
@@ -185,6 +206,38 @@ SRDMA_API int srdma_connect(srdma_ctx *ctx, const char *host, uint16_t port,
 			srdma__conn_free(c);
 			return rc;
 		}
+	}
+}
+
+SRDMA_API int srdma_accept(srdma_listener *l, int timeout_ms, srdma_conn **out)
+{
+	uint64_t dl = deadline_of(timeout_ms);
+	struct srdma_ctx *ctx;
+	struct qev *e;
+
+	ENSURE(out, SRDMA_EINVAL, "srdma_accept: out is NULL");
+	*out = NULL;
+	ENSURE(l, SRDMA_EINVAL, "srdma_accept: the listener is NULL");
+	ENSURE(l->ctx, SRDMA_ECLOSED,
+	       "srdma_accept: the listener's context was destroyed");
+	ctx = l->ctx;
+	USE_CTX(ctx, "srdma_accept");
+	for (bool last = false;;) {
+		if ((e = take_accepted(ctx, l))) {
+			struct srdma_conn *c = e->ev.conn;
+			put_event(ctx, e);
+			c->handed = true;
+			*out = c;
+			return 0;
+		}
+		if (last)
+			return srdma__err(SRDMA_ETIMEDOUT,
+					  "no client connected to port %u "
+					  "within %d ms",
+					  l->port, timeout_ms);
+		/* One pass even at timeout 0, as srdma_ctx_poll. */
+		last = remaining(dl) == 0;
+		GUARD(srdma__ctx_run(ctx, remaining(dl)));
 	}
 }
 

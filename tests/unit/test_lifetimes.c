@@ -218,12 +218,73 @@ static void test_listener(void)
 	port = srdma_listener_port(l);
 	srdma_ctx_destroy(ctx);
 	CHECK(srdma_listener_port(l) == port);
+	{
+		srdma_conn *c = (srdma_conn *)1;
+		CHECK_RC(srdma_accept(l, 10, &c), SRDMA_ECLOSED);
+		CHECK(c == NULL);
+	}
 	srdma_listener_destroy(l);
 
 	CHECK_RC(srdma_ctx_create(&cfg, &ctx), 0);
 	CHECK_RC(srdma_listen(ctx, "127.0.0.1", 0, &l), 0);
 	srdma_listener_destroy(l);
 	srdma_ctx_destroy(ctx);
+}
+
+struct connect_args {
+	srdma_ctx *ctx;
+	uint16_t port;
+	srdma_conn *c;
+	int rc;
+};
+
+static void *connect_main(void *arg)
+{
+	struct connect_args *a = arg;
+
+	a->rc = srdma_connect(a->ctx, "127.0.0.1", a->port, 10000, &a->c);
+	return NULL;
+}
+
+/*
+ * A client the server application never saw (its SRDMA_EV_ACCEPTED still
+ * queued) belongs to the context: srdma_ctx_destroy frees it (a leak under
+ * ASan otherwise).
+ */
+static void test_unseen(void)
+{
+	struct srdma_config cfg;
+	struct connect_args a = {0};
+	srdma_listener *l = NULL, *other = NULL;
+	srdma_ctx *sctx = NULL;
+	srdma_conn *none = NULL;
+	pthread_t th;
+
+	srdma_config_init(&cfg, SRDMA_ROLE_SERVER);
+	cfg.certs_dir = dir;
+	cfg.transport = SRDMA_TRANSPORT_OFI;
+	cfg.log_fn = tsrv_quiet;
+	CHECK_RC(srdma_ctx_create(&cfg, &sctx), 0);
+	CHECK_RC(srdma_listen(sctx, "127.0.0.1", 0, &l), 0);
+	CHECK_RC(srdma_listen(sctx, "127.0.0.1", 0, &other), 0);
+	if (!l || !other)
+		return;
+	a.ctx = tsrv_client_ctx(dir, SRDMA_PROTECT_ENCRYPT);
+	a.port = srdma_listener_port(l);
+	/* The client connects from its own thread while the server runs its
+	 * loop through srdma_accept on the other listener, which leaves l's
+	 * client queued. */
+	pthread_create(&th, NULL, connect_main, &a);
+	CHECK_RC(srdma_accept(other, 2000, &none), SRDMA_ETIMEDOUT);
+	pthread_join(th, NULL);
+	CHECK_RC(a.rc, 0);
+	CHECK_RC(srdma_accept(other, 200, &none), SRDMA_ETIMEDOUT);
+	CHECK(none == NULL);
+	srdma_listener_destroy(other);
+	srdma_ctx_destroy(sctx);
+	srdma_listener_destroy(l);
+	srdma_conn_destroy(a.c);
+	srdma_ctx_destroy(a.ctx);
 }
 
 int main(void)
@@ -254,6 +315,7 @@ int main(void)
 	CHECK(s.errors == 0);
 	test_server_orders();
 	test_listener();
+	test_unseen();
 	srdma_ctx_destroy(NULL);
 	srdma_conn_destroy(NULL);
 	srdma_region_destroy(NULL);

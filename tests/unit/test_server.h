@@ -47,12 +47,12 @@ struct tsrv {
 	} cl[TSRV_MAX];
 };
 
-static void tsrv_quiet(void *arg, int level, const char *line)
+static inline void tsrv_quiet(void *arg, int level, const char *line)
 {
 	(void)arg, (void)level, (void)line;
 }
 
-static long tsrv_ms_since(const struct timespec *t)
+static inline long tsrv_ms_since(const struct timespec *t)
 {
 	struct timespec now;
 
@@ -61,7 +61,7 @@ static long tsrv_ms_since(const struct timespec *t)
 	       (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
-static void tsrv_grant(struct tsrv *s, int i)
+static inline void tsrv_grant(struct tsrv *s, int i)
 {
 	if (!s->region_len || s->cl[i].region || s->cl[i].granted)
 		return;
@@ -77,7 +77,7 @@ static void tsrv_grant(struct tsrv *s, int i)
 	}
 }
 
-static void tsrv_drop(struct tsrv *s, srdma_conn *c)
+static inline void tsrv_drop(struct tsrv *s, srdma_conn *c)
 {
 	for (int i = 0; i < TSRV_MAX; i++)
 		if (s->cl[i].conn == c) {
@@ -91,7 +91,7 @@ static void tsrv_drop(struct tsrv *s, srdma_conn *c)
 	srdma_conn_destroy(c);
 }
 
-static void *tsrv_main(void *arg)
+static inline void *tsrv_main(void *arg)
 {
 	struct tsrv *s = arg;
 	struct srdma_config cfg;
@@ -180,7 +180,7 @@ static void *tsrv_main(void *arg)
 }
 
 /* Starts s in its thread; returns its control port, or 0. */
-static int tsrv_start(struct tsrv *s)
+static inline int tsrv_start(struct tsrv *s)
 {
 	s->port = 0;
 	s->stop = 0;
@@ -191,14 +191,14 @@ static int tsrv_start(struct tsrv *s)
 	return s->port > 0 ? s->port : 0;
 }
 
-static void tsrv_stop(struct tsrv *s)
+static inline void tsrv_stop(struct tsrv *s)
 {
 	s->stop = 1;
 	pthread_join(s->th, NULL);
 }
 
 /* A client context of this test's PKI, quiet, over libfabric tcp. */
-static srdma_ctx *tsrv_client_ctx(const char *dir, enum srdma_protect p)
+static inline srdma_ctx *tsrv_client_ctx(const char *dir, enum srdma_protect p)
 {
 	struct srdma_config cfg;
 	srdma_ctx *ctx = NULL;

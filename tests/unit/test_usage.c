@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Issue 18's traps, as a new user meets them, public API only, over
+ * libfabric tcp: a blocking server (srdma_accept), and more below.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "srdma.h"
+#include "test.h"
+#include "test_pki.h"
+#include "test_server.h"
+
+static char dir[256];
+
+/* ---- a blocking server: srdma_accept, srdma_recv, srdma_send_sync ---- */
+
+static atomic_int bs_port, bs_served, bs_rejected, bs_errors;
+static atomic_int bs_ready; /* the timeouts are checked: connect now */
+
+static void bs_fail(const char *what)
+{
+	fprintf(stderr, "blocking server: %s: %s\n", what,
+		srdma_error_detail());
+	bs_errors++;
+}
+
+/* Echoes messages until the client closes, then destroys it. */
+static void bs_serve(srdma_conn *c)
+{
+	char buf[256];
+	size_t len;
+	int rc;
+
+	while ((rc = srdma_recv(c, buf, sizeof(buf), &len, 10000)) == 0)
+		if (srdma_send_sync(c, buf, len, 5000) < 0)
+			bs_fail("echo");
+	if (rc != SRDMA_ECLOSED)
+		bs_fail("recv");
+	srdma_conn_destroy(c);
+	bs_served++;
+}
+
+static void *blocking_server(void *arg)
+{
+	struct srdma_config cfg;
+	struct srdma_event evs[8];
+	srdma_listener *l = NULL;
+	srdma_ctx *ctx = NULL;
+	srdma_conn *c = NULL;
+	int n;
+
+	(void)arg;
+	srdma_config_init(&cfg, SRDMA_ROLE_SERVER);
+	cfg.certs_dir = dir;
+	cfg.transport = SRDMA_TRANSPORT_OFI;
+	cfg.log_fn = tsrv_quiet;
+	if (srdma_ctx_create(&cfg, &ctx) < 0 ||
+	    srdma_listen(ctx, "127.0.0.1", 0, &l) < 0) {
+		bs_fail("start");
+		bs_port = -1;
+		srdma_ctx_destroy(ctx);
+		return NULL;
+	}
+	bs_port = srdma_listener_port(l);
+	/* Nobody yet: a clear timeout, also at 0 ms. */
+	CHECK_RC(srdma_accept(l, 0, &c), SRDMA_ETIMEDOUT);
+	CHECK_RC(srdma_accept(l, 50, &c), SRDMA_ETIMEDOUT);
+	CHECK(strstr(srdma_error_detail(), "no client connected") != NULL);
+	CHECK(c == NULL);
+	bs_ready = 1;
+	/* The first client. */
+	if (srdma_accept(l, 10000, &c) < 0)
+		bs_fail("accept 1");
+	else
+		bs_serve(c);
+	/* A refused client, then a good one: accept returns the good one
+	 * and leaves the refusal queued for srdma_ctx_poll. */
+	if (srdma_accept(l, 10000, &c) < 0)
+		bs_fail("accept 2");
+	else
+		bs_serve(c);
+	n = srdma_ctx_poll(ctx, evs, 8, 0);
+	for (int i = 0; i < n; i++)
+		if (evs[i].type == SRDMA_EV_REJECTED &&
+		    evs[i].status == SRDMA_EPOLICY)
+			bs_rejected++;
+	CHECK_RC(srdma_accept(NULL, 0, &c), SRDMA_EINVAL);
+	srdma_listener_destroy(l);
+	srdma_ctx_destroy(ctx);
+	return NULL;
+}
+
+static void echo_once(srdma_ctx *ctx, int port, const char *msg)
+{
+	srdma_conn *c = NULL;
+	char back[256];
+	size_t len = 0;
+
+	CHECK_RC(srdma_connect(ctx, "127.0.0.1", (uint16_t)port, 10000, &c), 0);
+	if (!c)
+		return;
+	CHECK_RC(srdma_send_sync(c, msg, strlen(msg), 5000), 0);
+	CHECK_RC(srdma_recv(c, back, sizeof(back), &len, 5000), 0);
+	CHECK(len == strlen(msg) && !memcmp(back, msg, len));
+	srdma_conn_destroy(c);
+}
+
+static void test_accept(void)
+{
+	srdma_ctx *ctx = tsrv_client_ctx(dir, SRDMA_PROTECT_ENCRYPT);
+	srdma_ctx *weak = tsrv_client_ctx(dir, SRDMA_PROTECT_NONE);
+	srdma_conn *c = NULL;
+	pthread_t th;
+
+	pthread_create(&th, NULL, blocking_server, NULL);
+	while (!bs_port)
+		usleep(1000);
+	while (bs_port > 0 && !bs_ready)
+		usleep(1000);
+	if (bs_port > 0) {
+		echo_once(ctx, bs_port, "first");
+		/* The server's minimum is encrypt: refused. */
+		CHECK_RC(srdma_connect(weak, "127.0.0.1", (uint16_t)bs_port,
+				       10000, &c),
+			 SRDMA_EPOLICY);
+		echo_once(ctx, bs_port, "second");
+	}
+	pthread_join(th, NULL);
+	CHECK(bs_errors == 0);
+	CHECK(bs_served == 2);
+	CHECK(bs_rejected == 1);
+	srdma_ctx_destroy(weak);
+	srdma_ctx_destroy(ctx);
+}
+
+int main(void)
+{
+	if (test_pki_make(dir, sizeof(dir), "test_usage", NULL) < 0)
+		return 1;
+	test_accept();
+	test_pki_remove(dir);
+	TEST_DONE();
+}
