@@ -164,6 +164,7 @@ enum srdma_log_level {
 	SRDMA_LOG_DEBUG = 3,
 };
 
+/* A log line (no newline), at a level no higher than log_level. */
 typedef void (*srdma_log_fn)(void *arg, int level, const char *line);
 
 /*
@@ -225,7 +226,9 @@ struct srdma_config {
 	uint32_t resource_pool;
 	uint8_t no_resource_pool;
 
-	srdma_log_fn log_fn; /* NULL = stderr */
+	/* The library logs only through log_fn: NULL = no logs at all;
+	 * srdma_log_stderr prints them on stderr. */
+	srdma_log_fn log_fn;
 	void *log_arg;
 	int log_level; /* default SRDMA_LOG_WARN */
 };
@@ -289,6 +292,8 @@ SRDMA_API const char *srdma_strerror(int err);
 SRDMA_API const char *srdma_error_detail(void);
 SRDMA_API const char *srdma_transport_name(enum srdma_transport t);
 SRDMA_API const char *srdma_protect_name(enum srdma_protect p);
+/* A ready-made srdma_log_fn: "srdma: LEVEL: line" on stderr (arg unused). */
+SRDMA_API void srdma_log_stderr(void *arg, int level, const char *line);
 
 /* ---- context ---- */
 SRDMA_API void srdma_config_init(struct srdma_config *cfg,

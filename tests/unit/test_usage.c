@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Issue 18's traps, as a new user meets them, public API only, over
- * libfabric tcp: a blocking server (srdma_accept), and more below.
+ * libfabric tcp: a blocking server (srdma_accept); the library's logs
+ * going only where asked; and more below.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "srdma.h"
 #include "test.h"
@@ -134,11 +137,69 @@ static void test_accept(void)
 	srdma_ctx_destroy(ctx);
 }
 
+/* ---- logs: through the callback only ---- */
+
+/* What a client context writes on stderr, all levels on, while it is made,
+ * fails to connect and is destroyed. */
+static long stderr_bytes(srdma_log_fn fn, char *text, size_t cap)
+{
+	struct srdma_config cfg;
+	srdma_ctx *ctx = NULL;
+	srdma_conn *c = NULL;
+	char path[300];
+	struct stat st;
+	int saved, fd;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/stderr.txt", dir);
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	if (saved < 0 || fd < 0)
+		return -1;
+	dup2(fd, 2);
+	close(fd);
+	srdma_config_init(&cfg, SRDMA_ROLE_CLIENT);
+	cfg.certs_dir = dir;
+	cfg.transport = SRDMA_TRANSPORT_OFI;
+	cfg.log_fn = fn;
+	cfg.log_level = SRDMA_LOG_DEBUG;
+	if (srdma_ctx_create(&cfg, &ctx) == 0) {
+		(void)srdma_connect(ctx, "127.0.0.1", 1, 2000, &c);
+		srdma_ctx_destroy(ctx);
+	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = stat(path, &st) == 0 ? (long)st.st_size : -1;
+	fd = open(path, O_RDONLY);
+	text[0] = 0;
+	if (fd >= 0) {
+		ssize_t k = read(fd, text, cap - 1);
+		text[k > 0 ? k : 0] = 0;
+		close(fd);
+	}
+	return n;
+}
+
+static void test_logging(void)
+{
+	char text[4096];
+
+	/* No callback: nothing on the program's stderr. */
+	CHECK(stderr_bytes(NULL, text, sizeof(text)) == 0);
+	/* Asked for: the lines are there (and the capture works). */
+	CHECK(stderr_bytes(srdma_log_stderr, text, sizeof(text)) > 0);
+	CHECK(strstr(text, "srdma: info: transport ofi") != NULL);
+	CHECK(strstr(text, "Connection refused") != NULL);
+}
+
 int main(void)
 {
 	if (test_pki_make(dir, sizeof(dir), "test_usage", NULL) < 0)
 		return 1;
 	test_accept();
+	test_logging();
 	test_pki_remove(dir);
 	TEST_DONE();
 }
