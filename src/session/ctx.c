@@ -141,8 +141,9 @@ static int copy_config(struct srdma_ctx *ctx, const struct srdma_config *cfg)
 	if (!cfg->cert_file || !cfg->key_file || !cfg->ca_file) {
 		const char *name = cfg->identity;
 		ENSURE(cfg->certs_dir, SRDMA_ECONFIG,
-		       "no certificates configured: give --certs DIR (made "
-		       "by `srdma certs DIR`) or --cert/--key/--ca");
+		       "no certificates configured: give certs_dir (a "
+		       "directory made by `srdma certs DIR`) or cert_file, "
+		       "key_file and ca_file");
 		if (!name)
 			name = cfg->role == SRDMA_ROLE_SERVER ? "server"
 							      : "client";

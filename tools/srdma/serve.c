@@ -226,15 +226,14 @@ int cmd_serve(int argc, char **argv)
 	rc = srdma_ctx_create(&o.cfg, &ctx);
 	if (rc < 0) {
 		fprintf(stderr, "srdma serve: %s\n",
-			*srdma_error_detail() ? srdma_error_detail()
-					      : srdma_strerror(rc));
+			*tool_error() ? tool_error() : srdma_strerror(rc));
 		return 1;
 	}
 	srdma_ctx_transport(ctx, &why);
 	rc = srdma_listen(ctx, strcmp(o.host, "0.0.0.0") ? o.host : NULL,
 			  o.port, &l);
 	if (rc < 0) {
-		fprintf(stderr, "srdma serve: %s\n", srdma_error_detail());
+		fprintf(stderr, "srdma serve: %s\n", tool_error());
 		srdma_ctx_destroy(ctx);
 		return 1;
 	}
@@ -263,8 +262,7 @@ int cmd_serve(int argc, char **argv)
 	while (!stop_signal) {
 		int n = srdma_ctx_poll(ctx, evs, 64, 200);
 		if (n < 0) {
-			fprintf(stderr, "srdma serve: %s\n",
-				srdma_error_detail());
+			fprintf(stderr, "srdma serve: %s\n", tool_error());
 			break;
 		}
 		/* Connections are destroyed after the batch: later events in
@@ -295,7 +293,7 @@ int cmd_serve(int argc, char **argv)
 					LOG("reject %s id=%s: %s",
 					    cl->info.peer_addr,
 					    cl->info.peer_identity,
-					    srdma_error_detail());
+					    tool_error());
 					/* Tell the client why before dropping
 					 * it. */
 					srdma_conn_abort(e->conn, rc,
@@ -375,7 +373,7 @@ int cmd_serve(int argc, char **argv)
 				    "writes=%llu clients=%d",
 				    cl->info.peer_addr, cl->info.peer_identity,
 				    e->status ? "error: " : "orderly",
-				    e->status ? e->detail : "",
+				    e->status ? tool_text(e->detail) : "",
 				    e->status ? "" : "",
 				    (unsigned long long)cl->msgs,
 				    (unsigned long long)cl->peer_writes,
@@ -393,7 +391,7 @@ int cmd_serve(int argc, char **argv)
 				break;
 			case SRDMA_EV_REJECTED:
 				nrej++;
-				LOG("reject %s (%s)", e->detail,
+				LOG("reject %s (%s)", tool_text(e->detail),
 				    srdma_strerror(e->status));
 				break;
 			default:
