@@ -20,8 +20,8 @@
  * contexts may be used from different threads concurrently. Calls made from
  * the log callback on the thread that is inside the context work, except
  * srdma_ctx_destroy() and srdma_conn_destroy(). srdma_version(),
- * srdma_strerror(), srdma_error_detail(), srdma_config_init() and the
- * getters of fixed attributes
+ * srdma_strerror(), srdma_error_detail(), srdma_config_init(),
+ * srdma_region_footprint() and the getters of fixed attributes
  * (srdma_ctx_fd, srdma_ctx_transport, srdma_listener_port,
  * srdma_listener_fabric_port, srdma_region_id, srdma_region_len) may be
  * called from any thread.
@@ -198,10 +198,17 @@ struct srdma_config {
 	uint32_t max_handshakes; /* concurrent TLS handshakes, default 128 */
 	uint32_t handshake_timeout_ms; /* TLS + parameters + fabric, default
 					  10000 */
-	uint64_t client_quota; /* region bytes per client, default 64 MiB */
+	/* Region memory per client, default 64 MiB. It counts what the
+	 * server keeps, not payload: each region as sealed (see
+	 * srdma_region_footprint: 4128 bytes per 4096-byte block in encrypt
+	 * and integrity), plus 8 bytes per block of each readable region the
+	 * client grants the server. */
+	uint64_t client_quota;
 
 	/* Data path (both sides; the smaller of the two sides' values wins). */
-	uint32_t max_msg;     /* largest srdma_send() payload, default 64 KiB */
+	/* largest srdma_send() payload: default 64 KiB, at most 16 MiB
+	 * (larger data goes by srdma_write/srdma_read) */
+	uint32_t max_msg;
 	uint32_t queue_depth; /* messages in flight each way, default 16 */
 	/* RDMA writes and reads in flight on one connection (1..65536,
 	 * default 256): srdma_write()/srdma_read() answer SRDMA_EAGAIN
@@ -428,6 +435,12 @@ SRDMA_API int srdma_region_put(srdma_region *r, uint64_t offset,
 /* Revokes the peer's access (invalidates the key) and frees the memory;
  * on a region whose connection is gone, frees the handle. */
 SRDMA_API void srdma_region_destroy(srdma_region *r);
+/*
+ * What a region of len bytes charges against a server's client_quota when
+ * made on a connection of mode p: len rounded up to blocks, each block as
+ * sealed (4128 bytes per 4096 in encrypt and integrity, 4096 in none).
+ */
+SRDMA_API uint64_t srdma_region_footprint(uint64_t len, enum srdma_protect p);
 
 /* ---- client connection pool ---- */
 /*

@@ -166,8 +166,10 @@ SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 	if (c->server &&
 	    c->quota_used + r->mem_len > c->ctx->cfg.client_quota) {
 		rc = srdma__err(SRDMA_EQUOTA,
-				"a region of %llu bytes would exceed the "
-				"client quota (%llu of %llu bytes used)",
+				"a region of %llu bytes takes %llu sealed "
+				"(srdma_region_footprint), which would exceed "
+				"client_quota (%llu of %llu bytes used)",
+				(unsigned long long)len,
 				(unsigned long long)r->mem_len,
 				(unsigned long long)c->quota_used,
 				(unsigned long long)c->ctx->cfg.client_quota);
@@ -272,6 +274,15 @@ SRDMA_API int srdma_region_grant(srdma_region *r)
 	GUARD(srdma__conn_send_msg(r->conn, &m));
 	r->granted = true;
 	return 0;
+}
+
+SRDMA_API uint64_t srdma_region_footprint(uint64_t len, enum srdma_protect p)
+{
+	uint64_t nblocks =
+		len / SRDMA_BLOCK_SIZE + (len % SRDMA_BLOCK_SIZE != 0);
+	uint64_t stride = srdma__block_stride(p);
+
+	return nblocks > UINT64_MAX / stride ? UINT64_MAX : nblocks * stride;
 }
 
 SRDMA_API uint32_t srdma_region_id(const srdma_region *r)

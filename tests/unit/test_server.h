@@ -35,9 +35,11 @@ struct tsrv {
 	int region_access;
 	int grant_delay_ms; /* grant this long after ACCEPTED */
 	uint64_t quota;	    /* 0: the default */
+	bool abort_refused; /* a region it cannot make: abort the client with
+			       the reason (as srdma serve does), no error */
 	enum tsrv_order order;
 	/* results */
-	atomic_int port, accepted, closed, errors, stop;
+	atomic_int port, accepted, closed, errors, refused, stop;
 	pthread_t th;
 	struct {
 		srdma_conn *conn;
@@ -69,6 +71,11 @@ static inline void tsrv_grant(struct tsrv *s, int i)
 	int rc = srdma_region_create(s->cl[i].conn, s->region_len,
 				     s->region_access, &s->cl[i].region);
 
+	if (rc < 0 && s->abort_refused) {
+		s->refused++;
+		srdma_conn_abort(s->cl[i].conn, rc, srdma_error_detail());
+		return;
+	}
 	/* A client that left at once is no error of the server's. */
 	if (rc < 0 && rc != SRDMA_ECLOSED && rc != SRDMA_ESTATE) {
 		fprintf(stderr, "test server: region: %s\n",

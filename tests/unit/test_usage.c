@@ -2,7 +2,9 @@
 /*
  * Issue 18's traps, as a new user meets them, public API only, over
  * libfabric tcp: a blocking server (srdma_accept); the library's logs
- * going only where asked; and more below.
+ * going only where asked; a write right after connect (the grant is still
+ * on its way); a write into a read-only region; zero lengths; max_msg and
+ * the quota, counted sealed (srdma_region_footprint).
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -194,12 +196,203 @@ static void test_logging(void)
 	CHECK(strstr(text, "Connection refused") != NULL);
 }
 
+/* ---- right after connect: the grant is on its way ---- */
+
+static void test_grant_race(void)
+{
+	struct tsrv s = {.dir = dir,
+			 .min = SRDMA_PROTECT_INTEGRITY,
+			 .region_len = 65536,
+			 .region_access = SRDMA_ACCESS_REMOTE_READ |
+					  SRDMA_ACCESS_REMOTE_WRITE};
+	srdma_ctx *ctx = tsrv_client_ctx(dir, SRDMA_PROTECT_ENCRYPT);
+	uint8_t data[8192], back[8192];
+	int port = tsrv_start(&s), ok = 0;
+
+	CHECK(port > 0);
+	/* A server that grants on ACCEPTED: issue 18 saw ENOENT 26 times in
+	 * 40; the blocking calls now wait for the grant. */
+	for (int i = 0; i < 40 && port > 0; i++) {
+		srdma_conn *c = NULL;
+		memset(data, i, sizeof(data));
+		CHECK_RC(srdma_connect(ctx, "127.0.0.1", (uint16_t)port, 10000,
+				       &c),
+			 0);
+		if (!c)
+			break;
+		if (srdma_write_sync(c, 1, 0, data, sizeof(data), 5000) == 0 &&
+		    srdma_read_sync(c, 1, 0, back, sizeof(back), 5000) == 0 &&
+		    !memcmp(data, back, sizeof(back)))
+			ok++;
+		else
+			fprintf(stderr, "round %d: %s\n", i,
+				srdma_error_detail());
+		srdma_conn_destroy(c);
+	}
+	CHECK(ok == 40);
+	tsrv_stop(&s);
+	CHECK(s.errors == 0);
+
+	/* A server that grants 300 ms after ACCEPTED. */
+	s.grant_delay_ms = 300;
+	port = tsrv_start(&s);
+	for (int i = 0; i < 2 && port > 0; i++) {
+		srdma_conn *c = NULL;
+		uint64_t len;
+		CHECK_RC(srdma_connect(ctx, "127.0.0.1", (uint16_t)port, 10000,
+				       &c),
+			 0);
+		if (!c)
+			break;
+		if (i == 0) {
+			/* The event-loop call says at once, and where to
+			 * wait. */
+			CHECK_RC(srdma_write(c, 1, 0, data, 10, NULL),
+				 SRDMA_ENOENT);
+			CHECK(strstr(srdma_error_detail(),
+				     "srdma_conn_wait_region") != NULL);
+			/* A blocking call waits within its timeout... */
+			CHECK_RC(srdma_write_sync(c, 1, 0, data, 10, 50),
+				 SRDMA_ETIMEDOUT);
+			CHECK(strstr(srdma_error_detail(),
+				     "granted no region 1") != NULL);
+			/* ... and the connection is fine. */
+			CHECK_RC(srdma_write_sync(c, 1, 0, data, sizeof(data),
+						  5000),
+				 0);
+		} else {
+			CHECK_RC(srdma_write_sync(c, 1, 0, data, sizeof(data),
+						  5000),
+				 0);
+			CHECK(srdma_conn_wait_region(c, 1, 0, &len) == 1);
+		}
+		srdma_conn_destroy(c);
+	}
+	tsrv_stop(&s);
+	CHECK(s.errors == 0);
+	srdma_ctx_destroy(ctx);
+}
+
+/* ---- access and lengths ---- */
+
+static void test_access_and_lengths(void)
+{
+	struct tsrv s = {.dir = dir,
+			 .min = SRDMA_PROTECT_INTEGRITY,
+			 .region_len = 65536,
+			 .region_access = SRDMA_ACCESS_REMOTE_READ};
+	srdma_ctx *ctx = tsrv_client_ctx(dir, SRDMA_PROTECT_ENCRYPT);
+	srdma_conn *c = NULL;
+	srdma_region *r = NULL;
+	uint8_t buf[4096] = {0};
+	uint64_t len;
+	int port = tsrv_start(&s);
+
+	CHECK_RC(srdma_connect(ctx, "127.0.0.1", (uint16_t)port, 10000, &c), 0);
+	if (c && srdma_conn_wait_region(c, 1, 5000, &len) == 1) {
+		/* Read-only: a write is an access error, not EINVAL. */
+		CHECK_RC(srdma_write(c, 1, 0, buf, sizeof(buf), NULL),
+			 SRDMA_EREMOTE_ACCESS);
+		CHECK(strstr(srdma_error_detail(),
+			     "does not allow remote writes") != NULL);
+		CHECK_RC(srdma_write_sync(c, 1, 0, buf, sizeof(buf), 1000),
+			 SRDMA_EREMOTE_ACCESS);
+		CHECK_RC(srdma_read_sync(c, 1, 0, buf, sizeof(buf), 5000), 0);
+		/* Zero lengths: a sentence, not "bad argument". */
+		CHECK_RC(srdma_write(c, 1, 0, buf, 0, NULL), SRDMA_EINVAL);
+		CHECK(strstr(srdma_error_detail(), "a length of 0") != NULL);
+		CHECK_RC(srdma_read_sync(c, 1, 0, buf, 0, 1000), SRDMA_EINVAL);
+		CHECK(strstr(srdma_error_detail(), "a length of 0") != NULL);
+		CHECK_RC(
+			srdma_region_create(c, 0, SRDMA_ACCESS_REMOTE_READ, &r),
+			SRDMA_EINVAL);
+		CHECK(strstr(srdma_error_detail(), "a region of 0 bytes") !=
+		      NULL);
+		/* The connection is unharmed by all that. */
+		CHECK_RC(srdma_read_sync(c, 1, 0, buf, sizeof(buf), 5000), 0);
+	} else {
+		CHECK(!"no read-only region");
+	}
+	srdma_conn_destroy(c);
+	tsrv_stop(&s);
+	CHECK(s.errors == 0);
+	srdma_ctx_destroy(ctx);
+}
+
+/* ---- limits: max_msg, and the quota counted sealed ---- */
+
+static void test_limits(void)
+{
+	struct srdma_config cfg;
+	srdma_ctx *ctx = NULL;
+	uint64_t sealed = srdma_region_footprint(65536, SRDMA_PROTECT_ENCRYPT);
+
+	srdma_config_init(&cfg, SRDMA_ROLE_CLIENT);
+	cfg.certs_dir = dir;
+	cfg.transport = SRDMA_TRANSPORT_OFI;
+	cfg.max_msg = (16u << 20) + 1;
+	CHECK_RC(srdma_ctx_create(&cfg, &ctx), SRDMA_EINVAL);
+	CHECK(strstr(srdma_error_detail(), "max_msg") != NULL);
+	CHECK(strstr(srdma_error_detail(), "16 MiB") != NULL);
+	cfg.max_msg = 16u << 20;
+	CHECK_RC(srdma_ctx_create(&cfg, &ctx), 0);
+	srdma_ctx_destroy(ctx);
+
+	CHECK(sealed == 16 * 4128);
+	CHECK(srdma_region_footprint(65536, SRDMA_PROTECT_INTEGRITY) == sealed);
+	CHECK(srdma_region_footprint(65536, SRDMA_PROTECT_NONE) == 65536);
+	CHECK(srdma_region_footprint(1, SRDMA_PROTECT_ENCRYPT) == 4128);
+	CHECK(srdma_region_footprint(0, SRDMA_PROTECT_ENCRYPT) == 0);
+	CHECK(srdma_region_footprint(UINT64_MAX, SRDMA_PROTECT_ENCRYPT) ==
+	      UINT64_MAX);
+
+	/* A quota of the footprint holds the region; a quota of its payload
+	 * does not, and the client hears why. */
+	for (int fits = 1; fits >= 0; fits--) {
+		struct tsrv s = {.dir = dir,
+				 .min = SRDMA_PROTECT_INTEGRITY,
+				 .region_len = 65536,
+				 .region_access = SRDMA_ACCESS_REMOTE_READ |
+						  SRDMA_ACCESS_REMOTE_WRITE,
+				 .quota = fits ? sealed : 65536,
+				 .abort_refused = true};
+		srdma_ctx *cctx = tsrv_client_ctx(dir, SRDMA_PROTECT_ENCRYPT);
+		srdma_conn *c = NULL;
+		uint64_t len;
+		int port = tsrv_start(&s), rc;
+
+		/* The refusal may come during srdma_connect or after. */
+		rc = srdma_connect(cctx, "127.0.0.1", (uint16_t)port, 10000,
+				   &c);
+		if (rc == 0)
+			rc = srdma_conn_wait_region(c, 1, 5000, &len);
+		if (fits) {
+			CHECK(rc == 1);
+		} else {
+			CHECK_RC(rc, SRDMA_EQUOTA);
+			CHECK(strstr(srdma_error_detail(),
+				     "a region of 65536 bytes takes 66048 "
+				     "sealed") != NULL);
+			CHECK(strstr(srdma_error_detail(), "client_quota") !=
+			      NULL);
+		}
+		CHECK(s.refused == !fits);
+		srdma_conn_destroy(c);
+		tsrv_stop(&s);
+		CHECK(s.errors == 0);
+		srdma_ctx_destroy(cctx);
+	}
+}
+
 int main(void)
 {
 	if (test_pki_make(dir, sizeof(dir), "test_usage", NULL) < 0)
 		return 1;
 	test_accept();
 	test_logging();
+	test_grant_race();
+	test_access_and_lengths();
+	test_limits();
 	test_pki_remove(dir);
 	TEST_DONE();
 }

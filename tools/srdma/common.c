@@ -276,6 +276,7 @@ static const struct {
 	{"resource_pool", "--resource-pool"},
 	{"transport SRDMA_TRANSPORT_OFI", "--transport ofi"},
 	{"is the server running there?", "is `srdma serve` running there?"},
+	{"srdma_region_footprint", "4128 bytes per 4 KiB block"},
 };
 
 static bool ident(char ch)

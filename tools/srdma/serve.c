@@ -77,8 +77,11 @@ static void usage(FILE *f)
 		"  --listen HOST[:PORT]  control address (default 0.0.0.0:%d)\n"
 		"  --max-clients N       clients at once (default 4096)\n"
 		"  --max-handshakes N    TLS handshakes at once (default 128)\n"
-		"  --quota BYTES         region memory per client (default "
-		"64M)\n"
+		"  --quota BYTES         region memory per client, counted "
+		"sealed: the\n"
+		"                        two regions take 2 x 4128/4096 x "
+		"--region-size\n"
+		"                        (default 64M; checked at start)\n"
 		"  --region-size BYTES   size of each client region (default "
 		"1M)\n"
 		"  --resource-pool N     spare connections made ahead, handed "
@@ -154,6 +157,32 @@ static int setup_client(struct client *cl, uint64_t region_size)
 	return srdma_region_grant(cl->ro);
 }
 
+/*
+ * Each client gets two regions of region_size; sealed, they must fit the
+ * quota, or every client would be refused (issue 18). A client may always
+ * ask for encrypt, the largest footprint.
+ */
+static int check_quota(const struct srdma_config *cfg, uint64_t region_size)
+{
+	struct srdma_config defaults;
+	uint64_t quota = cfg->client_quota, need;
+
+	srdma_config_init(&defaults, SRDMA_ROLE_SERVER);
+	if (!quota)
+		quota = defaults.client_quota;
+	need = 2 * srdma_region_footprint(region_size, SRDMA_PROTECT_ENCRYPT);
+	if (need <= quota)
+		return 0;
+	fprintf(stderr,
+		"srdma serve: --quota %llu is too small for --region-size "
+		"%llu: each client gets two regions, %llu bytes when sealed "
+		"(4128 bytes per 4 KiB block); give --quota %llu or more, or "
+		"a smaller --region-size\n",
+		(unsigned long long)quota, (unsigned long long)region_size,
+		(unsigned long long)need, (unsigned long long)need);
+	return -1;
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	struct common_opts o;
@@ -223,6 +252,8 @@ int cmd_serve(int argc, char **argv)
 		}
 	}
 
+	if (check_quota(&o.cfg, region_size) < 0)
+		return 2;
 	rc = srdma_ctx_create(&o.cfg, &ctx);
 	if (rc < 0) {
 		fprintf(stderr, "srdma serve: %s\n",
