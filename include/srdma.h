@@ -38,7 +38,9 @@
  * parent. Connections the application never saw are the context's own.
  *
  * Event loops: srdma_ctx_fd() returns one file descriptor that becomes
- * readable when srdma_ctx_poll() has work to do. Blocking programs call the
+ * readable when srdma_ctx_poll() has work to do, and srdma_ctx_timeout()
+ * how long the program may wait on it at most (the library's own timers:
+ * handshake and close deadlines, retries). Blocking programs call the
  * *_sync / srdma_connect / srdma_recv conveniences instead; they run the same
  * loop internally and leave events they do not consume queued for
  * srdma_ctx_poll().
@@ -312,6 +314,13 @@ SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out);
 SRDMA_API void srdma_ctx_destroy(srdma_ctx *ctx);
 /* Readable when srdma_ctx_poll() has work. Never close it. */
 SRDMA_API int srdma_ctx_fd(const srdma_ctx *ctx);
+/*
+ * The longest a program may wait for srdma_ctx_fd() before it calls
+ * srdma_ctx_poll() again, in ms: 0 = call it now (events are queued or
+ * work is pending), -1 = no timer (wait for the fd alone). Use it as the
+ * timeout of poll(2) or epoll_wait(2).
+ */
+SRDMA_API int srdma_ctx_timeout(const srdma_ctx *ctx);
 /*
  * Runs the loop for at most timeout_ms (-1 = until an event, 0 = no wait)
  * and returns up to max events (0 on timeout) or a negative error.

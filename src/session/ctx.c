@@ -287,6 +287,17 @@ SRDMA_API int srdma_ctx_fd(const srdma_ctx *ctx)
 	return ctx ? srdma__loop_fd(ctx->loop) : -1;
 }
 
+SRDMA_API int srdma_ctx_timeout(const srdma_ctx *ctx)
+{
+	struct srdma_ctx *c = (struct srdma_ctx *)ctx;
+
+	if (!c)
+		return -1;
+	if (c->q_head || c->work_pending || srdma__respool_wants(c))
+		return 0;
+	return srdma__conn_next_deadline(c, srdma__now_ms());
+}
+
 SRDMA_API enum srdma_transport srdma_ctx_transport(const srdma_ctx *ctx,
 						   const char **why)
 {

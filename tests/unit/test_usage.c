@@ -4,11 +4,15 @@
  * libfabric tcp: a blocking server (srdma_accept); the library's logs
  * going only where asked; a write right after connect (the grant is still
  * on its way); a write into a read-only region; zero lengths; max_msg and
- * the quota, counted sealed (srdma_region_footprint).
+ * the quota, counted sealed (srdma_region_footprint); srdma_ctx_timeout
+ * for event loops.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "srdma.h"
@@ -384,6 +388,40 @@ static void test_limits(void)
 	}
 }
 
+/* ---- srdma_ctx_timeout: the library's timers, for poll(2) ---- */
+
+static void test_ctx_timeout(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	srdma_ctx *ctx = tsrv_client_ctx(dir, SRDMA_PROTECT_ENCRYPT);
+	struct srdma_event ev[4];
+	srdma_conn *c = NULL;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), t, n = 0;
+
+	/* A TCP listener that never speaks TLS: the set-up waits for its
+	 * handshake deadline (10 s by default). */
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	      listen(fd, 4) == 0 &&
+	      getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
+	CHECK(srdma_ctx_timeout(NULL) == -1);
+	CHECK(srdma_ctx_timeout(ctx) == -1); /* nothing to time */
+	CHECK_RC(srdma_connect_start(ctx, "127.0.0.1", ntohs(sa.sin_port), NULL,
+				     &c),
+		 0);
+	t = srdma_ctx_timeout(ctx);
+	CHECK(t > 9000 && t <= 10000);
+	/* An event waiting: poll now. */
+	CHECK_RC(srdma_conn_abort(c, SRDMA_ECLOSED, "test"), 0);
+	CHECK(srdma_ctx_timeout(ctx) == 0);
+	n = srdma_ctx_poll(ctx, ev, 4, 0);
+	CHECK(n == 1 && ev[0].type == SRDMA_EV_CLOSED);
+	srdma_conn_destroy(c);
+	srdma_ctx_destroy(ctx);
+	close(fd);
+}
+
 int main(void)
 {
 	if (test_pki_make(dir, sizeof(dir), "test_usage", NULL) < 0)
@@ -393,6 +431,7 @@ int main(void)
 	test_grant_race();
 	test_access_and_lengths();
 	test_limits();
+	test_ctx_timeout();
 	test_pki_remove(dir);
 	TEST_DONE();
 }
