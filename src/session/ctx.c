@@ -131,6 +131,9 @@ static int copy_config(struct srdma_ctx *ctx, const struct srdma_config *cfg)
 	       "max_ops %u is above the limit of 65536", ctx->cfg.max_ops);
 	ENSURE(ctx->cfg.max_msg <= (16u << 20), SRDMA_EINVAL,
 	       "max_msg %u is above the 16 MiB limit", ctx->cfg.max_msg);
+	/* A peer refuses a HELLO below it (docs/PROTOCOL.md): say so now. */
+	ENSURE(ctx->cfg.max_msg >= 64, SRDMA_EINVAL,
+	       "max_msg %u is below the 64-byte minimum", ctx->cfg.max_msg);
 	ENSURE(ctx->cfg.queue_depth >= 4 && ctx->cfg.queue_depth <= 4096,
 	       SRDMA_EINVAL, "queue depth %u is outside 4..4096",
 	       ctx->cfg.queue_depth);

@@ -341,6 +341,13 @@ static void test_limits(void)
 	cfg.max_msg = 16u << 20;
 	CHECK_RC(srdma_ctx_create(&cfg, &ctx), 0);
 	srdma_ctx_destroy(ctx);
+	/* Below what a peer accepts: refused here, not at the handshake. */
+	cfg.max_msg = 63;
+	CHECK_RC(srdma_ctx_create(&cfg, &ctx), SRDMA_EINVAL);
+	CHECK(strstr(srdma_error_detail(), "64-byte minimum") != NULL);
+	cfg.max_msg = 64;
+	CHECK_RC(srdma_ctx_create(&cfg, &ctx), 0);
+	srdma_ctx_destroy(ctx);
 
 	CHECK(sealed == 16 * 4128);
 	CHECK(srdma_region_footprint(65536, SRDMA_PROTECT_INTEGRITY) == sealed);
