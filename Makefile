@@ -12,7 +12,7 @@ DEB_PACKAGES := build-essential cmake pkg-config clang clang-format valgrind \
 	libssl-dev openssl libfabric-dev libfabric-bin librdmacm-dev libibverbs-dev \
 	rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest iproute2 \
 	qemu-system-x86 busybox-static cpio gnuplot-nox procps psmisc python3 iputils-ping \
-	libipsec-mb-dev
+	libipsec-mb-dev man-db groff-base
 
 .PHONY: all deps build test-build test unit asan fuzz format format-check \
 	integration vm valgrind demo bench stress clean install matrix

@@ -208,7 +208,7 @@ struct srdma_config {
 	uint64_t client_quota;
 
 	/* Data path (both sides; the smaller of the two sides' values wins). */
-	/* largest srdma_send() payload: default 64 KiB, at most 16 MiB
+	/* largest srdma_send() payload: default 64 KiB, 64 B to 16 MiB
 	 * (larger data goes by srdma_write/srdma_read) */
 	uint32_t max_msg;
 	uint32_t queue_depth; /* messages in flight each way, default 16 */
@@ -266,11 +266,14 @@ struct srdma_event {
 	int status;	  /* 0 or a negative SRDMA_E* code */
 	srdma_conn *conn; /* NULL for SRDMA_EV_REJECTED */
 	void *user;	  /* the pointer given to the operation */
-	const void *data; /* SRDMA_EV_RECV: valid until the next poll */
+	/* SRDMA_EV_RECV's message, and detail: valid until the next
+	 * srdma_ctx_poll() or blocking call on the context, or until conn is
+	 * destroyed, whichever comes first. Copy what you keep. */
+	const void *data;
 	size_t len;
 	uint32_t region; /* region id (SRDMA_EV_PEER_WRITE, SRDMA_EV_REGION) */
 	uint64_t offset;
-	const char *detail; /* one sentence; valid until the next poll */
+	const char *detail; /* one sentence; valid as data */
 };
 
 /* What was agreed for a connection, for logs and the demo. */
@@ -391,10 +394,19 @@ SRDMA_API int srdma_recv(srdma_conn *c, void *buf, size_t cap, size_t *len,
 
 /*
  * RDMA write into / read from a region the peer granted (SRDMA_EV_REGION).
- * offset must be a multiple of SRDMA_BLOCK_SIZE. buf must stay valid until
- * SRDMA_EV_WRITE_DONE / SRDMA_EV_READ_DONE with the same user pointer. Read
- * data is verified before READ_DONE reports status 0; on failure buf holds
- * no unverified bytes (it is zeroed).
+ * offset must be a multiple of SRDMA_BLOCK_SIZE; len at least 1. buf must
+ * stay valid until SRDMA_EV_WRITE_DONE / SRDMA_EV_READ_DONE with the same
+ * user pointer. Read data is verified before READ_DONE reports status 0; on
+ * failure buf holds no unverified bytes (it is zeroed). At most max_ops
+ * operations are in flight on a connection: beyond, SRDMA_EAGAIN (poll and
+ * try again). A region not granted (yet) is SRDMA_ENOENT (grants arrive
+ * after srdma_connect returns: srdma_conn_wait_region waits for one); a
+ * write into a region granted read-only is SRDMA_EREMOTE_ACCESS.
+ *
+ * The _sync forms wait, within timeout_ms, for the grant of a region not
+ * granted yet, for room among max_ops, and for the operation. When an
+ * operation itself times out the connection is failed (so buf is never
+ * touched after the call returns).
  */
 enum { SRDMA_BLOCK_SIZE = 4096 };
 SRDMA_API int srdma_write(srdma_conn *c, uint32_t region, uint64_t offset,
