@@ -6,13 +6,15 @@ FUZZ_BUILD ?= build-fuzz
 MATRIX_BUILD ?= build-matrix
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 30
+# Where `make install` puts things (bin/, lib/, include/, share/man/, ...).
+PREFIX     ?= /usr/local
 SUDO       := $(if $(filter 0,$(shell id -u)),,sudo)
 
 DEB_PACKAGES := build-essential cmake pkg-config clang clang-format valgrind \
 	libssl-dev openssl libfabric-dev libfabric-bin librdmacm-dev libibverbs-dev \
 	rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest iproute2 \
 	qemu-system-x86 busybox-static cpio gnuplot-nox procps psmisc python3 iputils-ping \
-	libipsec-mb-dev \
+	libipsec-mb-dev man-db groff-base \
 	curl prometheus
 
 .PHONY: all deps build test-build test unit asan fuzz format format-check \
@@ -117,8 +119,13 @@ bench: build
 stress: build
 	bash tests/stress/run.sh $(BUILD)
 
+# The tool finds the library through its RUNPATH; programs built against
+# a PREFIX the loader does not search link with -rpath (README). Under
+# /usr/local and /usr, ldconfig makes the new library known (as root).
 install: build
-	cmake --install $(BUILD)
+	cmake --install $(BUILD) --prefix $(PREFIX)
+	@case "$(abspath $(PREFIX))" in /usr|/usr/local) \
+		if [ "$$(id -u)" = 0 ]; then ldconfig; fi;; esac
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(MATRIX_BUILD)

@@ -11,13 +11,36 @@
  *
  * Threading: a context and everything created from it (listeners,
  * connections, regions) belong to one thread at a time, the one that calls
- * srdma_ctx_poll() or the blocking calls. Only that thread changes connection
- * state. Different contexts may be used from different threads concurrently.
- * srdma_version(), srdma_strerror(), srdma_error_detail() and
- * srdma_config_init() are thread-safe.
+ * srdma_ctx_poll() or the blocking calls (which run the whole context's
+ * loop, so two threads on two connections of one context collide just as
+ * two threads on one connection do). A call that touches a context while
+ * another thread is inside a call on it fails with SRDMA_ESTATE and changes
+ * nothing (a destroy does nothing); this check is a diagnostic, not a lock.
+ * Handing a context to another thread between calls is fine. Different
+ * contexts may be used from different threads concurrently. Calls made from
+ * the log callback on the thread that is inside the context work, except
+ * srdma_ctx_destroy() and srdma_conn_destroy(). srdma_version(),
+ * srdma_strerror(), srdma_error_detail(), srdma_config_init(),
+ * srdma_region_footprint() and the getters of fixed attributes
+ * (srdma_ctx_fd, srdma_ctx_transport, srdma_listener_port,
+ * srdma_listener_fabric_port, srdma_region_id, srdma_region_len) may be
+ * called from any thread.
+ *
+ * Lifetimes: destroy objects in any order. A context owns its listeners and
+ * connections, a connection its regions; destroying a parent releases all
+ * its children's resources (connections are aborted, keys wiped, memory
+ * deregistered and freed) and detaches the handles: they stay valid, calls
+ * on them fail with SRDMA_ECLOSED (the getters above still answer), and the
+ * application's own destroy of each one frees what is left. So every
+ * handle the application gets (srdma_listen, srdma_connect[_start],
+ * srdma_accept or an event naming a new connection, srdma_region_create)
+ * is destroyed by the application exactly once, before or after its
+ * parent. Connections the application never saw are the context's own.
  *
  * Event loops: srdma_ctx_fd() returns one file descriptor that becomes
- * readable when srdma_ctx_poll() has work to do. Blocking programs call the
+ * readable when srdma_ctx_poll() has work to do, and srdma_ctx_timeout()
+ * how long the program may wait on it at most (the library's own timers:
+ * handshake and close deadlines, retries). Blocking programs call the
  * *_sync / srdma_connect / srdma_recv conveniences instead; they run the same
  * loop internally and leave events they do not consume queued for
  * srdma_ctx_poll().
@@ -144,6 +167,7 @@ enum srdma_log_level {
 	SRDMA_LOG_DEBUG = 3,
 };
 
+/* A log line (no newline), at a level no higher than log_level. */
 typedef void (*srdma_log_fn)(void *arg, int level, const char *line);
 
 /*
@@ -183,13 +207,20 @@ struct srdma_config {
 	uint32_t max_handshakes; /* concurrent TLS handshakes, default 128 */
 	uint32_t handshake_timeout_ms; /* TLS + parameters + fabric, default
 					  10000 */
-	uint64_t client_quota; /* region bytes per client, default 64 MiB */
+	/* Region memory per client, default 64 MiB. It counts what the
+	 * server keeps, not payload: each region as sealed (see
+	 * srdma_region_footprint: 4128 bytes per 4096-byte block in encrypt
+	 * and integrity), plus 8 bytes per block of each readable region the
+	 * client grants the server. */
+	uint64_t client_quota;
 	/* Connections (in set-up or established) one client identity may
 	 * hold; 0 = no limit (the default). Checked right after TLS. */
 	uint32_t max_per_identity;
 
 	/* Data path (both sides; the smaller of the two sides' values wins). */
-	uint32_t max_msg;     /* largest srdma_send() payload, default 64 KiB */
+	/* largest srdma_send() payload: default 64 KiB, 64 B to 16 MiB
+	 * (larger data goes by srdma_write/srdma_read) */
+	uint32_t max_msg;
 	uint32_t queue_depth; /* messages in flight each way, default 16 */
 	/* RDMA writes and reads in flight on one connection (1..65536,
 	 * default 256): srdma_write()/srdma_read() answer SRDMA_EAGAIN
@@ -214,7 +245,9 @@ struct srdma_config {
 	uint32_t resource_pool;
 	uint8_t no_resource_pool;
 
-	srdma_log_fn log_fn; /* NULL = stderr */
+	/* The library logs only through log_fn: NULL = no logs at all;
+	 * srdma_log_stderr prints them on stderr. */
+	srdma_log_fn log_fn;
 	void *log_arg;
 	int log_level; /* default SRDMA_LOG_WARN */
 };
@@ -244,11 +277,14 @@ struct srdma_event {
 	int status;	  /* 0 or a negative SRDMA_E* code */
 	srdma_conn *conn; /* NULL for SRDMA_EV_REJECTED */
 	void *user;	  /* the pointer given to the operation */
-	const void *data; /* SRDMA_EV_RECV: valid until the next poll */
+	/* SRDMA_EV_RECV's message, and detail: valid until the next
+	 * srdma_ctx_poll() or blocking call on the context, or until conn is
+	 * destroyed, whichever comes first. Copy what you keep. */
+	const void *data;
 	size_t len;
 	uint32_t region; /* region id (SRDMA_EV_PEER_WRITE, SRDMA_EV_REGION) */
 	uint64_t offset;
-	const char *detail; /* one sentence; valid until the next poll */
+	const char *detail; /* one sentence; valid as data */
 };
 
 /* What was agreed for a connection, for logs and the demo. */
@@ -282,15 +318,26 @@ SRDMA_API const char *srdma_strerror(int err);
 SRDMA_API const char *srdma_error_detail(void);
 SRDMA_API const char *srdma_transport_name(enum srdma_transport t);
 SRDMA_API const char *srdma_protect_name(enum srdma_protect p);
+/* A ready-made srdma_log_fn: "srdma: LEVEL: line" on stderr (arg unused). */
+SRDMA_API void srdma_log_stderr(void *arg, int level, const char *line);
 
 /* ---- context ---- */
 SRDMA_API void srdma_config_init(struct srdma_config *cfg,
 				 enum srdma_role role);
 SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out);
-/* Aborts every connection (peers see an error), frees everything. */
+/* Aborts every connection (peers see an error), frees everything it owns
+ * and detaches the listeners and connections the application holds (see
+ * "Lifetimes"); queued events are dropped. */
 SRDMA_API void srdma_ctx_destroy(srdma_ctx *ctx);
 /* Readable when srdma_ctx_poll() has work. Never close it. */
 SRDMA_API int srdma_ctx_fd(const srdma_ctx *ctx);
+/*
+ * The longest a program may wait for srdma_ctx_fd() before it calls
+ * srdma_ctx_poll() again, in ms: 0 = call it now (events are queued or
+ * work is pending), -1 = no timer (wait for the fd alone). Use it as the
+ * timeout of poll(2) or epoll_wait(2).
+ */
+SRDMA_API int srdma_ctx_timeout(const srdma_ctx *ctx);
 /*
  * Runs the loop for at most timeout_ms (-1 = until an event, 0 = no wait)
  * and returns up to max events (0 on timeout) or a negative error.
@@ -404,7 +451,17 @@ SRDMA_API uint16_t srdma_listener_port(const srdma_listener *l);
 /* The port of the fabric listener (rdma_cm or libfabric) clients connect to
  * after TLS; chosen by the system. */
 SRDMA_API uint16_t srdma_listener_fabric_port(const srdma_listener *l);
+/* Stops listening; clients already accepted are not affected. */
 SRDMA_API void srdma_listener_destroy(srdma_listener *l);
+/*
+ * Blocking accept: runs the loop until a client of l is fully connected
+ * (authenticated, fabric up) and returns it, or SRDMA_ETIMEDOUT after
+ * timeout_ms (-1 = wait forever, 0 = one pass without waiting). Other
+ * events stay queued for srdma_ctx_poll(); refused clients are reported
+ * there as SRDMA_EV_REJECTED. A program that never polls should call
+ * srdma_ctx_poll(ctx, evs, n, 0) now and then to drain them.
+ */
+SRDMA_API int srdma_accept(srdma_listener *l, int timeout_ms, srdma_conn **out);
 
 /* ---- client ---- */
 /* Starts connecting; SRDMA_EV_CONNECTED or SRDMA_EV_CLOSED follows. */
@@ -434,7 +491,8 @@ SRDMA_API int srdma_conn_close(srdma_conn *c);
  */
 SRDMA_API int srdma_conn_abort(srdma_conn *c, int code, const char *why);
 /* Frees the connection; closes it first (bounded wait) if still open.
- * Pending operations complete with SRDMA_ECLOSED before it returns. */
+ * Pending operations complete with SRDMA_ECLOSED before it returns; its
+ * queued events are dropped and its regions detached (see "Lifetimes"). */
 SRDMA_API void srdma_conn_destroy(srdma_conn *c);
 
 /*
@@ -452,10 +510,19 @@ SRDMA_API int srdma_recv(srdma_conn *c, void *buf, size_t cap, size_t *len,
 
 /*
  * RDMA write into / read from a region the peer granted (SRDMA_EV_REGION).
- * offset must be a multiple of SRDMA_BLOCK_SIZE. buf must stay valid until
- * SRDMA_EV_WRITE_DONE / SRDMA_EV_READ_DONE with the same user pointer. Read
- * data is verified before READ_DONE reports status 0; on failure buf holds
- * no unverified bytes (it is zeroed).
+ * offset must be a multiple of SRDMA_BLOCK_SIZE; len at least 1. buf must
+ * stay valid until SRDMA_EV_WRITE_DONE / SRDMA_EV_READ_DONE with the same
+ * user pointer. Read data is verified before READ_DONE reports status 0; on
+ * failure buf holds no unverified bytes (it is zeroed). At most max_ops
+ * operations are in flight on a connection: beyond, SRDMA_EAGAIN (poll and
+ * try again). A region not granted (yet) is SRDMA_ENOENT (grants arrive
+ * after srdma_connect returns: srdma_conn_wait_region waits for one); a
+ * write into a region granted read-only is SRDMA_EREMOTE_ACCESS.
+ *
+ * The _sync forms wait, within timeout_ms, for the grant of a region not
+ * granted yet, for room among max_ops, and for the operation. When an
+ * operation itself times out the connection is failed (so buf is never
+ * touched after the call returns).
  */
 enum { SRDMA_BLOCK_SIZE = 4096 };
 SRDMA_API int srdma_write(srdma_conn *c, uint32_t region, uint64_t offset,
@@ -510,8 +577,15 @@ SRDMA_API int srdma_region_get(srdma_region *r, uint64_t offset, void *buf,
 SRDMA_API int srdma_region_set_sink(srdma_region *r, void *buf, size_t len);
 SRDMA_API int srdma_region_put(srdma_region *r, uint64_t offset,
 			       const void *buf, size_t len);
-/* Revokes the peer's access (invalidates the key) and frees the memory. */
+/* Revokes the peer's access (invalidates the key) and frees the memory;
+ * on a region whose connection is gone, frees the handle. */
 SRDMA_API void srdma_region_destroy(srdma_region *r);
+/*
+ * What a region of len bytes charges against a server's client_quota when
+ * made on a connection of mode p: len rounded up to blocks, each block as
+ * sealed (4128 bytes per 4096 in encrypt and integrity, 4096 in none).
+ */
+SRDMA_API uint64_t srdma_region_footprint(uint64_t len, enum srdma_protect p);
 
 /* ---- registered memory (zero copy) ---- */
 /*
@@ -521,7 +595,9 @@ SRDMA_API void srdma_region_destroy(srdma_region *r);
  * integrity and encrypt the payload is sealed or opened in one pass from
  * or into the buffer either way). The memory must stay valid until
  * srdma_mem_deregister(); deregistering while operations use it defers
- * the release until they complete.
+ * the release until they complete. Like a region, a registration whose
+ * connection (or context) is destroyed first is detached: its fabric
+ * registration is gone and srdma_mem_deregister() frees the handle.
  */
 SRDMA_API int srdma_mem_register(srdma_conn *c, void *buf, size_t len,
 				 srdma_mem **out);

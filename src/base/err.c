@@ -106,11 +106,17 @@ void srdma__log(const struct srdma__logger *lg, int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (lg && lg->fn) {
+	/* Only where the application asked (srdma.h): a library does not
+	 * write on a program's stderr by itself. */
+	if (lg && lg->fn)
 		lg->fn(lg->arg, level, line);
-		return;
-	}
+}
+
+SRDMA_API void srdma_log_stderr(void *arg, int level, const char *line)
+{
 	static const char *const names[] = {"error", "warn", "info", "debug"};
+
+	(void)arg;
 	fprintf(stderr, "srdma: %s: %s\n",
 		names[level < 0	  ? 0
 		      : level > 3 ? 3

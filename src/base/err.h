@@ -52,7 +52,7 @@ void srdma__err_copy(char *buf, size_t len);
 		}                                                              \
 	} while (0)
 
-/* Logging: the context's log callback, or stderr. */
+/* Logging: the context's log callback, or nowhere. */
 struct srdma__logger {
 	srdma_log_fn fn;
 	void *arg;

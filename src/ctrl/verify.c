@@ -175,8 +175,8 @@ static int verify_failure(struct srdma__ctrl *c, long v)
 {
 	const char *fix = c->server ? "reissue it with `srdma certs` from "
 				      "the server's CA, or check the "
-				      "client's --certs"
-				    : "check --ca/--certs";
+				      "client's certs_dir"
+				    : "check ca_file/certs_dir";
 	char who[2 * NAME_MAX_LEN + 64], when[64];
 
 	peer_desc(c, who, sizeof(who));
@@ -250,7 +250,7 @@ static int alert_failure(struct srdma__ctrl *c, int reason)
 		return srdma__err(SRDMA_ECERT_UNKNOWN_CA,
 				  "%s: unknown ca (our certificate '%s' is not "
 				  "signed by the CA the peer trusts; check "
-				  "--certs on both sides)",
+				  "certs_dir on both sides)",
 				  rej, cn);
 	case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
 		return srdma__err(SRDMA_ECERT_EXPIRED,
@@ -284,7 +284,7 @@ static int alert_failure(struct srdma__ctrl *c, int reason)
 	case SSL_R_SSLV3_ALERT_NO_CERTIFICATE:
 		return srdma__err(SRDMA_ECERT_MISSING,
 				  "%s: certificate required (give a client "
-				  "certificate with --certs)",
+				  "certificate: certs_dir or cert_file)",
 				  rej);
 	case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
 		return srdma__err(SRDMA_ENOT_ALLOWED,

@@ -16,6 +16,7 @@
 #include "base/text.h"
 #include "session/conn.h"
 #include "session/metrics.h"
+#include "session/owner.h"
 
 /* Client: the non-blocking TCP connect to c->addr (first, or again). */
 static int tcp_start(struct srdma_conn *c)
@@ -62,6 +63,7 @@ SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
 	srdma__err_clear();
 	ENSURE(ctx && host && out && port, SRDMA_EINVAL,
 	       "srdma_connect_start: missing host, port or out");
+	USE_CTX(ctx, "srdma_connect_start");
 	ENSURE(ctx->cfg.role == SRDMA_ROLE_CLIENT, SRDMA_ESTATE,
 	       "srdma_connect needs a client context");
 	snprintf(portstr, sizeof(portstr), "%u", port);
@@ -78,6 +80,7 @@ SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
 	c->user = user;
 	c->app_owned = true;
 	c->fd = -1;
+	c->handed = true;
 	srdma__conn_init_state(c, false);
 	c->protect = ctx->cfg.protect;
 	c->cipher = c->protect == SRDMA_PROTECT_NONE ? SRDMA_CIPHER_NONE
@@ -191,6 +194,22 @@ uint64_t srdma__client_retries_due(struct srdma_ctx *ctx, uint64_t now)
 	return next;
 }
 
+/* Unlinks the queued event *pp points to. */
+static struct qev *unlink_event(struct srdma_ctx *ctx, struct qev **pp)
+{
+	struct qev *e = *pp;
+
+	*pp = e->next;
+	if (ctx->q_tail == e) {
+		struct qev *t = ctx->q_head;
+		while (t && t->next)
+			t = t->next;
+		ctx->q_tail = t;
+	}
+	e->next = NULL;
+	return e;
+}
+
 /* Unlinks the first queued event matching (conn, type[, user]). */
 static struct qev *take_event(struct srdma_ctx *ctx, struct srdma_conn *c,
 			      enum srdma_event_type type, bool match_user,
@@ -203,16 +222,21 @@ static struct qev *take_event(struct srdma_ctx *ctx, struct srdma_conn *c,
 			continue;
 		if (match_user && e->ev.user != user)
 			continue;
-		*pp = e->next;
-		if (ctx->q_tail == e) {
-			struct qev *t = ctx->q_head;
-			while (t && t->next)
-				t = t->next;
-			ctx->q_tail = t;
-		}
-		e->next = NULL;
-		return e;
+		return unlink_event(ctx, pp);
 	}
+	return NULL;
+}
+
+/* Unlinks the first queued SRDMA_EV_ACCEPTED of a client of l. */
+static struct qev *take_accepted(struct srdma_ctx *ctx,
+				 const struct srdma_listener *l)
+{
+	struct qev **pp, *e;
+
+	for (pp = &ctx->q_head; (e = *pp); pp = &e->next)
+		if (e->ev.type == SRDMA_EV_ACCEPTED && e->ev.conn &&
+		    e->ev.conn->listener == l)
+			return unlink_event(ctx, pp);
 	return NULL;
 }
 
@@ -249,6 +273,7 @@ SRDMA_API int srdma_connect(srdma_ctx *ctx, const char *host, uint16_t port,
 
 	ENSURE(out, SRDMA_EINVAL, "srdma_connect: out is NULL");
 	*out = NULL;
+	USE_CTX(ctx, "srdma_connect");
 	GUARD(srdma_connect_start(ctx, host, port, NULL, &c));
 	for (;;) {
 		if ((e = take_event(ctx, c, SRDMA_EV_CONNECTED, false, NULL))) {
@@ -282,11 +307,44 @@ SRDMA_API int srdma_connect(srdma_ctx *ctx, const char *host, uint16_t port,
 	}
 }
 
+SRDMA_API int srdma_accept(srdma_listener *l, int timeout_ms, srdma_conn **out)
+{
+	uint64_t dl = deadline_of(timeout_ms);
+	struct srdma_ctx *ctx;
+	struct qev *e;
+
+	ENSURE(out, SRDMA_EINVAL, "srdma_accept: out is NULL");
+	*out = NULL;
+	ENSURE(l, SRDMA_EINVAL, "srdma_accept: the listener is NULL");
+	ENSURE(l->ctx, SRDMA_ECLOSED,
+	       "srdma_accept: the listener's context was destroyed");
+	ctx = l->ctx;
+	USE_CTX(ctx, "srdma_accept");
+	for (bool last = false;;) {
+		if ((e = take_accepted(ctx, l))) {
+			struct srdma_conn *c = e->ev.conn;
+			put_event(ctx, e);
+			c->handed = true;
+			*out = c;
+			return 0;
+		}
+		if (last)
+			return srdma__err(SRDMA_ETIMEDOUT,
+					  "no client connected to port %u "
+					  "within %d ms",
+					  l->port, timeout_ms);
+		/* One pass even at timeout 0, as srdma_ctx_poll. */
+		last = remaining(dl) == 0;
+		GUARD(srdma__ctx_run(ctx, remaining(dl)));
+	}
+}
+
 SRDMA_API int srdma_conn_info(const srdma_conn *c, struct srdma_conn_info *o)
 {
 	struct srdma__tp_info ti = {0};
 
-	ENSURE(c && o, SRDMA_EINVAL, "srdma_conn_info: NULL argument");
+	USE_CONN(c, "srdma_conn_info");
+	ENSURE(o, SRDMA_EINVAL, "srdma_conn_info: out is NULL");
 	memset(o, 0, sizeof(*o));
 	o->transport = c->ctx->tp->kind;
 	o->protect = c->protect;
@@ -325,8 +383,14 @@ SRDMA_API int srdma_conn_info(const srdma_conn *c, struct srdma_conn_info *o)
 
 SRDMA_API void srdma_conn_set_user(srdma_conn *c, void *user)
 {
-	if (c)
+	if (!c)
+		return;
+	if (c->ctx) {
+		USE_CTX_VOID(c->ctx, "srdma_conn_set_user");
 		c->user = user;
+		return;
+	}
+	c->user = user;
 }
 
 SRDMA_API void *srdma_conn_user(const srdma_conn *c)
@@ -340,6 +404,9 @@ SRDMA_API int srdma_conn_close(srdma_conn *c)
 	int rc;
 
 	ENSURE(c, SRDMA_EINVAL, "srdma_conn_close: NULL");
+	if (!c->ctx)
+		return 0; /* detached: closed with its context */
+	USE_CTX(c->ctx, "srdma_conn_close");
 	if (c->state >= ST_CLOSING)
 		return 0;
 	if (c->state != ST_ESTABLISHED) {
@@ -360,6 +427,9 @@ SRDMA_API int srdma_conn_close(srdma_conn *c)
 SRDMA_API int srdma_conn_abort(srdma_conn *c, int code, const char *why)
 {
 	ENSURE(c, SRDMA_EINVAL, "srdma_conn_abort: NULL");
+	if (!c->ctx)
+		return 0; /* detached: closed with its context */
+	USE_CTX(c->ctx, "srdma_conn_abort");
 	ENSURE(code < 0 && code >= SRDMA_ERROR_MIN, SRDMA_EINVAL,
 	       "srdma_conn_abort: %d is not an SRDMA_E* code", code);
 	srdma__conn_fail(c, code, why && *why ? why : srdma_strerror(code));
@@ -374,6 +444,20 @@ SRDMA_API void srdma_conn_destroy(srdma_conn *c)
 	if (!c)
 		return;
 	ctx = c->ctx;
+	if (!ctx) { /* detached: only the handle is left */
+		srdma__conn_free(c);
+		return;
+	}
+	USE_CTX_VOID(ctx, "srdma_conn_destroy");
+	/* Not from inside another call on this context: it may be using c. */
+	if (ctx->owner_depth > 1) {
+		IGNORE_RESULT(srdma__err(SRDMA_ESTATE,
+					 "srdma_conn_destroy: called from "
+					 "inside another call on the same "
+					 "context (a log callback); call it "
+					 "after that call returns"));
+		return;
+	}
 	if (c->state == ST_ESTABLISHED)
 		(void)srdma_conn_close(c);
 	dl = srdma__now_ms() + CLOSE_GRACE_MS + 500;
@@ -398,7 +482,8 @@ int srdma__not_established(const struct srdma_conn *c)
 
 SRDMA_API int srdma_send(srdma_conn *c, const void *buf, size_t len)
 {
-	ENSURE(c && (buf || !len), SRDMA_EINVAL, "srdma_send: NULL argument");
+	USE_CONN(c, "srdma_send");
+	ENSURE(buf || !len, SRDMA_EINVAL, "srdma_send: buf is NULL");
 	if (c->state != ST_ESTABLISHED)
 		return srdma__not_established(c);
 	ENSURE(len <= c->max_msg, SRDMA_EMSGSIZE,
@@ -417,6 +502,7 @@ SRDMA_API int srdma_send_sync(srdma_conn *c, const void *buf, size_t len,
 {
 	uint64_t dl = deadline_of(timeout_ms);
 
+	USE_CONN(c, "srdma_send_sync");
 	for (;;) {
 		int rc = srdma_send(c, buf, len);
 		if (rc != SRDMA_EAGAIN)
@@ -433,8 +519,9 @@ SRDMA_API int srdma_recv(srdma_conn *c, void *buf, size_t cap, size_t *len,
 	uint64_t dl = deadline_of(timeout_ms);
 	struct qev *e;
 
-	ENSURE(c && (buf || !cap) && len, SRDMA_EINVAL,
-	       "srdma_recv: NULL argument");
+	USE_CONN(c, "srdma_recv");
+	ENSURE((buf || !cap) && len, SRDMA_EINVAL,
+	       "srdma_recv: NULL buf or len");
 	for (;;) {
 		if ((e = take_event(c->ctx, c, SRDMA_EV_RECV, false, NULL))) {
 			if (e->ev.len > cap) {
@@ -470,6 +557,7 @@ SRDMA_API int srdma_recv(srdma_conn *c, void *buf, size_t cap, size_t *len,
 SRDMA_API int srdma_write(srdma_conn *c, uint32_t region, uint64_t offset,
 			  const void *buf, size_t len, void *user)
 {
+	USE_CONN(c, "srdma_write");
 	return srdma__start_op(c, OP_WRITE, region, offset, (void *)buf, len,
 			       user);
 }
@@ -477,6 +565,7 @@ SRDMA_API int srdma_write(srdma_conn *c, uint32_t region, uint64_t offset,
 SRDMA_API int srdma_read(srdma_conn *c, uint32_t region, uint64_t offset,
 			 void *buf, size_t len, void *user)
 {
+	USE_CONN(c, "srdma_read");
 	return srdma__start_op(c, OP_READ, region, offset, buf, len, user);
 }
 
@@ -548,6 +637,7 @@ SRDMA_API int srdma_write_sync(srdma_conn *c, uint32_t region, uint64_t offset,
 	uint64_t dl = deadline_of(timeout_ms);
 	int marker;
 
+	USE_CONN(c, "srdma_write_sync");
 	GUARD(start_sync(c, OP_WRITE, region, offset, (void *)buf, len, &marker,
 			 dl));
 	return wait_op(c, SRDMA_EV_WRITE_DONE, &marker, remaining(dl));
@@ -559,6 +649,7 @@ SRDMA_API int srdma_read_sync(srdma_conn *c, uint32_t region, uint64_t offset,
 	uint64_t dl = deadline_of(timeout_ms);
 	int marker;
 
+	USE_CONN(c, "srdma_read_sync");
 	GUARD(start_sync(c, OP_READ, region, offset, buf, len, &marker, dl));
 	return wait_op(c, SRDMA_EV_READ_DONE, &marker, remaining(dl));
 }
@@ -566,10 +657,11 @@ SRDMA_API int srdma_read_sync(srdma_conn *c, uint32_t region, uint64_t offset,
 SRDMA_API int srdma_conn_remote_region(const srdma_conn *c, uint32_t region,
 				       uint64_t *len)
 {
+	struct srdma_conn *cc = (struct srdma_conn *)c;
 	struct remote_region *rr;
 
-	ENSURE(c, SRDMA_EINVAL, "NULL connection");
-	rr = find_remote((struct srdma_conn *)c, region);
+	USE_CONN(cc, "srdma_conn_remote_region");
+	rr = find_remote(cc, region);
 	ENSURE(rr, SRDMA_ENOENT, "the peer granted no region %u", region);
 	if (len)
 		*len = rr->len;
@@ -581,7 +673,7 @@ SRDMA_API int srdma_conn_wait_region(srdma_conn *c, uint32_t region,
 {
 	uint64_t dl = deadline_of(timeout_ms);
 
-	ENSURE(c, SRDMA_EINVAL, "NULL connection");
+	USE_CONN(c, "srdma_conn_wait_region");
 	for (;;) {
 		struct remote_region *rr = NULL;
 		if (region)

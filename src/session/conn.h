@@ -180,6 +180,10 @@ int srdma__on_region_msg(struct srdma_conn *c,
 			 const struct srdma__msg_region *g) SRDMA__WUR;
 void srdma__on_revoke(struct srdma_conn *c, uint32_t id);
 void srdma__free_remotes(struct srdma_conn *c);
+/* The connection is going: frees r's memory and wipes it, and leaves the
+ * handle for the application's srdma_region_destroy (calls on it answer
+ * SRDMA_ECLOSED). */
+void srdma__region_detach(struct srdma_region *r);
 /* Seals what a reader must never find empty and fills the REGION
  * message granting r (srdma_region_grant sends it). */
 int srdma__region_grant_msg(struct srdma_region *r,

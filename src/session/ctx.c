@@ -20,6 +20,7 @@
 
 #include "session/conn.h"
 #include "session/metrics.h"
+#include "session/owner.h"
 
 /* "MAJOR.MINOR.PATCH" from srdma.h's version macros: arguments are
  * expanded before STR_ turns them into strings. */
@@ -133,6 +134,9 @@ static int copy_config(struct srdma_ctx *ctx, const struct srdma_config *cfg)
 	       "max_ops %u is above the limit of 65536", ctx->cfg.max_ops);
 	ENSURE(ctx->cfg.max_msg <= (16u << 20), SRDMA_EINVAL,
 	       "max_msg %u is above the 16 MiB limit", ctx->cfg.max_msg);
+	/* A peer refuses a HELLO below it (docs/PROTOCOL.md): say so now. */
+	ENSURE(ctx->cfg.max_msg >= 64, SRDMA_EINVAL,
+	       "max_msg %u is below the 64-byte minimum", ctx->cfg.max_msg);
 	ENSURE(ctx->cfg.queue_depth >= 4 && ctx->cfg.queue_depth <= 4096,
 	       SRDMA_EINVAL, "queue depth %u is outside 4..4096",
 	       ctx->cfg.queue_depth);
@@ -143,8 +147,9 @@ static int copy_config(struct srdma_ctx *ctx, const struct srdma_config *cfg)
 	if (!cfg->cert_file || !cfg->key_file || !cfg->ca_file) {
 		const char *name = cfg->identity;
 		ENSURE(cfg->certs_dir, SRDMA_ECONFIG,
-		       "no certificates configured: give --certs DIR (made "
-		       "by `srdma certs DIR`) or --cert/--key/--ca");
+		       "no certificates configured: give certs_dir (a "
+		       "directory made by `srdma certs DIR`) or cert_file, "
+		       "key_file and ca_file");
 		if (!name)
 			name = cfg->role == SRDMA_ROLE_SERVER ? "server"
 							      : "client";
@@ -239,21 +244,33 @@ out_free:
 	return rc;
 }
 
+/*
+ * Connections and listeners the application holds are detached, not freed
+ * (srdma.h, "Lifetimes"): their resources go now, their handles stay valid
+ * until the application destroys them.
+ */
 SRDMA_API void srdma_ctx_destroy(srdma_ctx *ctx)
 {
+	struct srdma__use use;
 	struct qev *e;
 
-	if (!ctx)
+	if (!ctx || srdma__use_enter_alone(&use, ctx, "srdma_ctx_destroy") < 0)
 		return;
 	while (ctx->conns) {
 		struct srdma_conn *c = ctx->conns;
 		if (c->state < ST_CLOSED)
 			srdma__conn_fail(c, SRDMA_ECLOSED,
 					 "the local context was destroyed");
-		srdma__conn_free(c);
+		if (c->handed)
+			srdma__conn_detach(c);
+		else
+			srdma__conn_free(c);
 	}
-	while (ctx->listeners)
-		srdma_listener_destroy(ctx->listeners);
+	while (ctx->listeners) {
+		struct srdma_listener *l = ctx->listeners;
+		ctx->listeners = l->next;
+		srdma__listener_release(l);
+	}
 	srdma__respool_destroy(ctx);
 	srdma__linger_expire(ctx, 0, true);
 	srdma__release_delivered(ctx);
@@ -269,12 +286,24 @@ SRDMA_API void srdma_ctx_destroy(srdma_ctx *ctx)
 	srdma__loop_destroy(ctx->loop);
 	srdma__tls_ctx_destroy(ctx->tls);
 	free_strings(ctx);
+	srdma__use_forget(&use);
 	free(ctx);
 }
 
 SRDMA_API int srdma_ctx_fd(const srdma_ctx *ctx)
 {
 	return ctx ? srdma__loop_fd(ctx->loop) : -1;
+}
+
+SRDMA_API int srdma_ctx_timeout(const srdma_ctx *ctx)
+{
+	struct srdma_ctx *c = (struct srdma_ctx *)ctx;
+
+	if (!c)
+		return -1;
+	if (c->q_head || c->work_pending || srdma__respool_wants(c))
+		return 0;
+	return srdma__conn_next_deadline(c, srdma__now_ms());
 }
 
 SRDMA_API enum srdma_transport srdma_ctx_transport(const srdma_ctx *ctx,
@@ -420,6 +449,7 @@ SRDMA_API int srdma_ctx_poll(srdma_ctx *ctx, struct srdma_event *evs, int max,
 	int n = 0;
 
 	ENSURE(ctx && evs && max > 0, SRDMA_EINVAL, "srdma_ctx_poll: bad args");
+	USE_CTX(ctx, "srdma_ctx_poll");
 	srdma__release_delivered(ctx);
 	deadline = timeout_ms < 0 ? UINT64_MAX : srdma__now_ms() + timeout_ms;
 	for (;;) {
@@ -443,6 +473,8 @@ SRDMA_API int srdma_ctx_poll(srdma_ctx *ctx, struct srdma_event *evs, int max,
 		if (!ctx->q_head)
 			ctx->q_tail = NULL;
 		evs[n++] = e->ev;
+		if (e->ev.conn) /* the application holds it now */
+			e->ev.conn->handed = true;
 		e->next = ctx->delivered;
 		ctx->delivered = e;
 	}

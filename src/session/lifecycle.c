@@ -167,13 +167,15 @@ static void teardown(struct srdma_conn *c)
 	}
 }
 
-void srdma__conn_free(struct srdma_conn *c)
+/*
+ * Releases everything c holds and unlinks it from its context; what is left
+ * is the handle (state, failure, user pointer). Regions the application
+ * made on c are detached, not freed: it still holds them.
+ */
+static void release(struct srdma_conn *c)
 {
-	struct srdma_ctx *ctx;
+	struct srdma_ctx *ctx = c->ctx;
 
-	if (!c)
-		return;
-	ctx = c->ctx;
 	teardown(c);
 	srdma__drop_events(ctx, c);
 	srdma__finish_ops(c, SRDMA_ECLOSED);
@@ -181,22 +183,23 @@ void srdma__conn_free(struct srdma_conn *c)
 	while (c->regions) {
 		struct srdma_region *r = c->regions;
 		c->regions = r->next;
-		srdma__unmap_buf(r->mem, r->mem_len);
-		free(r->cur);
-		free(r);
+		srdma__region_detach(r);
 	}
 	srdma__free_remotes(c);
 	srdma__mem_free_all(c);
-	if (c->ring) {
-		srdma__unmap_buf(c->ring, c->ring_len);
-	}
-	if (c->staging) {
-		srdma__unmap_buf(c->staging, c->staging_len);
-	}
+	srdma__unmap_buf(c->ring, c->ring_len);
+	c->ring = NULL;
+	srdma__unmap_buf(c->staging, c->staging_len);
+	c->staging = NULL;
 	free(c->send_free);
+	c->send_free = NULL;
 	free(c->verifies);
+	c->verifies = NULL;
 	free(c->early_upd);
+	c->early_upd = NULL;
 	free(c->op_pool);
+	c->op_pool = c->op_free = NULL;
+	c->ops_head = c->ops_tail = NULL;
 	srdma__aead_wipe(&c->tx);
 	srdma__aead_wipe(&c->rx);
 	srdma__aead_wipe(&c->blk_tx);
@@ -213,6 +216,22 @@ void srdma__conn_free(struct srdma_conn *c)
 		ctx->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+void srdma__conn_detach(struct srdma_conn *c)
+{
+	release(c);
+	c->ctx = NULL;
+	c->listener = NULL;
+}
+
+void srdma__conn_free(struct srdma_conn *c)
+{
+	if (!c)
+		return;
+	if (c->ctx)
+		release(c);
 	OPENSSL_cleanse(c, sizeof(*c));
 	free(c);
 }

@@ -18,6 +18,7 @@
 
 #include "session/conn.h"
 #include "session/metrics.h"
+#include "session/owner.h"
 
 /*
  * Bursts are queued, not refused (issue 17). Below max_handshakes the
@@ -301,6 +302,7 @@ SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 
 	srdma__err_clear();
 	ENSURE(ctx && out, SRDMA_EINVAL, "srdma_listen: NULL argument");
+	USE_CTX(ctx, "srdma_listen");
 	ENSURE(ctx->cfg.role == SRDMA_ROLE_SERVER, SRDMA_ESTATE,
 	       "srdma_listen needs a server context");
 	l = calloc(1, sizeof(*l));
@@ -375,22 +377,37 @@ SRDMA_API uint16_t srdma_listener_fabric_port(const srdma_listener *l)
 	return l ? l->fabric_port : 0;
 }
 
+/* Closes l (already unlinked from its context) and leaves the handle:
+ * srdma_listener_destroy frees it (srdma.h, "Lifetimes"). */
+void srdma__listener_release(struct srdma_listener *l)
+{
+	for (struct srdma_conn *c = l->ctx->conns; c; c = c->next)
+		if (c->listener == l)
+			c->listener = NULL;
+	srdma__loop_del(l->fd_reg);
+	l->fd_reg = NULL;
+	close(l->fd);
+	l->fd = -1;
+	l->ctx->tp->ops->listener_destroy(l->tpl);
+	l->tpl = NULL;
+	l->ctx = NULL;
+	l->next = NULL;
+}
+
 SRDMA_API void srdma_listener_destroy(srdma_listener *l)
 {
 	struct srdma_listener **pp;
 
 	if (!l)
 		return;
-	for (pp = &l->ctx->listeners; *pp; pp = &(*pp)->next)
-		if (*pp == l) {
-			*pp = l->next;
-			break;
-		}
-	for (struct srdma_conn *c = l->ctx->conns; c; c = c->next)
-		if (c->listener == l)
-			c->listener = NULL;
-	srdma__loop_del(l->fd_reg);
-	close(l->fd);
-	l->ctx->tp->ops->listener_destroy(l->tpl);
+	if (l->ctx) { /* else detached: its context is gone */
+		USE_CTX_VOID(l->ctx, "srdma_listener_destroy");
+		for (pp = &l->ctx->listeners; *pp; pp = &(*pp)->next)
+			if (*pp == l) {
+				*pp = l->next;
+				break;
+			}
+		srdma__listener_release(l);
+	}
 	free(l);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "session/conn.h"
+#include "session/owner.h"
 
 SRDMA_API int srdma_mem_register(srdma_conn *c, void *buf, size_t len,
 				 srdma_mem **out)
@@ -13,8 +14,9 @@ SRDMA_API int srdma_mem_register(srdma_conn *c, void *buf, size_t len,
 	struct srdma_mem *m;
 	int rc;
 
-	ENSURE(c && buf && out, SRDMA_EINVAL,
-	       "srdma_mem_register: NULL connection, buffer or out");
+	ENSURE(buf && out, SRDMA_EINVAL,
+	       "srdma_mem_register: NULL buffer or out");
+	USE_CONN(c, "srdma_mem_register");
 	ENSURE(len > 0, SRDMA_EINVAL,
 	       "srdma_mem_register: a length of 0 registers nothing");
 	if (c->state != ST_ESTABLISHED)
@@ -35,26 +37,39 @@ SRDMA_API int srdma_mem_register(srdma_conn *c, void *buf, size_t len,
 	return 0;
 }
 
-static void mem_free(struct srdma_mem *m)
+/* Unlinks m from its connection and drops its registration; m itself
+ * stays for the application's srdma_mem_deregister (detached). */
+static void mem_detach(struct srdma_mem *m)
 {
 	struct srdma_mem **pp;
 
+	if (!m->conn)
+		return;
 	for (pp = &m->conn->mems; *pp; pp = &(*pp)->next)
 		if (*pp == m) {
 			*pp = m->next;
 			break;
 		}
 	m->conn->ctx->tp->ops->mr_dereg(m->mr);
-	free(m);
+	m->mr = NULL;
+	m->conn = NULL;
+	m->next = NULL;
 }
 
 SRDMA_API void srdma_mem_deregister(srdma_mem *m)
 {
 	if (!m)
 		return;
+	if (!m->conn) { /* detached: its connection is gone */
+		free(m);
+		return;
+	}
+	USE_CTX_VOID(m->conn->ctx, "srdma_mem_deregister");
 	m->dying = true;
-	if (!m->inflight)
-		mem_free(m);
+	if (!m->inflight) {
+		mem_detach(m);
+		free(m);
+	}
 }
 
 /* The registered memory holding [buf, buf + len), if any. */
@@ -72,13 +87,25 @@ struct srdma_mem *srdma__mem_find(struct srdma_conn *c, const void *buf,
 
 void srdma__mem_put(struct srdma_mem *m)
 {
-	if (m && --m->inflight == 0 && m->dying)
-		mem_free(m);
+	if (m && --m->inflight == 0 && m->dying) {
+		mem_detach(m);
+		free(m);
+	}
 }
 
-/* The connection goes: every registration with it. */
+/*
+ * The connection goes: every registration with it is dropped. Handles the
+ * application still holds are detached (srdma_mem_deregister frees them);
+ * one it already deregistered, waiting for its last operation, goes now.
+ */
 void srdma__mem_free_all(struct srdma_conn *c)
 {
-	while (c->mems)
-		mem_free(c->mems);
+	while (c->mems) {
+		struct srdma_mem *m = c->mems;
+		bool dying = m->dying;
+
+		mem_detach(m);
+		if (dying)
+			free(m);
+	}
 }

@@ -12,6 +12,16 @@
 #include <openssl/crypto.h>
 
 #include "session/conn.h"
+#include "session/owner.h"
+
+/* A region's connection and its context, for a public call; a region whose
+ * connection was destroyed (detached) answers SRDMA_ECLOSED. */
+#define USE_REGION(r, what)                                                    \
+	ENSURE((r), SRDMA_EINVAL, "%s: the region is NULL", (what));           \
+	ENSURE((r)->conn, SRDMA_ECLOSED,                                       \
+	       "%s: region %u belonged to a connection that was destroyed",    \
+	       (what), (r)->id);                                               \
+	USE_CTX((r)->conn->ctx, (what))
 
 /* ---- regions the peer granted us ---- */
 
@@ -127,8 +137,8 @@ SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 	struct srdma_region *r;
 	int rc;
 
-	ENSURE(c && out, SRDMA_EINVAL,
-	       "srdma_region_create: NULL connection or out");
+	USE_CONN(c, "srdma_region_create");
+	ENSURE(out, SRDMA_EINVAL, "srdma_region_create: out is NULL");
 	ENSURE(len > 0, SRDMA_EINVAL,
 	       "srdma_region_create: a region of 0 bytes; give its length");
 	ENSURE(c->state == ST_ESTABLISHED, SRDMA_ESTATE,
@@ -156,8 +166,10 @@ SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 	if (c->server &&
 	    c->quota_used + r->mem_len > c->ctx->cfg.client_quota) {
 		rc = srdma__err(SRDMA_EQUOTA,
-				"a region of %llu bytes would exceed the "
-				"client quota (%llu of %llu bytes used)",
+				"a region of %llu bytes takes %llu sealed "
+				"(srdma_region_footprint), which would exceed "
+				"client_quota (%llu of %llu bytes used)",
+				(unsigned long long)len,
 				(unsigned long long)r->mem_len,
 				(unsigned long long)c->quota_used,
 				(unsigned long long)c->ctx->cfg.client_quota);
@@ -257,11 +269,20 @@ SRDMA_API int srdma_region_grant(srdma_region *r)
 {
 	struct srdma__msg m;
 
-	ENSURE(r, SRDMA_EINVAL, "srdma_region_grant: NULL");
+	USE_REGION(r, "srdma_region_grant");
 	GUARD(srdma__region_grant_msg(r, &m));
 	GUARD(srdma__conn_send_msg(r->conn, &m));
 	r->granted = true;
 	return 0;
+}
+
+SRDMA_API uint64_t srdma_region_footprint(uint64_t len, enum srdma_protect p)
+{
+	uint64_t nblocks =
+		len / SRDMA_BLOCK_SIZE + (len % SRDMA_BLOCK_SIZE != 0);
+	uint64_t stride = srdma__block_stride(p);
+
+	return nblocks > UINT64_MAX / stride ? UINT64_MAX : nblocks * stride;
 }
 
 SRDMA_API uint32_t srdma_region_id(const srdma_region *r)
@@ -342,7 +363,8 @@ SRDMA_API int srdma_region_get(srdma_region *r, uint64_t offset, void *buf,
 	uint8_t *out = buf;
 	int rc = 0;
 
-	ENSURE(r && buf, SRDMA_EINVAL, "srdma_region_get: NULL argument");
+	USE_REGION(r, "srdma_region_get");
+	ENSURE(buf, SRDMA_EINVAL, "srdma_region_get: buf is NULL");
 	c = r->conn;
 	ENSURE(c->state == ST_ESTABLISHED || c->state == ST_CLOSING,
 	       SRDMA_ECLOSED, "the connection is %s",
@@ -394,8 +416,8 @@ SRDMA_API int srdma_region_put(srdma_region *r, uint64_t offset,
 	uint64_t first, v, done_blocks = 0;
 	int rc = 0;
 
-	ENSURE(r && (buf || !len), SRDMA_EINVAL,
-	       "srdma_region_put: NULL argument");
+	USE_REGION(r, "srdma_region_put");
+	ENSURE(buf || !len, SRDMA_EINVAL, "srdma_region_put: buf is NULL");
 	c = r->conn;
 	ENSURE(c->state == ST_ESTABLISHED, SRDMA_ECLOSED,
 	       "the connection is %s", srdma__state_name(c->state));
@@ -434,6 +456,23 @@ SRDMA_API int srdma_region_put(srdma_region *r, uint64_t offset,
 	return rc;
 }
 
+void srdma__region_detach(struct srdma_region *r)
+{
+	struct srdma_conn *c = r->conn;
+
+	if (r->mr)
+		c->ctx->tp->ops->mr_dereg(r->mr);
+	r->mr = NULL;
+	if (c->quota_used >= r->mem_len)
+		c->quota_used -= r->mem_len;
+	srdma__unmap_buf(r->mem, r->mem_len);
+	r->mem = NULL;
+	free(r->cur);
+	r->cur = NULL;
+	r->conn = NULL;
+	r->next = NULL;
+}
+
 SRDMA_API void srdma_region_destroy(srdma_region *r)
 {
 	struct srdma_conn *c;
@@ -442,6 +481,11 @@ SRDMA_API void srdma_region_destroy(srdma_region *r)
 	if (!r)
 		return;
 	c = r->conn;
+	if (!c) { /* detached: its connection is gone */
+		free(r);
+		return;
+	}
+	USE_CTX_VOID(c->ctx, "srdma_region_destroy");
 	if (c->state == ST_ESTABLISHED) {
 		struct srdma__msg m = {.type = SRDMA_MSG_REGION_REVOKE};
 		m.u.revoke.region_id = r->id;
@@ -452,11 +496,6 @@ SRDMA_API void srdma_region_destroy(srdma_region *r)
 			*pp = r->next;
 			break;
 		}
-	if (r->mr)
-		c->ctx->tp->ops->mr_dereg(r->mr);
-	if (c->quota_used >= r->mem_len)
-		c->quota_used -= r->mem_len;
-	srdma__unmap_buf(r->mem, r->mem_len);
-	free(r->cur);
+	srdma__region_detach(r);
 	free(r);
 }

@@ -7,6 +7,7 @@
 #ifndef SRDMA_SESSION_SESSION_H
 #define SRDMA_SESSION_SESSION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -202,6 +203,10 @@ struct srdma_conn {
 	enum conn_state state;
 	bool server;
 	bool app_owned; /* the app has seen it (ACCEPTED/CONNECTED or client) */
+	/* The application holds the handle (a client's connection; a server's
+	 * once an event named it): destroying the context detaches it rather
+	 * than freeing it, so the application's srdma_conn_destroy is safe. */
+	bool handed;
 	bool counted_hs; /* counted in ctx->handshakes */
 	bool destroying;
 	void *user;
@@ -397,6 +402,10 @@ struct srdma_ctx {
 		uint16_t port, fabric_port;
 	} fports[8];
 	uint32_t fports_next;
+	/* The thread inside a public call on this context, and how deeply
+	 * (owner.h): a second thread is refused with SRDMA_ESTATE. */
+	_Atomic uintptr_t owner;
+	uint32_t owner_depth;
 };
 
 /* ctx.c */
@@ -414,6 +423,8 @@ void srdma__pool_refill(struct srdma_ctx *ctx, uint32_t max_new);
 int srdma__ctx_admit(struct srdma_conn *c) SRDMA__WUR;
 /* After each loop pass: watch the listeners or not (max_handshakes). */
 void srdma__listeners_update(struct srdma_ctx *ctx, uint64_t now);
+/* Closes a listener whose context goes; the handle stays (detached). */
+void srdma__listener_release(struct srdma_listener *l);
 
 /* api.c: client reconnects when the server was busy */
 /* After tls_step failed with rc: true if a retry was scheduled (c lives). */
@@ -428,6 +439,10 @@ int srdma__conn_next_deadline(struct srdma_ctx *ctx, uint64_t now);
 int srdma__conn_new_server(struct srdma_listener *l, int fd,
 			   const char *peer) SRDMA__WUR;
 void srdma__conn_free(struct srdma_conn *c);
+/* Everything srdma__conn_free does but freeing c itself: c is left
+ * detached (no context, no resources, regions detached) for the
+ * application's srdma_conn_destroy. */
+void srdma__conn_detach(struct srdma_conn *c);
 void srdma__on_connreq(void *arg, struct srdma__tp_connreq *req);
 int srdma__repost_slot(struct srdma_conn *c, int slot) SRDMA__WUR;
 void srdma__tune_ctrl_socket(int fd);

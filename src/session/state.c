@@ -368,7 +368,7 @@ static int tcp_connected(struct srdma_conn *c, enum conn_state *next)
 				  "cannot connect to %s:%u: %s%s", c->host,
 				  c->port, strerror(err),
 				  err == ECONNREFUSED
-					  ? " (is `srdma serve` running there?)"
+					  ? " (is the server running there?)"
 					  : "");
 	/* Tickets are cached per server: resumption needs the same name,
 	 * host and port. */

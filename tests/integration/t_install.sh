@@ -61,6 +61,47 @@ check "and runs without LD_LIBRARY_PATH" bash -c \
 	"env -u LD_LIBRARY_PATH '$P/bin/srdma' --version | grep -q '^srdma '"
 check "against the installed library" bash -c \
 	"test \"\$(env -u LD_LIBRARY_PATH ldd '$P/bin/srdma' | awk '/libsrdma/ {print \$3}' | xargs -r realpath)\" = \"\$(realpath '$LIBDIR/libsrdma.so.0')\""
+# The reference and the examples are installed (issue 18).
+check "srdma(1) installed, and man finds it there" bash -c \
+	"MANPATH='$P/share/man' man -w srdma | grep -qx '$P/share/man/man1/srdma.1'"
+check "libsrdma(3) installed, and man finds it there" bash -c \
+	"MANPATH='$P/share/man' man -w 3 libsrdma | grep -qx '$P/share/man/man3/libsrdma.3'"
+EXS="$P/share/doc/secure-rdma/examples"
+for e in echo_server kv file_transfer; do
+	check "example $e.c installed" test -f "$EXS/$e.c"
+done
+
+# A user's program built from the installed tree with README's line, run
+# without LD_LIBRARY_PATH: the key-value example, server and client.
+flags='$(pkg-config --cflags --libs srdma) -Wl,-rpath,$(pkg-config --variable=libdir srdma)'
+check "README shows the line" grep -qF -- "cc app.c $flags" "$SRC/README.md"
+check "kv builds from the installed example with it" bash -c \
+	"cc -std=c11 -Wall -Werror '$EXS/kv.c' -o '$T/kv' $flags"
+check "... and records where the library is" bash -c \
+	"readelf -d '$T/kv' | grep -E 'RUNPATH|RPATH' | grep -qF '$LIBDIR'"
+check "it finds the installed library without LD_LIBRARY_PATH" bash -c \
+	"test \"\$(env -u LD_LIBRARY_PATH ldd '$T/kv' | awk '/libsrdma/ {print \$3}' | xargs -r realpath)\" = \"\$(realpath '$LIBDIR/libsrdma.so.0')\""
+env -u LD_LIBRARY_PATH "$P/bin/srdma" certs "$T/kvpki" >/dev/null
+env -u LD_LIBRARY_PATH "$T/kv" server --certs "$T/kvpki" --listen 127.0.0.1 --port 0 >"$T/kv.log" 2>&1 &
+kvpid=$!
+PIDS+=("$kvpid")
+for _ in $(seq 200); do grep -q '^listening on port' "$T/kv.log" && break; sleep 0.05; done
+kvport=$(sed -n 's/^listening on port \([0-9]*\)$/\1/p' "$T/kv.log")
+env -u LD_LIBRARY_PATH timeout 60 "$T/kv" client --certs "$T/kvpki" --connect 127.0.0.1 \
+	--port "${kvport:-1}" put k "installed" get k >"$T/kvc.out" 2>&1
+cat "$T/kv.log" "$T/kvc.out"
+check "and it runs: PUT by RDMA write, GET by RDMA read" \
+	test "$(cat "$T/kvc.out")" = "$(printf 'put k: OK\nget k: installed')"
+kill "$kvpid" 2>/dev/null
+
+# `make install PREFIX=...` installs there (README documents it).
+check "make install PREFIX=... installs under that prefix" bash -c \
+	"make -C '$SRC' --no-print-directory install PREFIX='$T/mk' BUILD='$REL' >'$T/mk.log' 2>&1 &&
+	 test -x '$T/mk/bin/srdma' && test -f '$T/mk/include/srdma.h' &&
+	 test -f '$T/mk/share/man/man3/libsrdma.3' || { cat '$T/mk.log'; exit 1; }"
+check "... and that srdma runs without LD_LIBRARY_PATH" bash -c \
+	"env -u LD_LIBRARY_PATH '$T/mk/bin/srdma' --version | grep -q '^srdma '"
+
 # Test hooks never ship: the strings that drive them are in the test
 # build's library (the control, so the search can find them) and in nothing
 # that was installed.

@@ -523,7 +523,7 @@ static void test_cert_failures(void)
 	hs(ct, st_other, "localhost", &cli, &srv);
 	CHECK_RC(cli.rc, SRDMA_ECERT_UNKNOWN_CA);
 	CHECK(contains(cli.detail, "server certificate for 'localhost'") &&
-	      contains(cli.detail, "check --ca/--certs"));
+	      contains(cli.detail, "check ca_file/certs_dir"));
 	CHECK_RC(srv.rc, SRDMA_ECERT_UNKNOWN_CA);
 	CHECK(contains(srv.detail, "the client rejected our certificate"));
 	side_free(&cli);

@@ -61,6 +61,8 @@ static void *server_main(void *arg)
 				fprintf(stderr, "region: %s\n",
 					srdma_error_detail());
 				server_errors++;
+			} else if (evs[i].type == SRDMA_EV_ACCEPTED) {
+				srdma_conn_set_user(evs[i].conn, r);
 			}
 			if (evs[i].type == SRDMA_EV_CLOSED) {
 				if (evs[i].status) {
@@ -68,10 +70,13 @@ static void *server_main(void *arg)
 						evs[i].detail);
 					server_errors++;
 				}
+				srdma_region_destroy(
+					srdma_conn_user(evs[i].conn));
 				srdma_conn_destroy(evs[i].conn);
 			}
 		}
 	}
+	srdma_listener_destroy(l);
 	srdma_ctx_destroy(ctx);
 	return NULL;
 }

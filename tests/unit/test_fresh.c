@@ -152,7 +152,15 @@ static void *server_main(void *arg)
 		pthread_cond_broadcast(&S.cv);
 		pthread_mutex_unlock(&S.mu);
 	}
+	/* The context first: it detaches what we still hold (srdma.h,
+	 * "Lifetimes"), which we then free. */
 	srdma_ctx_destroy(ctx);
+	for (int i = 0; i < S.n; i++) {
+		srdma_region_destroy(S.conns[i].rw);
+		srdma_region_destroy(S.conns[i].ro);
+		srdma_conn_destroy(S.conns[i].c);
+	}
+	srdma_listener_destroy(l);
 	return NULL;
 }
 
@@ -659,6 +667,7 @@ static void client_region(void)
 	      ev.len == sizeof(w));
 	CHECK_RC(srdma_region_get(r, B, got, sizeof(got)), 0);
 	CHECK(!memcmp(got, w, sizeof(w)));
+	srdma_region_destroy(r);
 	cli_close(&k);
 }
 

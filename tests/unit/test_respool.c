@@ -70,6 +70,7 @@ static void handle(struct side *s, bool server)
 						 SRDMA_ACCESS_REMOTE_WRITE,
 					 &r),
 				 0);
+			srdma_conn_set_user(evs[i].conn, r);
 			break;
 		case SRDMA_EV_CONNECTED:
 			s->connected++;
@@ -92,6 +93,8 @@ static void handle(struct side *s, bool server)
 			if (server) {
 				if (s->conn == evs[i].conn)
 					s->conn = NULL;
+				srdma_region_destroy(
+					srdma_conn_user(evs[i].conn));
 				srdma_conn_destroy(evs[i].conn);
 			}
 			break;
@@ -155,6 +158,13 @@ static void sides_free(srdma_listener *l)
 	srdma_listener_destroy(l);
 	srdma_ctx_destroy(cli.ctx);
 	srdma_ctx_destroy(srv.ctx);
+	/* A client still on was detached with the context (srdma.h,
+	 * "Lifetimes"): its handles are ours to free. */
+	if (srv.conn) {
+		srdma_region_destroy(srdma_conn_user(srv.conn));
+		srdma_conn_destroy(srv.conn);
+		srv.conn = NULL;
+	}
 }
 
 /* One client: connect, wait for the region, one echo; left connected. */

@@ -43,8 +43,19 @@ static struct srdma_ctx *mk_ctx(struct fake_tp **ft)
 
 static void rm_ctx(struct srdma_ctx *ctx, struct fake_tp *ft)
 {
+	struct srdma_region *rs[16];
+	int n = 0;
+
+	/* Regions outlive their connection, detached (srdma.h, "Lifetimes"):
+	 * freed by their own destroy. */
+	for (struct srdma_conn *c = ctx->conns; c; c = c->next)
+		for (struct srdma_region *r = c->regions; r && n < 16;
+		     r = r->next)
+			rs[n++] = r;
 	while (ctx->conns)
 		srdma__conn_free(ctx->conns);
+	for (int i = 0; i < n; i++)
+		srdma_region_destroy(rs[i]);
 	fake_uninstall(ctx, ft);
 	srdma_ctx_destroy(ctx);
 }

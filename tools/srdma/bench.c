@@ -115,7 +115,7 @@ static void usage(FILE *f)
 
 static int err_line(const char *what, int rc)
 {
-	const char *d = srdma_error_detail();
+	const char *d = tool_error();
 
 	fprintf(stderr, "srdma bench: %s: %s\n", what,
 		*d ? d : srdma_strerror(rc));
@@ -290,7 +290,7 @@ static int rw_loop(struct bench *b, uint8_t **bufs, unsigned window,
 					"srdma bench: the server closed the "
 					"connection: %s\n",
 					e->detail && *e->detail
-						? e->detail
+						? tool_text(e->detail)
 						: srdma_strerror(e->status));
 				return 1;
 			}
@@ -301,7 +301,7 @@ static int rw_loop(struct bench *b, uint8_t **bufs, unsigned window,
 				fprintf(stderr, "srdma bench: %s failed: %s\n",
 					op_name(b->op),
 					e->detail && *e->detail
-						? e->detail
+						? tool_text(e->detail)
 						: srdma_strerror(e->status));
 				return 1;
 			}
@@ -464,7 +464,7 @@ static int take_acks(struct bench *b, int block, uint64_t *count,
 					"srdma bench: the server closed the "
 					"connection: %s\n",
 					e->detail && *e->detail
-						? e->detail
+						? tool_text(e->detail)
 						: srdma_strerror(e->status));
 				return -1;
 			}
@@ -1001,7 +1001,7 @@ int cmd_bench(int argc, char **argv)
 	}
 	rc = srdma_connect(b->ctx, b->co.host, b->co.port, b->tmo, &b->c);
 	if (rc < 0) {
-		const char *d = srdma_error_detail();
+		const char *d = tool_error();
 		/* The detail names the address already. */
 		if (*d && strstr(d, b->co.host))
 			fprintf(stderr, "srdma bench: %s\n", d);

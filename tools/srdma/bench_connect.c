@@ -50,7 +50,7 @@ struct stat2 {
 
 static int err_line(const char *what, int rc)
 {
-	const char *d = srdma_error_detail();
+	const char *d = tool_error();
 
 	fprintf(stderr, "srdma bench: %s: %s\n", what,
 		*d ? d : srdma_strerror(rc));
@@ -116,7 +116,7 @@ static int cycle(struct cb *b, srdma_ctx *ctx, int want_resume, int record)
 	t0 = now_s();
 	rc = srdma_connect(ctx, co->host, co->port, b->o->tmo, &c);
 	if (rc < 0) {
-		const char *d = srdma_error_detail();
+		const char *d = tool_error();
 		if (*d && strstr(d, co->host))
 			fprintf(stderr, "srdma bench: %s\n", d);
 		else

@@ -42,7 +42,7 @@ static void usage(FILE *f)
 
 static int fail(const char *what, uint64_t i, int rc)
 {
-	const char *d = srdma_error_detail();
+	const char *d = tool_error();
 	fprintf(stderr, "srdma client: FAILED: %s #%llu: %s%s%s\n", what,
 		(unsigned long long)i, srdma_strerror(rc), *d ? " " : "", d);
 	return 1;
@@ -381,8 +381,7 @@ int cmd_client(int argc, char **argv)
 	rc = srdma_ctx_create(&o.cfg, &ctx);
 	if (rc < 0) {
 		fprintf(stderr, "srdma client: %s\n",
-			*srdma_error_detail() ? srdma_error_detail()
-					      : srdma_strerror(rc));
+			*tool_error() ? tool_error() : srdma_strerror(rc));
 		return 1;
 	}
 	t0 = now_s();
@@ -390,8 +389,7 @@ int cmd_client(int argc, char **argv)
 	if (rc < 0) {
 		fprintf(stderr, "srdma client: cannot connect to %s:%u: %s\n",
 			o.host, o.port,
-			*srdma_error_detail() ? srdma_error_detail()
-					      : srdma_strerror(rc));
+			*tool_error() ? tool_error() : srdma_strerror(rc));
 		srdma_ctx_destroy(ctx);
 		return 1;
 	}

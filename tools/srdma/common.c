@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,6 +264,70 @@ double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The library's words for what the tool has a flag for. */
+static const struct {
+	const char *api, *tool;
+} words[] = {
+	{"certs_dir", "--certs"},
+	{"cert_file", "--cert"},
+	{"key_file", "--key"},
+	{"ca_file", "--ca"},
+	{"peer_name", "--peer-name"},
+	{"max_clients", "--max-clients"},
+	{"max_handshakes", "--max-handshakes"},
+	{"handshake_timeout_ms", "--handshake-timeout"},
+	{"client_quota", "--quota"},
+	{"max_msg", "--max-msg"},
+	{"queue_depth", "--queue-depth"},
+	{"resource_pool", "--resource-pool"},
+	{"transport SRDMA_TRANSPORT_OFI", "--transport ofi"},
+	{"is the server running there?", "is `srdma serve` running there?"},
+	{"srdma_region_footprint", "4128 bytes per 4 KiB block"},
+};
+
+static bool ident(char ch)
+{
+	return isalnum((unsigned char)ch) || ch == '_';
+}
+
+const char *tool_text(const char *s)
+{
+	static _Thread_local char bufs[4][1024];
+	static _Thread_local unsigned next;
+	char *out = bufs[next++ % 4];
+	size_t o = 0;
+
+	if (!s)
+		return "";
+	while (*s && o + 1 < sizeof(bufs[0])) {
+		size_t k, n = 0;
+		for (k = 0; k < sizeof(words) / sizeof(words[0]); k++) {
+			n = strlen(words[k].api);
+			/* whole words only: "max_msg" but not "my_max_msg2" */
+			if (!strncmp(s, words[k].api, n) && !ident(s[n]) &&
+			    (o == 0 || !ident(out[o - 1])))
+				break;
+		}
+		if (k < sizeof(words) / sizeof(words[0])) {
+			int w = snprintf(out + o, sizeof(bufs[0]) - o, "%s",
+					 words[k].tool);
+			o += (size_t)w < sizeof(bufs[0]) - o
+				     ? (size_t)w
+				     : sizeof(bufs[0]) - o - 1;
+			s += n;
+		} else {
+			out[o++] = *s++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+const char *tool_error(void)
+{
+	return tool_text(srdma_error_detail());
+}
+
 void tool_log(void *arg, int level, const char *line)
 {
 	static const char *const names[] = {"error", "warn", "info", "debug"};
@@ -272,7 +337,7 @@ void tool_log(void *arg, int level, const char *line)
 		names[level < 0	  ? 0
 		      : level > 3 ? 3
 				  : level],
-		line);
+		tool_text(line));
 }
 
 int fill_random(void *buf, size_t len)

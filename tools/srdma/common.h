@@ -43,6 +43,14 @@ double now_s(void);
 /* qsort comparator for doubles (medians and percentiles). */
 int cmp_double(const void *a, const void *b);
 void tool_log(void *arg, int level, const char *line);
+/*
+ * The library names its API (certs_dir, max_handshakes, ...); the tool's
+ * user knows its flags (--certs, --max-handshakes, ...). tool_text returns
+ * s with the one put for the other, in a buffer of the calling thread that
+ * the next few calls reuse; tool_error does it to srdma_error_detail().
+ */
+const char *tool_text(const char *s);
+const char *tool_error(void);
 int fill_random(void *buf, size_t len);
 
 #endif

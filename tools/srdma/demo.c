@@ -99,7 +99,7 @@ static int annotated_session(const char *certs, uint16_t port,
 	cfg.log_fn = tool_log;
 	rc = srdma_ctx_create(&cfg, &ctx);
 	if (rc < 0) {
-		printf("  client context failed: %s\n", srdma_error_detail());
+		printf("  client context failed: %s\n", tool_error());
 		free(big);
 		free(chk);
 		return 1;
@@ -107,7 +107,7 @@ static int annotated_session(const char *certs, uint16_t port,
 	t = now_s();
 	rc = srdma_connect(ctx, host, port, 10000, &c);
 	if (rc < 0) {
-		printf("  connect failed: %s\n", srdma_error_detail());
+		printf("  connect failed: %s\n", tool_error());
 		srdma_ctx_destroy(ctx);
 		free(big);
 		free(chk);
@@ -150,7 +150,7 @@ static int annotated_session(const char *certs, uint16_t port,
 			rc = srdma_recv(c, back, sizeof(back), &got, 5000);
 		rtt[i] = (now_s() - t) * 1e6;
 		if (rc < 0 || got != sizeof(msg) || memcmp(msg, back, got)) {
-			printf("  echo failed: %s\n", srdma_error_detail());
+			printf("  echo failed: %s\n", tool_error());
 			goto fail;
 		}
 	}
@@ -161,7 +161,7 @@ static int annotated_session(const char *certs, uint16_t port,
 
 	rc = srdma_conn_wait_region(c, 1, 5000, &rlen);
 	if (rc < 0 || rlen < BIG) {
-		printf("  no writable region: %s\n", srdma_error_detail());
+		printf("  no writable region: %s\n", tool_error());
 		goto fail;
 	}
 	fill_random(big, BIG);
@@ -169,7 +169,7 @@ static int annotated_session(const char *certs, uint16_t port,
 	for (int i = 0; i < N_BIG; i++) {
 		rc = srdma_write_sync(c, 1, 0, big, BIG, 10000);
 		if (rc < 0) {
-			printf("  write failed: %s\n", srdma_error_detail());
+			printf("  write failed: %s\n", tool_error());
 			goto fail;
 		}
 	}
@@ -178,8 +178,7 @@ static int annotated_session(const char *certs, uint16_t port,
 	for (int i = 0; i < N_BIG; i++) {
 		rc = srdma_read_sync(c, 1, 0, chk, BIG, 10000);
 		if (rc < 0 || memcmp(big, chk, BIG)) {
-			printf("  read-back failed: %s\n",
-			       srdma_error_detail());
+			printf("  read-back failed: %s\n", tool_error());
 			goto fail;
 		}
 	}

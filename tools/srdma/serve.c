@@ -92,8 +92,11 @@ static void usage(FILE *f)
 		"  --max-per-identity N  connections one client identity may "
 		"hold\n"
 		"                        (default 0: no limit)\n"
-		"  --quota BYTES         region memory per client (default "
-		"64M)\n"
+		"  --quota BYTES         region memory per client, counted "
+		"sealed: the\n"
+		"                        two regions take 2 x 4128/4096 x "
+		"--region-size\n"
+		"                        (default 64M; checked at start)\n"
 		"  --region-size BYTES   size of each client region (default "
 		"1M)\n"
 		"  --resource-pool N     spare connections made ahead, handed "
@@ -115,8 +118,11 @@ static void usage(FILE *f)
 		"per-client", DEFAULT_PORT, common_help());
 }
 
+/* Regions may go before or after their connection (srdma.h, "Lifetimes"). */
 static void free_client(struct client *cl)
 {
+	srdma_region_destroy(cl->rw);
+	srdma_region_destroy(cl->ro);
 	while (cl->echo_head) {
 		struct pending *p = cl->echo_head;
 		cl->echo_head = p->next;
@@ -173,6 +179,32 @@ static int setup_client(struct client *cl, uint64_t region_size)
 	/* Grant only once the pattern is sealed in: the NIC serves reads
 	 * without us. */
 	return srdma_region_grant(cl->ro);
+}
+
+/*
+ * Each client gets two regions of region_size; sealed, they must fit the
+ * quota, or every client would be refused (issue 18). A client may always
+ * ask for encrypt, the largest footprint.
+ */
+static int check_quota(const struct srdma_config *cfg, uint64_t region_size)
+{
+	struct srdma_config defaults;
+	uint64_t quota = cfg->client_quota, need;
+
+	srdma_config_init(&defaults, SRDMA_ROLE_SERVER);
+	if (!quota)
+		quota = defaults.client_quota;
+	need = 2 * srdma_region_footprint(region_size, SRDMA_PROTECT_ENCRYPT);
+	if (need <= quota)
+		return 0;
+	fprintf(stderr,
+		"srdma serve: --quota %llu is too small for --region-size "
+		"%llu: each client gets two regions, %llu bytes when sealed "
+		"(4128 bytes per 4 KiB block); give --quota %llu or more, or "
+		"a smaller --region-size\n",
+		(unsigned long long)quota, (unsigned long long)region_size,
+		(unsigned long long)need, (unsigned long long)need);
+	return -1;
 }
 
 struct serve_opts {
@@ -330,6 +362,12 @@ static void reload(srdma_ctx *ctx, int argc, char **argv)
 		config_args_free(&args);
 		return;
 	}
+	if (check_quota(&so.o.cfg, so.region_size) < 0) {
+		LOG("reload failed, still serving with the old settings: the "
+		    "quota above is too small");
+		config_args_free(&args);
+		return;
+	}
 	rc = srdma_ctx_reload(ctx, &so.o.cfg);
 	if (rc < 0)
 		LOG("reload failed, still serving with the old certificates: "
@@ -375,11 +413,14 @@ int cmd_serve(int argc, char **argv)
 		config_args_free(&args);
 		return rc == 1 ? 0 : 2;
 	}
+	if (check_quota(&so.o.cfg, so.region_size) < 0) {
+		config_args_free(&args);
+		return 2;
+	}
 	rc = srdma_ctx_create(&so.o.cfg, &ctx);
 	if (rc < 0) {
 		fprintf(stderr, "srdma serve: %s\n",
-			*srdma_error_detail() ? srdma_error_detail()
-					      : srdma_strerror(rc));
+			*tool_error() ? tool_error() : srdma_strerror(rc));
 		config_args_free(&args);
 		return 1;
 	}
@@ -387,7 +428,7 @@ int cmd_serve(int argc, char **argv)
 	rc = srdma_listen(ctx, strcmp(so.o.host, "0.0.0.0") ? so.o.host : NULL,
 			  so.o.port, &l);
 	if (rc < 0) {
-		fprintf(stderr, "srdma serve: %s\n", srdma_error_detail());
+		fprintf(stderr, "srdma serve: %s\n", tool_error());
 		srdma_ctx_destroy(ctx);
 		config_args_free(&args);
 		return 1;
@@ -442,8 +483,7 @@ int cmd_serve(int argc, char **argv)
 		 * timers); without, the library waits. */
 		n = srdma_ctx_poll(ctx, evs, 64, mh ? 0 : 200);
 		if (n < 0) {
-			fprintf(stderr, "srdma serve: %s\n",
-				srdma_error_detail());
+			fprintf(stderr, "srdma serve: %s\n", tool_error());
 			break;
 		}
 		/* Connections are destroyed after the batch: later events in
@@ -474,7 +514,7 @@ int cmd_serve(int argc, char **argv)
 					LOG("reject %s id=%s: %s",
 					    cl->info.peer_addr,
 					    cl->info.peer_identity,
-					    srdma_error_detail());
+					    tool_error());
 					/* Tell the client why before dropping
 					 * it. */
 					srdma_conn_abort(e->conn, rc,
@@ -561,7 +601,7 @@ int cmd_serve(int argc, char **argv)
 				    "writes=%llu clients=%d",
 				    cl->info.peer_addr, cl->info.peer_identity,
 				    e->status ? "error: " : "orderly",
-				    e->status ? e->detail : "",
+				    e->status ? tool_text(e->detail) : "",
 				    e->status ? "" : "",
 				    (unsigned long long)cl->msgs,
 				    (unsigned long long)cl->peer_writes,
@@ -579,7 +619,7 @@ int cmd_serve(int argc, char **argv)
 				break;
 			case SRDMA_EV_REJECTED:
 				nrej++;
-				LOG("reject %s (%s)", e->detail,
+				LOG("reject %s (%s)", tool_text(e->detail),
 				    srdma_strerror(e->status));
 				break;
 			default:

@@ -91,7 +91,7 @@ static int v_open(struct srdma__tp *tp, const char *provider,
 		rc = srdma__err(SRDMA_ENODEV,
 				"no RDMA device: load rdma_rxe and run `rdma "
 				"link add rxe0 type rxe netdev eth0`, or use "
-				"--transport ofi");
+				"transport SRDMA_TRANSPORT_OFI");
 		goto out_close;
 	}
 	if (v->device[0]) {
