@@ -1584,8 +1584,7 @@ static void test_resume_cert_expiry(void)
 	 * certificate were valid then) */
 	srdma__tls_ctx_destroy(st);
 	{
-		struct pki_opts o = {.dir = dir_c,
-					    .not_before_offset_s = -DAY};
+		struct pki_opts o = {.dir = dir_c, .not_before_offset_s = -DAY};
 
 		CHECK_RC(pki_write(&o), 0);
 	}
