@@ -57,10 +57,25 @@ echo "# 200 clients at once (default limits): all verified in ${SECS} s"
 check "200 clients started at once: all connected and verified ($OK)" \
 	[ "$OK" -eq 200 ] && [ "$BAD" -eq 0 ]
 check "the server served 200" [ "$(grep -c ' connect ' "$T/b.log")" -eq 200 ]
-check "... and refused none" [ "$(grep -c ' reject ' "$T/b.log")" -eq 0 ]
+# A client process that prepares fifty fabric endpoints can be slow to send
+# a ClientHello (under ASan, seconds): the server may shed such a silent
+# handshake for the ones waiting, and the client connects again. That is
+# the design (listener.c); what must not happen is a refusal of any other
+# kind, or a shed that was not retried. refused_none NAME: checks both for
+# burst NAME and sets SHED.
+refused_none() {
+	local retries
+	SHED=$(grep -c ' reject .*closed to make room' "$T/$1.log")
+	retries=$(cat "$T/$1".*.out | awk '/^burst:/ { s += $(NF - 2) } END { print s + 0 }')
+	echo "# shed and retried: $SHED (client busy retries: $retries)"
+	check "... and refused none (sheds aside)" \
+		[ "$(grep ' reject ' "$T/$1.log" | grep -vc 'closed to make room')" -eq 0 ]
+	check "... every shed handshake was retried ($SHED <= $retries)" [ "$SHED" -le "$retries" ]
+}
+refused_none b
 check "metrics: 200 established" [ "$(metric srdma_established_total)" = 200 ]
-check "metrics: nothing shed or refused" \
-	[ "$(scrape | awk '/^srdma_refused_total/ { s += $2 } END { print s }')" = 0 ]
+check "metrics: nothing refused but those $SHED sheds" \
+	[ "$(scrape | awk '/^srdma_refused_total/ { s += $2 } END { print s }')" = "$SHED" ]
 check "orderly shutdown" stop_server
 
 # ---- 200 at once through 8 handshake slots: the backlog holds them ----
@@ -70,7 +85,7 @@ burst b8 4 50
 echo "# 200 clients at once through 8 handshake slots: all verified in ${SECS} s"
 check "200 clients through 8 handshake slots: all verified ($OK)" \
 	[ "$OK" -eq 200 ] && [ "$BAD" -eq 0 ]
-check "... none refused" [ "$(grep -c ' reject ' "$T/b8.log")" -eq 0 ]
+refused_none b8
 check "orderly shutdown" stop_server
 
 # ---- 500 idle connections and a legitimate client ----
