@@ -292,10 +292,12 @@ AWK
 { echo "["; sed '$!s/$/,/' "$T/all.jsonl"; echo "]"; } >"$OUT/results.json"
 
 # Figures for the table and plot: "label op mode size" -> value.
-awk -F, 'NR > 1 { print $1, $4, $5, $6, $13, $17, $15 }' "$OUT/results.csv" >"$T/fig"
+# (an empty figure is "-", so that the columns stay put)
+awk -F, 'function v(x) { return x == "" ? "-" : x }
+	NR > 1 { print $1, $4, $5, $6, v($13), v($17), v($15) }' "$OUT/results.csv" >"$T/fig"
 fig() { # LABEL OP MODE SIZE [col: 5 = GB/s, 6 = p50 us, 7 = ops/s] -> median of rounds
 	awk -v l="$1" -v o="$2" -v m="$3" -v s="$4" -v c="${5:-5}" \
-		'$1 == l && $2 == o && $3 == m && $4 == s && $c != "" { print $c }' "$T/fig" |
+		'$1 == l && $2 == o && $3 == m && $4 == s && $c != "-" { print $c }' "$T/fig" |
 		sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
 }
 ratio() { # A B -> A/B or "n/a"
