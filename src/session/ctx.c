@@ -44,6 +44,7 @@ enum {
 	DEFAULT_MAX_MSG = 64 << 10,
 	DEFAULT_QUEUE_DEPTH = 16,
 	DEFAULT_MAX_OPS = 256,
+	DEFAULT_ROUTE_TIMEOUT_MS = 2000,
 };
 
 static void fill_defaults(struct srdma_config *cfg)
@@ -62,6 +63,8 @@ static void fill_defaults(struct srdma_config *cfg)
 		cfg->queue_depth = DEFAULT_QUEUE_DEPTH;
 	if (!cfg->max_ops)
 		cfg->max_ops = DEFAULT_MAX_OPS;
+	if (!cfg->route_timeout_ms)
+		cfg->route_timeout_ms = DEFAULT_ROUTE_TIMEOUT_MS;
 }
 
 SRDMA_API const char *srdma_transport_name(enum srdma_transport t)
@@ -213,8 +216,16 @@ SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out)
 	rc = srdma__loop_create(&ctx->loop);
 	if (rc < 0)
 		goto out_tls;
-	rc = srdma__tp_open(cfg->transport, ctx->s_provider, ctx->s_device,
-			    ctx->loop, &ctx->log, &ctx->tp);
+	rc = srdma__tp_open(
+		cfg->transport,
+		&(struct srdma__tp_opts){
+			.provider = ctx->s_provider,
+			.device = ctx->s_device,
+			.tos = ctx->cfg.tos,
+			.route_timeout_ms = ctx->cfg.route_timeout_ms,
+			.allow_mr_keys = ctx->cfg.allow_mr_keys,
+		},
+		ctx->loop, &ctx->log, &ctx->tp);
 	if (rc < 0)
 		goto out_loop;
 	srdma__log(&ctx->log, SRDMA_LOG_INFO, "transport %s: %s",
@@ -365,9 +376,8 @@ static void pool_refill(struct srdma_ctx *ctx, uint32_t max_new)
 	if (srdma__respool_fill(ctx, max_new) == 0)
 		return;
 	srdma__log(&ctx->log, SRDMA_LOG_WARN,
-		   "resource pool: keeping %u of %u spare connections: %s",
-		   p->n, p->target, srdma_error_detail());
-	p->target = p->n;
+		   "resource pool: keeping the %u spare connections made: %s",
+		   p->n, srdma_error_detail());
 }
 
 /* One loop iteration bounded by timeout_ms and the nearest deadline. */
@@ -493,6 +503,12 @@ SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 	ENSURE(ctx && out, SRDMA_EINVAL, "srdma_listen: NULL argument");
 	ENSURE(ctx->cfg.role == SRDMA_ROLE_SERVER, SRDMA_ESTATE,
 	       "srdma_listen needs a server context");
+	/* auto: verbs only if this address is on a usable RDMA device. */
+	if (!ctx->listeners && !ctx->conns) {
+		GUARD(srdma__tp_settle(&ctx->tp, host, true));
+		srdma__log(&ctx->log, SRDMA_LOG_INFO, "transport %s: %s",
+			   srdma_transport_name(ctx->tp->kind), ctx->tp->why);
+	}
 	l = calloc(1, sizeof(*l));
 	ENSURE(l, SRDMA_ENOMEM, "out of memory");
 	l->ctx = ctx;
@@ -532,13 +548,24 @@ SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 			     &l->fd_reg);
 	if (rc < 0)
 		goto out_tpl;
-	freeaddrinfo(ai);
 	l->next = ctx->listeners;
 	ctx->listeners = l;
 	srdma__log(&ctx->log, SRDMA_LOG_INFO,
 		   "listening on %s:%u (control) and fabric port %u (%s)",
 		   host ? host : "*", l->port, l->fabric_port,
 		   srdma_transport_name(ctx->tp->kind));
+	/* Spares on the device this address is on (wildcard: the default
+	 * one); devices clients arrive on later get theirs then. */
+	{
+		int dev = ctx->tp->ops->dev_for_addr
+				  ? ctx->tp->ops->dev_for_addr(
+					    ctx->tp, host ? ai->ai_addr : NULL)
+				  : 0;
+		if (dev >= 0)
+			srdma__respool_add_dev(ctx, dev);
+	}
+	freeaddrinfo(ai);
+	srdma__respool_fit_memlock(ctx);
 	pool_refill(ctx, UINT32_MAX);
 	*out = l;
 	return 0;

@@ -227,7 +227,6 @@ int cmd_serve(int argc, char **argv)
 					      : srdma_strerror(rc));
 		return 1;
 	}
-	srdma_ctx_transport(ctx, &why);
 	rc = srdma_listen(ctx, strcmp(o.host, "0.0.0.0") ? o.host : NULL,
 			  o.port, &l);
 	if (rc < 0) {
@@ -235,6 +234,8 @@ int cmd_serve(int argc, char **argv)
 		srdma_ctx_destroy(ctx);
 		return 1;
 	}
+	/* After listening: auto decides by the listen address. */
+	srdma_ctx_transport(ctx, &why);
 	LOG("listening on %s:%u, fabric port %u; %s; minimum protection %s",
 	    o.host, srdma_listener_port(l), srdma_listener_fabric_port(l), why,
 	    srdma_protect_name(o.cfg.protect));
