@@ -13,7 +13,7 @@ if [ -z "$REL" ]; then
 		# Test hooks never ship: the strings that drive them are in the test
 # build's library (the control, so the search can find them) and in nothing
 # that was installed.
-hooks='SRDMA_TAMPER|SRDMA_TEST_SAVE_PDATA'
+hooks='SRDMA_TAMPER|SRDMA_TEST_SAVE_PDATA|SRDMA_TEST_VERBS'
 if grep -q 'SRDMA_TEST_HOOKS:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
 	check "the test build's library holds the hooks (control)" \
 		grep -aqE "$hooks" "$BUILD/libsrdma.so"
@@ -64,7 +64,7 @@ check "against the installed library" bash -c \
 # Test hooks never ship: the strings that drive them are in the test
 # build's library (the control, so the search can find them) and in nothing
 # that was installed.
-hooks='SRDMA_TAMPER|SRDMA_TEST_SAVE_PDATA'
+hooks='SRDMA_TAMPER|SRDMA_TEST_SAVE_PDATA|SRDMA_TEST_VERBS'
 if grep -q 'SRDMA_TEST_HOOKS:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
 	check "the test build's library holds the hooks (control)" \
 		grep -aqE "$hooks" "$BUILD/libsrdma.so"
