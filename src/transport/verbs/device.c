@@ -46,12 +46,12 @@ static bool classify(struct ibv_context *ctx, const char *name,
 		     char *why, size_t len)
 {
 	enum ibv_transport_type t = ctx->device->transport_type;
+	bool no_mw = false;
 
 #ifdef SRDMA_TEST_HOOKS
 	if (flags & SRDMA_VI_IWARP)
 		t = IBV_TRANSPORT_IWARP;
-	if (flags & SRDMA_VI_NO_MW)
-		da = &(struct ibv_device_attr){.max_mw = 0};
+	no_mw = flags & SRDMA_VI_NO_MW;
 #endif
 	*mw = false;
 	if (t == IBV_TRANSPORT_IWARP) {
@@ -75,7 +75,7 @@ static bool classify(struct ibv_context *ctx, const char *name,
 	 * opcode: every bind would fail. */
 	*mw = (da->device_cap_flags & (IBV_DEVICE_MEM_WINDOW_TYPE_2A |
 				       IBV_DEVICE_MEM_WINDOW_TYPE_2B)) &&
-	      da->max_mw > 0 && strncmp(name, "bnxt_re", 7) != 0;
+	      da->max_mw > 0 && !no_mw && strncmp(name, "bnxt_re", 7) != 0;
 	why[0] = '\0';
 	return true;
 }
