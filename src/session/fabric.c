@@ -161,8 +161,8 @@ static void on_tp_prepared(void *arg, int status)
 	srdma__conn_step(c, status, ST_PARAMS);
 }
 
-/* verbs: show that the QP carries the PSNs agreed over TLS. Called right
- * after the QP reached RTS, before any traffic moved the counters. */
+/* verbs: show that the QP carries the PSNs agreed over TLS (as the backend
+ * read them back when the QP reached RTS, before any traffic). */
 static void log_psn_check(struct srdma_conn *c)
 {
 	struct srdma__tp_info ti = {0};

@@ -268,8 +268,8 @@ int srdma__verbs_conn_info(const struct srdma__tp_conn *c,
 			  &ia);
 	ENSURE(rc == 0, SRDMA_EFABRIC, "ibv_query_qp(QP %u): %s", c->qp->qp_num,
 	       strerror(rc));
-	out->sq_psn = a.sq_psn;
-	out->rq_psn = a.rq_psn;
+	out->sq_psn = c->psn_read ? c->rts_sq_psn : a.sq_psn;
+	out->rq_psn = c->psn_read ? c->rts_rq_psn : a.rq_psn;
 	if (a.qp_state >= IBV_QPS_RTR && a.dest_qp_num)
 		out->remote_qpn = a.dest_qp_num;
 	if (a.qp_state >= IBV_QPS_RTR)

@@ -57,7 +57,7 @@ int srdma__verbs_conn_reset(struct srdma__tp_conn *c)
 	srdma__verbs_slots_reset(c);
 	c->nqr = 0;
 	c->qp_rts = c->qp_err = c->qp_used = false;
-	c->psn_set = false;
+	c->psn_set = c->psn_read = false;
 	c->sq_psn = c->rq_psn = 0;
 	c->remote_qpn = 0;
 	c->check_pending = false;

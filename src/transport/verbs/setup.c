@@ -187,8 +187,18 @@ int srdma__verbs_qp_move(struct srdma__tp_conn *c, enum ibv_qp_state st)
 				  "ibv_modify_qp(%s) on QP %u: %s",
 				  qps_name(st), c->qp->qp_num, strerror(rc));
 	c->qp_used = true;
-	if (st == IBV_QPS_RTS)
+	if (st == IBV_QPS_RTS) {
+		struct ibv_qp_init_attr ia;
 		c->qp_rts = true;
+		/* Read back now: the server's receives are posted, so the
+		 * peer's first message may move rq_psn right after the REP. */
+		memset(&a, 0, sizeof(a));
+		c->psn_read =
+			ibv_query_qp(c->qp, &a, IBV_QP_SQ_PSN | IBV_QP_RQ_PSN,
+				     &ia) == 0;
+		c->rts_sq_psn = a.sq_psn;
+		c->rts_rq_psn = a.rq_psn;
+	}
 	return 0;
 }
 

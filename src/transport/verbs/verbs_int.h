@@ -243,6 +243,10 @@ struct srdma__tp_conn {
 	uint32_t max_inline;
 	bool psn_set;
 	uint32_t sq_psn, rq_psn;
+	/* What the QP said its PSNs were right after RTS, before the peer
+	 * could move them (conn_info) */
+	bool psn_read;
+	uint32_t rts_sq_psn, rts_rq_psn;
 	uint32_t remote_qpn;
 
 	struct vmr *mrs;
