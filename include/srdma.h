@@ -250,6 +250,20 @@ struct srdma_config {
 	srdma_log_fn log_fn;
 	void *log_arg;
 	int log_level; /* default SRDMA_LOG_WARN */
+
+	/* verbs: the IP type of service of this context's RDMA traffic
+	 * (RDMA_OPTION_ID_TOS; e.g. 0x68 = DSCP 26, for a fabric whose
+	 * lossless class is mapped by DSCP). The client's value decides a
+	 * connection's class; a server's applies where it starts one. 0 =
+	 * the system's default (rdma_cm's default_roce_tos). */
+	uint8_t tos;
+	/* verbs: limit for rdma_cm route resolution (an SA path query on
+	 * InfiniBand), default 2000 ms. */
+	uint32_t route_timeout_ms;
+	/* verbs: on a device without usable type-2 memory windows, grant
+	 * regions with the registration's own key (logged once per device)
+	 * instead of refusing them. Payloads stay sealed either way. */
+	uint8_t allow_mr_keys;
 };
 
 typedef struct srdma_ctx srdma_ctx;
@@ -344,7 +358,10 @@ SRDMA_API int srdma_ctx_timeout(const srdma_ctx *ctx);
  */
 SRDMA_API int srdma_ctx_poll(srdma_ctx *ctx, struct srdma_event *evs, int max,
 			     int timeout_ms);
-/* The transport in use (auto resolved) and why it was chosen. */
+/* The transport in use and why it was chosen. auto is decided for good by
+ * the first srdma_listen() or srdma_connect*() (verbs only where that
+ * address is reached through a usable RDMA device); before, this shows the
+ * provisional choice (any usable device with an active port). */
 SRDMA_API enum srdma_transport srdma_ctx_transport(const srdma_ctx *ctx,
 						   const char **why);
 /*
@@ -557,10 +574,16 @@ enum srdma_access {
  * Registers len bytes (rounded up to blocks) on c, charged to the quota, and
  * grants them to the peer with the given access. The memory is kept sealed:
  * the peer's writes are verified before srdma_region_get() returns them.
+ * On verbs the grant goes out once the region's memory window is bound to
+ * the connection (microseconds later, from the loop); a bind that fails
+ * fails the connection with a sentence; a region there covers at most 2
+ * GiB (one window). On a device without usable type-2 memory windows this
+ * fails with SRDMA_ENOTSUP unless allow_mr_keys is set.
  */
 SRDMA_API int srdma_region_create(srdma_conn *c, uint64_t len, int access,
 				  srdma_region **out);
-/* Sends the grant of a region created with SRDMA_REGION_DEFER_GRANT. */
+/* Sends the grant of a region created with SRDMA_REGION_DEFER_GRANT (on
+ * verbs once its memory window is bound, as above). */
 SRDMA_API int srdma_region_grant(srdma_region *r);
 SRDMA_API uint32_t srdma_region_id(const srdma_region *r);
 SRDMA_API uint64_t srdma_region_len(const srdma_region *r);

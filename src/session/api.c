@@ -66,6 +66,13 @@ SRDMA_API int srdma_connect_start(srdma_ctx *ctx, const char *host,
 	USE_CTX(ctx, "srdma_connect_start");
 	ENSURE(ctx->cfg.role == SRDMA_ROLE_CLIENT, SRDMA_ESTATE,
 	       "srdma_connect needs a client context");
+	/* auto: verbs only if this destination is reached through a usable
+	 * RDMA device (decided once, by the first destination). */
+	if (!ctx->conns) {
+		GUARD(srdma__tp_settle(&ctx->tp, host, false));
+		srdma__log(&ctx->log, SRDMA_LOG_INFO, "transport %s: %s",
+			   srdma_transport_name(ctx->tp->kind), ctx->tp->why);
+	}
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	rc = getaddrinfo(host, portstr, &hints, &ai);
 	ENSURE(rc == 0, SRDMA_EUNREACHABLE, "cannot resolve '%s': %s", host,

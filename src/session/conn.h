@@ -190,6 +190,10 @@ int srdma__region_grant_msg(struct srdma_region *r,
 			    struct srdma__msg *m) SRDMA__WUR;
 /* Whether the peer may read the region (so it must hear of our puts). */
 bool srdma__region_announced(const struct srdma_region *r);
+/* The backend's key for a region is ready (or failed): a grant that
+ * waited for it goes out now (or fails the connection). */
+void srdma__on_tp_mr_ready(void *arg, struct srdma__tp_mr *mr, int status,
+			   const char *detail);
 
 /* lifecycle.c */
 void srdma__leave_handshake(struct srdma_conn *c);

@@ -47,6 +47,7 @@ enum {
 	DEFAULT_MAX_MSG = 64 << 10,
 	DEFAULT_QUEUE_DEPTH = 16,
 	DEFAULT_MAX_OPS = 256,
+	DEFAULT_ROUTE_TIMEOUT_MS = 2000,
 };
 
 static void fill_defaults(struct srdma_config *cfg)
@@ -65,6 +66,8 @@ static void fill_defaults(struct srdma_config *cfg)
 		cfg->queue_depth = DEFAULT_QUEUE_DEPTH;
 	if (!cfg->max_ops)
 		cfg->max_ops = DEFAULT_MAX_OPS;
+	if (!cfg->route_timeout_ms)
+		cfg->route_timeout_ms = DEFAULT_ROUTE_TIMEOUT_MS;
 }
 
 SRDMA_API const char *srdma_transport_name(enum srdma_transport t)
@@ -225,8 +228,16 @@ SRDMA_API int srdma_ctx_create(const struct srdma_config *cfg, srdma_ctx **out)
 	rc = srdma__loop_create(&ctx->loop);
 	if (rc < 0)
 		goto out_tls;
-	rc = srdma__tp_open(cfg->transport, ctx->s_provider, ctx->s_device,
-			    ctx->loop, &ctx->log, &ctx->tp);
+	rc = srdma__tp_open(
+		cfg->transport,
+		&(struct srdma__tp_opts){
+			.provider = ctx->s_provider,
+			.device = ctx->s_device,
+			.tos = ctx->cfg.tos,
+			.route_timeout_ms = ctx->cfg.route_timeout_ms,
+			.allow_mr_keys = ctx->cfg.allow_mr_keys,
+		},
+		ctx->loop, &ctx->log, &ctx->tp);
 	if (rc < 0)
 		goto out_loop;
 	srdma__log(&ctx->log, SRDMA_LOG_INFO, "transport %s: %s",
@@ -402,9 +413,8 @@ void srdma__pool_refill(struct srdma_ctx *ctx, uint32_t max_new)
 	if (srdma__respool_fill(ctx, max_new) == 0)
 		return;
 	srdma__log(&ctx->log, SRDMA_LOG_WARN,
-		   "resource pool: keeping %u of %u spare connections: %s",
-		   p->n, p->target, srdma_error_detail());
-	p->target = p->n;
+		   "resource pool: keeping the %u spare connections made: %s",
+		   p->n, srdma_error_detail());
 }
 
 /* One loop iteration bounded by timeout_ms and the nearest deadline. */

@@ -20,6 +20,7 @@ void srdma__conn_tp_cb(struct srdma_conn *c, struct srdma__tp_conn_cb *cb)
 		.on_established = srdma__on_tp_established,
 		.on_closed = on_tp_closed,
 		.on_cqe = srdma__on_tp_cqe,
+		.on_mr_ready = srdma__on_tp_mr_ready,
 	};
 }
 
@@ -28,6 +29,7 @@ int srdma__create_tp_conn(struct srdma_conn *c)
 	struct srdma__tp_conn_attr attr = srdma__conn_attr(c->server, c->depth);
 	struct srdma__tp_conn_cb cb;
 
+	attr.dev = c->dev;
 	srdma__conn_tp_cb(c, &cb);
 	return c->ctx->tp->ops->conn_create(c->ctx->tp, &attr, &cb, &c->tc);
 }
@@ -150,7 +152,7 @@ static void on_tp_prepared(void *arg, int status)
 		char d[300];
 		snprintf(d, sizeof(d), "%s", srdma_error_detail());
 		status = srdma__err(status,
-				    "fabric address resolution for %s "
+				    "preparing the fabric connection to %s "
 				    "failed: %s",
 				    c->host, d);
 	} else {
@@ -159,8 +161,8 @@ static void on_tp_prepared(void *arg, int status)
 	srdma__conn_step(c, status, ST_PARAMS);
 }
 
-/* verbs: show that the QP carries the PSNs agreed over TLS. Called right
- * after the QP reached RTS, before any traffic moved the counters. */
+/* verbs: show that the QP carries the PSNs agreed over TLS (as the backend
+ * read them back when the QP reached RTS, before any traffic). */
 static void log_psn_check(struct srdma_conn *c)
 {
 	struct srdma__tp_info ti = {0};
@@ -170,9 +172,10 @@ static void log_psn_check(struct srdma_conn *c)
 		return;
 	srdma__log(lg(c), SRDMA_LOG_INFO,
 		   "psn check %s: agreed sq 0x%06x rq 0x%06x, on QP %u sq "
-		   "0x%06x rq 0x%06x",
+		   "0x%06x rq 0x%06x; %s, traffic class 0x%02x",
 		   srdma__who(c), c->local_psn, c->remote_psn, ti.local_qpn,
-		   ti.sq_psn, ti.rq_psn);
+		   ti.sq_psn, ti.rq_psn, ti.provider,
+		   ti.traffic_class < 0 ? 0 : ti.traffic_class);
 }
 
 void srdma__on_tp_established(void *arg)
@@ -220,6 +223,14 @@ static void on_tp_closed(void *arg, int status, const char *detail)
 	if (c->state >= ST_CLOSED)
 		return;
 	c->fabric_closed = true;
+	/* The transport's own reason (a port that went down, a QP error)
+	 * beats what its flushed completions made us guess before. */
+	if (status < 0 && c->fabric_fail_code && detail && *detail) {
+		c->fabric_fail_code = status;
+		snprintf(c->fabric_fail_detail, sizeof(c->fabric_fail_detail),
+			 "fabric connection to %s lost: %s", srdma__who(c),
+			 detail);
+	}
 	if (c->state == ST_CLOSING) {
 		srdma__maybe_finish_close(c);
 		return;
@@ -269,6 +280,15 @@ void srdma__on_connreq(void *arg, struct srdma__tp_connreq *req)
 		rc = srdma__token_check(&c->token, pd.session_id,
 					pd.initiator_id, pd.mac,
 					srdma__now_ms());
+	/* No QPN in the request (as iWARP's): nothing binds the fabric
+	 * connection to the QP agreed over TLS, so it is refused. */
+	if (rc == 0 && ctx->tp->kind == SRDMA_TRANSPORT_VERBS &&
+	    req->initiator_qpn == 0)
+		rc = srdma__err(SRDMA_ETOKEN,
+				"the connect request carries no QP number to "
+				"check against the one agreed over TLS (an "
+				"iWARP device?); verbs needs InfiniBand or "
+				"RoCE");
 	if (rc == 0 && ctx->tp->kind == SRDMA_TRANSPORT_VERBS &&
 	    (pd.initiator_id != c->remote_qpn ||
 	     req->initiator_qpn != c->remote_qpn))
@@ -288,10 +308,15 @@ void srdma__on_connreq(void *arg, struct srdma__tp_connreq *req)
 							 NULL, d, NULL));
 		return;
 	}
-	rc = ops->accept(c->tc, req, NULL, 0);
+	/* Receives first where the backend takes them before accept: the
+	 * client may send the moment it hears the accept (DESIGN.md §6). */
+	rc = ops->recv_before_accept ? srdma__post_all_recvs(c) : 0;
+	if (rc == 0)
+		rc = ops->accept(c->tc, req, NULL, 0);
 	if (rc == 0) {
 		log_psn_check(c);
-		rc = srdma__post_all_recvs(c);
+		if (!ops->recv_before_accept)
+			rc = srdma__post_all_recvs(c);
 	}
 	if (rc < 0)
 		srdma__conn_fail(c, rc, srdma_error_detail());

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -200,6 +201,21 @@ int srdma__server_on_params(struct srdma_conn *c,
 	ENSURE(c->listener, SRDMA_ECLOSED, "the listener was closed");
 	c->remote_psn = p->psn & 0xffffff;
 	c->remote_qpn = p->qpn;
+	/* The device this client's packets arrive on: the one that holds
+	 * the address its control connection reached (hosts with several
+	 * RDMA devices or ports serve each client on its own). */
+	if (ops->dev_for_addr) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		bool known =
+			getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0;
+
+		rc = ops->dev_for_addr(c->ctx->tp,
+				       known ? (struct sockaddr *)&ss : NULL);
+		GUARD(rc);
+		c->dev = rc;
+		srdma__respool_add_dev(c->ctx, c->dev);
+	}
 	rc = srdma__respool_take(c);
 	GUARD(rc);
 	if (rc == 0)

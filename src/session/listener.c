@@ -305,6 +305,12 @@ SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 	USE_CTX(ctx, "srdma_listen");
 	ENSURE(ctx->cfg.role == SRDMA_ROLE_SERVER, SRDMA_ESTATE,
 	       "srdma_listen needs a server context");
+	/* auto: verbs only if this address is on a usable RDMA device. */
+	if (!ctx->listeners && !ctx->conns) {
+		GUARD(srdma__tp_settle(&ctx->tp, host, true));
+		srdma__log(&ctx->log, SRDMA_LOG_INFO, "transport %s: %s",
+			   srdma_transport_name(ctx->tp->kind), ctx->tp->why);
+	}
 	l = calloc(1, sizeof(*l));
 	ENSURE(l, SRDMA_ENOMEM, "out of memory");
 	l->ctx = ctx;
@@ -345,13 +351,24 @@ SRDMA_API int srdma_listen(srdma_ctx *ctx, const char *host, uint16_t port,
 	if (rc < 0)
 		goto out_tpl;
 	l->armed = true;
-	freeaddrinfo(ai);
 	l->next = ctx->listeners;
 	ctx->listeners = l;
 	srdma__log(&ctx->log, SRDMA_LOG_INFO,
 		   "listening on %s:%u (control) and fabric port %u (%s)",
 		   host ? host : "*", l->port, l->fabric_port,
 		   srdma_transport_name(ctx->tp->kind));
+	/* Spares on the device this address is on (wildcard: the default
+	 * one); devices clients arrive on later get theirs then. */
+	{
+		int dev = ctx->tp->ops->dev_for_addr
+				  ? ctx->tp->ops->dev_for_addr(
+					    ctx->tp, host ? ai->ai_addr : NULL)
+				  : 0;
+		if (dev >= 0)
+			srdma__respool_add_dev(ctx, dev);
+	}
+	freeaddrinfo(ai);
+	srdma__respool_fit_memlock(ctx);
 	srdma__pool_refill(ctx, UINT32_MAX);
 	*out = l;
 	return 0;

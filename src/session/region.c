@@ -265,15 +265,62 @@ int srdma__region_grant_msg(struct srdma_region *r, struct srdma__msg *m)
 	return 0;
 }
 
-SRDMA_API int srdma_region_grant(srdma_region *r)
+static int send_grant(struct srdma_region *r)
 {
 	struct srdma__msg m;
 
-	USE_REGION(r, "srdma_region_grant");
 	GUARD(srdma__region_grant_msg(r, &m));
 	GUARD(srdma__conn_send_msg(r->conn, &m));
 	r->granted = true;
 	return 0;
+}
+
+/*
+ * The peer hears of a region only once the backend's key works (verbs:
+ * once the memory window's bind has completed; DESIGN.md §5): an access
+ * that overtook the bind would fail and take the connection down.
+ */
+SRDMA_API int srdma_region_grant(srdma_region *r)
+{
+	USE_REGION(r, "srdma_region_grant");
+	ENSURE(!r->grant_pending, SRDMA_ESTATE,
+	       "region %u is already being granted", r->id);
+	if (r->mr && r->mr->pending) {
+		ENSURE(!r->granted, SRDMA_ESTATE,
+		       "region %u is already granted", r->id);
+		ENSURE(r->conn->state == ST_ESTABLISHED, SRDMA_ESTATE,
+		       "the connection is %s",
+		       srdma__state_name(r->conn->state));
+		r->grant_pending = true;
+		return 0;
+	}
+	return send_grant(r);
+}
+
+void srdma__on_tp_mr_ready(void *arg, struct srdma__tp_mr *mr, int status,
+			   const char *detail)
+{
+	struct srdma_conn *c = arg;
+	struct srdma_region *r;
+	char d[300];
+	int rc;
+
+	for (r = c->regions; r; r = r->next)
+		if (r->mr == mr)
+			break;
+	if (!r || !r->grant_pending)
+		return;
+	r->grant_pending = false;
+	if (status == SRDMA_ECLOSED || c->state != ST_ESTABLISHED)
+		return;
+	if (status < 0) {
+		snprintf(d, sizeof(d), "region %u cannot be granted: %s", r->id,
+			 detail && *detail ? detail : srdma_strerror(status));
+		rc = srdma__err(status, "%s", d);
+	} else {
+		rc = send_grant(r);
+	}
+	srdma__conn_step(c, rc, c->state);
 }
 
 SRDMA_API uint64_t srdma_region_footprint(uint64_t len, enum srdma_protect p)

@@ -84,6 +84,65 @@ void srdma__respool_init(struct srdma_ctx *ctx)
 	p->ring_len = ring;
 }
 
+/* Spares for each device: the target, within POOL_BYTES for them all. */
+static uint32_t dev_target(const struct srdma__respool *p)
+{
+	size_t per = p->ndevs ? POOL_BYTES / p->ndevs / p->ring_len : 0;
+
+	return p->target < per ? p->target : (uint32_t)per;
+}
+
+static uint32_t dev_count(const struct srdma__respool *p, int dev)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < p->n; i++)
+		n += p->kits[i].dev == dev;
+	return n;
+}
+
+void srdma__respool_add_dev(struct srdma_ctx *ctx, int dev)
+{
+	struct srdma__respool *p = &ctx->pool;
+
+	if (!p->target || dev < 0)
+		return;
+	for (uint32_t i = 0; i < p->ndevs; i++)
+		if (p->devs[i] == dev)
+			return;
+	if (p->ndevs < SRDMA_POOL_DEVS) {
+		p->devs[p->ndevs++] = dev;
+		p->counted = false;
+	}
+}
+
+/*
+ * Registrations pin memory (verbs): under a locked-memory limit (and
+ * without CAP_IPC_LOCK) spares may take half of it at most, so clients
+ * still find room for their own regions; the rest is said once.
+ */
+void srdma__respool_fit_memlock(struct srdma_ctx *ctx)
+{
+	struct srdma__respool *p = &ctx->pool;
+	uint64_t lim;
+	uint32_t fit;
+
+	if (!p->target || !ctx->tp->ops->pins_memory ||
+	    !srdma__memlock_limited(&lim))
+		return;
+	fit = (uint32_t)(lim / 2 / p->ring_len);
+	if (fit >= p->target)
+		return;
+	srdma__log(&ctx->log, SRDMA_LOG_WARN,
+		   "resource pool: %u spare connections instead of %u: each "
+		   "pins %zu KiB of the %llu KiB locked-memory limit "
+		   "(RLIMIT_MEMLOCK; raise it with `ulimit -l`)",
+		   fit, p->target, p->ring_len >> 10,
+		   (unsigned long long)(lim >> 10));
+	p->target = fit;
+	p->counted = false;
+}
+
 static void kit_destroy(struct srdma_ctx *ctx, struct srdma__kit *k)
 {
 	const struct srdma__tp_ops *ops = ctx->tp->ops;
@@ -96,7 +155,7 @@ static void kit_destroy(struct srdma_ctx *ctx, struct srdma__kit *k)
 	memset(k, 0, sizeof(*k));
 }
 
-static int kit_make(struct srdma_ctx *ctx, struct srdma__kit *k)
+static int kit_make(struct srdma_ctx *ctx, struct srdma__kit *k, int dev)
 {
 	struct srdma__respool *p = &ctx->pool;
 	const struct srdma__tp_ops *ops = ctx->tp->ops;
@@ -105,6 +164,8 @@ static int kit_make(struct srdma_ctx *ctx, struct srdma__kit *k)
 	int rc;
 
 	memset(k, 0, sizeof(*k));
+	k->dev = dev;
+	attr.dev = dev;
 	ring = mmap(NULL, p->ring_len, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (ring == MAP_FAILED)
@@ -136,38 +197,87 @@ static int push(struct srdma__respool *p, const struct srdma__kit *k)
 		p->cap = cap;
 	}
 	p->kits[p->n++] = *k;
+	p->counted = false;
 	return 0;
+}
+
+/* Kits that will never serve again (device gone, TIMEWAIT without end). */
+static void purge(struct srdma_ctx *ctx)
+{
+	struct srdma__respool *p = &ctx->pool;
+	const struct srdma__tp_ops *ops = ctx->tp->ops;
+
+	if (!ops->conn_usable)
+		return;
+	for (uint32_t i = 0; i < p->n;) {
+		if (ops->conn_usable(p->kits[i].tc) >= 0) {
+			i++;
+			continue;
+		}
+		kit_destroy(ctx, &p->kits[i]);
+		p->kits[i] = p->kits[--p->n];
+		p->counted = false;
+		p->purged++;
+	}
 }
 
 int srdma__respool_fill(struct srdma_ctx *ctx, uint32_t max_new)
 {
 	struct srdma__respool *p = &ctx->pool;
+	uint32_t t = dev_target(p);
 	struct srdma__kit k;
 
-	while (max_new-- > 0 && p->n < p->target) {
-		GUARD(kit_make(ctx, &k));
-		if (push(p, &k) < 0) {
-			kit_destroy(ctx, &k);
-			return srdma__err(SRDMA_ENOMEM,
-					  "out of memory for the resource "
-					  "pool");
+	purge(ctx);
+	for (uint32_t d = 0; d < p->ndevs && max_new > 0; d++) {
+		uint32_t have = dev_count(p, p->devs[d]);
+		int rc;
+
+		for (; have < t && max_new > 0; have++, max_new--) {
+			rc = kit_make(ctx, &k, p->devs[d]);
+			if (rc == 0 && push(p, &k) < 0) {
+				kit_destroy(ctx, &k);
+				rc = srdma__err(
+					SRDMA_ENOMEM,
+					"out of memory for the resource "
+					"pool");
+			}
+			if (rc < 0) {
+				/* Stock this device no further: what cannot
+				 * be made now would fail on every pass. */
+				p->devs[d] = p->devs[--p->ndevs];
+				p->counted = false;
+				return rc;
+			}
 		}
 	}
 	return 0;
 }
 
 /*
- * Refills start when the pool is down to half (hysteresis: then up to full),
- * so connections that end put their kits back (reuse) instead of finding
- * the pool already topped up with new ones.
+ * Refills start when a device's spares are down to half (hysteresis: then
+ * up to full), so connections that end put their kits back (reuse) instead
+ * of finding the pool already topped up with new ones.
  */
 bool srdma__respool_wants(struct srdma_ctx *ctx)
 {
 	struct srdma__respool *p = &ctx->pool;
 
-	if (p->n >= p->target)
+	/* Counted again only after the pool changed: this runs on every
+	 * loop iteration. */
+	if (!p->counted) {
+		uint32_t t = dev_target(p);
+		p->full = true;
+		p->low = false;
+		for (uint32_t d = 0; d < p->ndevs; d++) {
+			uint32_t have = dev_count(p, p->devs[d]);
+			p->full &= have >= t;
+			p->low |= have * 2 < t;
+		}
+		p->counted = true;
+	}
+	if (p->full)
 		p->filling = false;
-	else if (p->n * 2 < p->target)
+	else if (p->low)
 		p->filling = true;
 	return p->filling && ctx->handshakes == 0 && ctx->listeners;
 }
@@ -190,18 +300,40 @@ int srdma__respool_take(struct srdma_conn *c)
 {
 	struct srdma_ctx *ctx = c->ctx;
 	struct srdma__respool *p = &ctx->pool;
+	const struct srdma__tp_ops *ops = ctx->tp->ops;
 	struct srdma__tp_conn_cb cb;
 	struct srdma__kit k;
-	uint32_t i = 0;
+	uint32_t *ready, nready = 0, i = 0;
+	int rc;
 
+	if (p->n)
+		purge(ctx);
 	if (!p->n || c->depth > p->depth || c->max_msg > p->max_msg) {
 		if (p->target)
 			p->misses++;
 		return 0;
 	}
-	GUARD(pick(p->n, &i));
+	/* This device's kits that may serve a new peer now (verbs: not
+	 * while the CM holds the last one's QP number in TIMEWAIT). */
+	ready = malloc(p->n * sizeof(*ready));
+	ENSURE(ready, SRDMA_ENOMEM, "out of memory picking a kit");
+	for (uint32_t j = 0; j < p->n; j++)
+		if (p->kits[j].dev == c->dev &&
+		    (!ops->conn_usable || ops->conn_usable(p->kits[j].tc) > 0))
+			ready[nready++] = j;
+	if (!nready) {
+		free(ready);
+		p->misses++;
+		return 0;
+	}
+	rc = pick(nready, &i);
+	if (rc == 0)
+		i = ready[i];
+	free(ready);
+	GUARD(rc);
 	k = p->kits[i];
 	p->kits[i] = p->kits[--p->n];
+	p->counted = false;
 	srdma__conn_tp_cb(c, &cb);
 	ctx->tp->ops->conn_set_cb(k.tc, &cb);
 	c->tc = k.tc;
@@ -211,9 +343,8 @@ int srdma__respool_take(struct srdma_conn *c)
 	c->from_pool = true;
 	p->taken++;
 	srdma__log(&ctx->log, SRDMA_LOG_DEBUG,
-		   "resource pool: %s gets spare %u of %u (QPN %u)",
-		   c->peer_addr, i + 1, p->n + 1,
-		   ctx->tp->ops->local_qpn(k.tc));
+		   "resource pool: %s gets one of %u ready spares (QPN %u)",
+		   c->peer_addr, nready, ctx->tp->ops->local_qpn(k.tc));
 	return 1;
 }
 
@@ -227,11 +358,15 @@ bool srdma__respool_give(struct srdma_conn *c)
 		.ring = c->ring,
 		.ring_len = c->ring_len,
 		.ring_mr = c->ring_mr,
+		.dev = c->dev,
 	};
 
+	if (p->n)
+		purge(ctx);
 	/* Only what a kit is: one of ours, or made to exactly our measure
 	 * (a pool miss with the server's own limits). */
-	if (!c->server || !k.tc || !k.ring_mr || p->n >= p->target ||
+	if (!c->server || !k.tc || !k.ring_mr ||
+	    dev_count(p, c->dev) >= dev_target(p) ||
 	    k.ring_len != p->ring_len ||
 	    (!c->from_pool &&
 	     (c->depth != p->depth || c->max_msg != p->max_msg)))
@@ -262,6 +397,7 @@ void srdma__respool_destroy(struct srdma_ctx *ctx)
 
 	while (p->n)
 		kit_destroy(ctx, &p->kits[--p->n]);
+	p->counted = false;
 	free(p->kits);
 	p->kits = NULL;
 	p->cap = 0;

@@ -175,6 +175,7 @@ struct srdma_region {
 	uint64_t *cur;	      /* per block: the authoritative srdma__bv() */
 	uint8_t *sink;	      /* plaintext of verified peer writes goes here */
 	bool granted;
+	bool grant_pending; /* granted once the backend's key is ready */
 	struct srdma_region *next;
 };
 
@@ -244,6 +245,7 @@ struct srdma_conn {
 	bool early_resolve, early_ready, early_failed;
 	uint16_t early_port;
 	bool from_pool; /* server: tc and ring came from the resource pool */
+	int dev; /* server: the backend's device for this client (0 = one) */
 
 	/* negotiated */
 	enum srdma_protect protect;
@@ -355,15 +357,23 @@ struct srdma__kit {
 	uint8_t *ring;
 	size_t ring_len;
 	struct srdma__tp_mr *ring_mr;
+	int dev; /* the backend's device (verbs: one pool per device) */
 };
 
+enum { SRDMA_POOL_DEVS = 8 };
+
 struct srdma__respool {
-	struct srdma__kit *kits;
-	uint32_t n, cap, target;
+	struct srdma__kit *kits; /* every device's, in one array */
+	uint32_t n, cap, target; /* target: spares per device */
 	uint32_t depth, max_msg; /* what every kit can carry */
 	size_t ring_len;
-	bool filling; /* refilling: started at half, goes to full */
+	int devs[SRDMA_POOL_DEVS]; /* devices clients arrive on */
+	uint32_t ndevs;
+	bool filling;		 /* refilling: started at half, goes to full */
+	bool counted, full, low; /* per-device counts are current: every
+				    device full / some below half */
 	uint64_t made, taken, reused, misses; /* counters, for tests/logs */
+	uint64_t purged; /* kits destroyed: device gone, or never usable */
 };
 
 struct srdma_ctx {
@@ -459,7 +469,12 @@ void srdma__linger_expire(struct srdma_ctx *ctx, uint64_t now, bool all);
 void srdma__respool_init(struct srdma_ctx *ctx);
 int srdma__respool_fill(struct srdma_ctx *ctx, uint32_t max_new) SRDMA__WUR;
 bool srdma__respool_wants(struct srdma_ctx *ctx);
-/* 1: c got a kit (tc, ring, ring_mr); 0: none fits, make fresh ones. */
+/* Keeps spares on the device dev too (from now on). */
+void srdma__respool_add_dev(struct srdma_ctx *ctx, int dev);
+/* Fewer spares where a locked-memory limit would not hold them. */
+void srdma__respool_fit_memlock(struct srdma_ctx *ctx);
+/* 1: c got a kit (tc, ring, ring_mr) on c->dev; 0: none fits or is ready,
+ * make fresh ones. */
 int srdma__respool_take(struct srdma_conn *c) SRDMA__WUR;
 /* true: the kit is back in the pool and c no longer owns tc/ring/ring_mr. */
 bool srdma__respool_give(struct srdma_conn *c);

@@ -90,6 +90,12 @@ void srdma__update_interest(struct srdma_conn *c)
 /* Why the control connection ended under us, in words for the user. */
 static int ctrl_lost(struct srdma_conn *c, int n)
 {
+	/* The fabric failed first (a port went down, say) and we were
+	 * waiting for the peer's reason: its control connection going too
+	 * (often the same link) adds nothing; ours is the better sentence. */
+	if (c->fabric_fail_code)
+		return srdma__err(c->fabric_fail_code, "%s",
+				  c->fabric_fail_detail);
 	if (n != SRDMA_ECLOSED) {
 		/* e.g. the server rejected our certificate: TLS 1.3 reports
 		 * it on the first read; the detail says so already. */

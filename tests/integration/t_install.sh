@@ -105,7 +105,7 @@ check "... and that srdma runs without LD_LIBRARY_PATH" bash -c \
 # Test hooks never ship: the strings that drive them are in the test
 # build's library (the control, so the search can find them) and in nothing
 # that was installed.
-hooks='SRDMA_TAMPER|SRDMA_TEST_SAVE_PDATA'
+hooks='SRDMA_TAMPER|SRDMA_TEST_SAVE_PDATA|SRDMA_TEST_VERBS'
 if grep -q 'SRDMA_TEST_HOOKS:BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null; then
 	check "the test build's library holds the hooks (control)" \
 		grep -aqE "$hooks" "$BUILD/libsrdma.so"

@@ -313,6 +313,15 @@ static void test_pool(void)
 	for (uint32_t i = 0; i < p->n; i++)
 		CHECK(all_zero(p->kits[i].ring, p->kits[i].ring_len));
 
+	/* verbs: A's kit serves nobody before the CM's TIMEWAIT_EXIT. */
+	if (srv.ctx->tp->ops->conn_usable) {
+		int never = 0, w;
+		for (w = 0; w < 100 && srv.ctx->tp->ops->conn_usable(tc_a) == 0;
+		     w++)
+			(void)pump_until(&never, 1, 100);
+		printf("A's kit usable again after about %d ms (TIMEWAIT)\n",
+		       w * 100);
+	}
 	/* Clients until one lands on A's old kit (each pick is 1 in 2). */
 	for (tries = 0; tries < 24; tries++) {
 		if (client_up(port) < 0) {

@@ -24,8 +24,9 @@
 #               point-to-point link to another VM (qemu socket netdev on
 #               127.0.0.1:PORT); VM_LINK_MAC its MAC (default 52:54:00:77:00:01)
 #   VM_FILES    a directory copied into the guest as /srdma/files
-#   VM_TEST_BUILD  a test build (-DSRDMA_TEST_HOOKS=ON) whose srdma goes to
-#               /srdma/test-bin for the attack tests
+#   VM_TEST_BUILD  a test build (-DSRDMA_TEST_HOOKS=ON) whose srdma,
+#               test_verbs and test_verbs_hw go to /srdma/test-bin (attack
+#               tests, imitated hardware)
 #   CI=true     a missing qemu or kernel package is a failure, not a skip
 set -uo pipefail
 
@@ -135,12 +136,16 @@ while IFS= read -r -d '' f; do
 done < <(find "$BUILD" \( -name CMakeFiles -o -name _deps -o -name '.*' \) -prune -o \
 	-type f -perm -u+x -print0 | sort -z)
 
-# The test build's srdma (hooks for attack tests) beside the default one.
+# The test build's srdma (hooks for attack tests) beside the default one, and
+# its unit tests that imitate hardware (tests/vm/guest.d/40-verbs-hw.sh).
 if [ -n "${VM_TEST_BUILD:-}" ]; then
 	[ -x "$VM_TEST_BUILD/srdma" ] || die "VM_TEST_BUILD $VM_TEST_BUILD has no srdma"
 	mkdir -p "$STAGE/srdma/test-bin"
-	add_deps "$VM_TEST_BUILD/srdma"
-	cp "$VM_TEST_BUILD/srdma" "$STAGE/srdma/test-bin/srdma"
+	for t in srdma test_verbs test_verbs_hw; do
+		[ -x "$VM_TEST_BUILD/$t" ] || continue
+		add_deps "$VM_TEST_BUILD/$t"
+		cp "$VM_TEST_BUILD/$t" "$STAGE/srdma/test-bin/$t"
+	done
 fi
 
 if [ -n "${VM_FILES:-}" ]; then

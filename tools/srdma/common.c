@@ -37,7 +37,16 @@ const char *common_help(void)
 	       "  --transport T        auto (default) | verbs | ofi\n"
 	       "  --provider NAME      libfabric provider for ofi (default "
 	       "tcp)\n"
-	       "  --device NAME        verbs device (default: any active)\n"
+	       "  --device NAME        verbs device (default: the one each "
+	       "address is on)\n"
+	       "  --tos N              verbs: IP type of service of RDMA "
+	       "traffic (e.g. 0x68 = DSCP 26)\n"
+	       "  --route-timeout MS   verbs: rdma_cm route resolution limit "
+	       "(default 2000)\n"
+	       "  --allow-mr-keys      verbs: on devices without type-2 memory "
+	       "windows, grant\n"
+	       "                       regions with the MR's own key instead "
+	       "of refusing\n"
 	       "  --protect MODE       encrypt (default) | integrity | none\n"
 	       "                       (server: the weakest mode it accepts)\n"
 	       "  --peer-name NAME     client: name the server certificate "
@@ -239,6 +248,32 @@ int common_parse(struct common_opts *o, const char *cmd, int argc, char **argv,
 		o->cfg.handshake_timeout_ms = (uint32_t)v;
 	} else if (!strcmp(a, "--no-resumption")) {
 		o->cfg.no_resumption = 1;
+	} else if (!strcmp(a, "--tos")) {
+		char *end;
+		unsigned long t;
+		VAL();
+		t = strtoul(argv[*i], &end, 0);
+		if (*end || end == argv[*i] || t > 255) {
+			fprintf(stderr,
+				"srdma %s: bad --tos '%s' (0..255, e.g. 0x68 "
+				"for DSCP 26)\n",
+				cmd, argv[*i]);
+			return -1;
+		}
+		o->cfg.tos = (uint8_t)t;
+	} else if (!strcmp(a, "--route-timeout")) {
+		VAL();
+		if (parse_size(argv[*i], &v) < 0 || v < 10 || v > 600000) {
+			fprintf(stderr,
+				"srdma %s: bad --route-timeout '%s' "
+				"(10..600000 "
+				"ms)\n",
+				cmd, argv[*i]);
+			return -1;
+		}
+		o->cfg.route_timeout_ms = (uint32_t)v;
+	} else if (!strcmp(a, "--allow-mr-keys")) {
+		o->cfg.allow_mr_keys = 1;
 	} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose") ||
 		   !strcmp(a, "-vv")) {
 		o->verbose += a[2] == 'v' ? 2 : 1;

@@ -424,7 +424,6 @@ int cmd_serve(int argc, char **argv)
 		config_args_free(&args);
 		return 1;
 	}
-	srdma_ctx_transport(ctx, &why);
 	rc = srdma_listen(ctx, strcmp(so.o.host, "0.0.0.0") ? so.o.host : NULL,
 			  so.o.port, &l);
 	if (rc < 0) {
@@ -433,9 +432,12 @@ int cmd_serve(int argc, char **argv)
 		config_args_free(&args);
 		return 1;
 	}
+	/* After listening: auto decides by the listen address. */
+	srdma_ctx_transport(ctx, &why);
 	if (so.metrics && metrics_http_open(so.metrics_host, so.metrics_port,
 					    &mh, err, sizeof(err)) < 0) {
 		fprintf(stderr, "srdma serve: %s\n", err);
+		srdma_listener_destroy(l);
 		srdma_ctx_destroy(ctx);
 		config_args_free(&args);
 		return 1;
@@ -452,6 +454,7 @@ int cmd_serve(int argc, char **argv)
 			fprintf(stderr, "srdma serve: cannot write %s: %s\n",
 				so.port_file, strerror(errno));
 			metrics_http_close(mh);
+			srdma_listener_destroy(l);
 			srdma_ctx_destroy(ctx);
 			config_args_free(&args);
 			return 1;

@@ -32,18 +32,29 @@ static void on_connect_request(struct vtp *v, struct vev *ev)
 	struct srdma__tp_listener *l = ev->listen_id->context;
 	struct srdma__tp_connreq req;
 	struct rdma_cm_id *id = ev->id;
+	struct vdev *d = srdma__verbs_dev_of(v, id->verbs);
 
 	memset(&req, 0, sizeof(req));
 	memcpy(req.pdata, ev->pdata, ev->pdata_len);
 	req.pdata_len = ev->pdata_len;
 	req.initiator_qpn = ev->qp_num;
+#ifdef SRDMA_TEST_HOOKS
+	if (d && (d->imitate & SRDMA_VI_NO_QPN))
+		req.initiator_qpn = 0; /* what an iWARP request carries */
+#endif
 	srdma__verbs_fmt_addr(rdma_get_peer_addr(id), req.peer,
 			      sizeof(req.peer));
 	req.handle = id;
 	v->req_initiator_depth = ev->initiator_depth;
 	v->req_responder_resources = ev->responder_resources;
-	if (l && l->kind == KIND_LISTENER && l->cb.on_connreq)
+	if (srdma__verbs_dev_check(d) < 0) {
+		/* A wildcard listener hears every device, iWARP ones too. */
+		srdma__log(lg(v), SRDMA_LOG_INFO,
+			   "verbs: connect request from %s refused: %s",
+			   req.peer, srdma_error_detail());
+	} else if (l && l->kind == KIND_LISTENER && l->cb.on_connreq) {
 		l->cb.on_connreq(l->cb.arg, &req);
+	}
 	if (req.handle) {
 		/* Neither accepted nor rejected: refuse, free the id. */
 		srdma__log(lg(v), SRDMA_LOG_INFO,
@@ -56,16 +67,16 @@ static void on_connect_request(struct vtp *v, struct vev *ev)
 
 static void prepare_client(struct srdma__tp_conn *c)
 {
+	struct vdev *d = srdma__verbs_dev_of(c->v, c->id->verbs);
 	int rc;
 
-	if (!dev_matches(c->v, c->id->verbs)) {
-		rc = srdma__err(SRDMA_ENODEV,
-				"the route to %s goes through RDMA device %s, "
-				"not the configured %s",
-				c->peer, dev_name(c->id->verbs), c->v->device);
+	rc = srdma__verbs_dev_check(d);
+	if (rc < 0) {
+		rc = srdma__err(rc, "the route to %s: %s", c->peer,
+				srdma_error_detail());
 		goto out_fail;
 	}
-	rc = srdma__verbs_res_alloc(c, c->id->verbs);
+	rc = srdma__verbs_res_alloc(c, d);
 	if (rc < 0)
 		goto out_fail;
 	rc = srdma__verbs_qp_create(c);
@@ -138,11 +149,27 @@ static void conn_event(struct srdma__tp_conn *c, struct vev *ev)
 			c->reap = true;
 		return;
 	}
+	if (ev->type == RDMA_CM_EVENT_TIMEWAIT_EXIT)
+		c->tw_exited = true;
+	if (c->timewait) {
+		/* Reset for the pool, the CM still in TIMEWAIT on the id:
+		 * only its end (or the device's) frees the QP number. */
+		if (ev->type == RDMA_CM_EVENT_DEVICE_REMOVAL && c->dev)
+			c->dev->dead = true;
+		if (ev->type == RDMA_CM_EVENT_TIMEWAIT_EXIT ||
+		    ev->type == RDMA_CM_EVENT_DEVICE_REMOVAL)
+			srdma__verbs_timewait_over(c);
+		return;
+	}
 	switch (ev->type) {
 	case RDMA_CM_EVENT_ADDR_RESOLVED:
 		if (c->state != VS_RESOLVING)
 			break;
-		if (rdma_resolve_route(c->id, 2000)) {
+		if (rdma_resolve_route(
+			    c->id,
+			    c->v->tp->opts.route_timeout_ms
+				    ? (int)c->v->tp->opts.route_timeout_ms
+				    : ROUTE_TIMEOUT_MS)) {
 			int rc = srdma__err(SRDMA_EUNREACHABLE,
 					    "rdma_resolve_route to %s: %s",
 					    c->peer, strerror(errno));
@@ -198,8 +225,25 @@ static void conn_event(struct srdma__tp_conn *c, struct vev *ev)
 		break;
 	case RDMA_CM_EVENT_DEVICE_REMOVAL:
 		snprintf(d, sizeof(d), "RDMA device %s was removed",
-			 dev_name(c->ctx));
-		srdma__verbs_begin_close(c, SRDMA_ENODEV, d);
+			 c->dev ? c->dev->name : "?");
+		if (c->dev)
+			c->dev->dead = true;
+		if (c->state == VS_RESOLVING) {
+			c->state = VS_CLOSED;
+			srdma__verbs_tell_prepared(
+				c, srdma__err(SRDMA_ENODEV, "%s", d));
+		} else {
+			srdma__verbs_begin_close(c, SRDMA_ENODEV, d);
+		}
+		break;
+	case RDMA_CM_EVENT_ADDR_CHANGE:
+		/* Bonding failover and the like: this connection stays where
+		 * it is; new ones resolve to the new device. */
+		srdma__log(lg(c->v), SRDMA_LOG_INFO,
+			   "verbs: %s: the local address moved "
+			   "(ADDR_CHANGE); this connection stays on %s, new "
+			   "ones follow the address",
+			   c->peer, c->dev ? c->dev->name : "?");
 		break;
 	case RDMA_CM_EVENT_DISCONNECTED:
 		if (c->state == VS_DISCONNECTING) {
@@ -234,6 +278,15 @@ static void dispatch(struct vtp *v, struct vev *ev)
 		srdma__verbs_hold(c);
 		conn_event(c, ev);
 		srdma__verbs_release(c);
+	} else if (kind && *kind == KIND_LISTENER &&
+		   ev->type == RDMA_CM_EVENT_DEVICE_REMOVAL) {
+		struct srdma__tp_listener *l = (void *)kind;
+		if (l->dev)
+			l->dev->dead = true;
+		srdma__log(lg(v), SRDMA_LOG_WARN,
+			   "verbs: RDMA device %s was removed: the listener on "
+			   "port %u takes no more connections through it",
+			   l->dev ? l->dev->name : "?", l->port);
 	} else {
 		srdma__log(lg(v), SRDMA_LOG_INFO,
 			   "verbs: %s (status %d) on a listener",
@@ -352,22 +405,29 @@ int srdma__verbs_listen(struct srdma__tp *tp, const char *host, uint16_t port,
 					: "");
 		goto out_free_ai;
 	}
+	if (v->tp->opts.tos &&
+	    rdma_set_option(l->id, RDMA_OPTION_ID, RDMA_OPTION_ID_TOS,
+			    &v->tp->opts.tos, sizeof(uint8_t))) {
+		rc = srdma__err(SRDMA_ECONFIG,
+				"rdma_set_option(TOS 0x%02x) on the listener: "
+				"%s",
+				v->tp->opts.tos, strerror(errno));
+		goto out_free_ai;
+	}
+	if (l->id->verbs) {
+		l->dev = srdma__verbs_dev_of(v, l->id->verbs);
+		rc = srdma__verbs_dev_check(l->dev);
+		if (rc < 0) {
+			rc = srdma__err(rc, "cannot listen on %s: %s", host,
+					srdma_error_detail());
+			goto out_free_ai;
+		}
+	}
 	if (rdma_listen(l->id, LISTEN_BACKLOG)) {
 		rc = srdma__err(SRDMA_ESYS, "rdma_listen(%s:%u): %s",
 				host && host[0] ? host : "*", port,
 				strerror(errno));
 		goto out_free_ai;
-	}
-	if (l->id->verbs) {
-		if (!dev_matches(v, l->id->verbs)) {
-			rc = srdma__err(SRDMA_ENODEV,
-					"listen address %s is on RDMA device "
-					"%s, not the configured %s",
-					host, dev_name(l->id->verbs),
-					v->device);
-			goto out_free_ai;
-		}
-		v->listen_ctx = l->id->verbs;
 	}
 	l->port = ntohs(rdma_get_src_port(l->id));
 	if (ai)

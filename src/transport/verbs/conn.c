@@ -140,6 +140,12 @@ void srdma__verbs_check_drained(struct srdma__tp_conn *c)
 {
 	if (c->state != VS_DRAINING || c->outstanding || c->destroyed)
 		return;
+	/* Windows whose bind was never posted will not be bound now. */
+	for (struct vmr *m = c->mrs; m && !c->destroyed; m = m->next)
+		if (m->pub.pending && !m->bound) {
+			m->bound = true;
+			srdma__verbs_bind_done(c, m, SRDMA_ECLOSED, "");
+		}
 	/* Receives queued before accept() never reached a QP: flush them. */
 	while (c->nqr && !c->destroyed) {
 		struct qrecv q = c->qr[--c->nqr];
@@ -250,6 +256,7 @@ int srdma__verbs_conn_info(const struct srdma__tp_conn *c,
 		snprintf(out->provider, sizeof(out->provider), "%s",
 			 dev_name(c->ctx));
 	out->max_inline = c->max_inline;
+	out->traffic_class = -1;
 	if (!c->qp)
 		return 0;
 	out->local_qpn = c->qp->qp_num;
@@ -257,14 +264,33 @@ int srdma__verbs_conn_info(const struct srdma__tp_conn *c,
 	memset(&a, 0, sizeof(a));
 	rc = ibv_query_qp(c->qp, &a,
 			  IBV_QP_SQ_PSN | IBV_QP_RQ_PSN | IBV_QP_DEST_QPN |
-				  IBV_QP_STATE,
+				  IBV_QP_STATE | IBV_QP_AV,
 			  &ia);
 	ENSURE(rc == 0, SRDMA_EFABRIC, "ibv_query_qp(QP %u): %s", c->qp->qp_num,
 	       strerror(rc));
-	out->sq_psn = a.sq_psn;
-	out->rq_psn = a.rq_psn;
+	out->sq_psn = c->psn_read ? c->rts_sq_psn : a.sq_psn;
+	out->rq_psn = c->psn_read ? c->rts_rq_psn : a.rq_psn;
 	if (a.qp_state >= IBV_QPS_RTR && a.dest_qp_num)
 		out->remote_qpn = a.dest_qp_num;
+	if (a.qp_state >= IBV_QPS_RTR)
+		out->traffic_class = a.ah_attr.grh.traffic_class;
+	return 0;
+}
+
+int srdma__verbs_qp_query(const struct srdma__tp_conn *c, int *traffic_class,
+			  int *min_rnr_timer)
+{
+	struct ibv_qp_attr a;
+	struct ibv_qp_init_attr ia;
+	int rc;
+
+	ENSURE(c && c->qp, SRDMA_ESTATE, "no queue pair");
+	memset(&a, 0, sizeof(a));
+	rc = ibv_query_qp(c->qp, &a, IBV_QP_AV | IBV_QP_MIN_RNR_TIMER, &ia);
+	ENSURE(rc == 0, SRDMA_EFABRIC, "ibv_query_qp(QP %u): %s", c->qp->qp_num,
+	       strerror(rc));
+	*traffic_class = a.ah_attr.grh.traffic_class;
+	*min_rnr_timer = a.min_rnr_timer;
 	return 0;
 }
 

@@ -73,7 +73,10 @@ static int map_status(const struct srdma__tp_conn *c, const struct ibv_wc *wc,
 			   wc->vendor_err);
 		return SRDMA_EREMOTE_ACCESS;
 	default:
-		srdma__log(lg(c->v), SRDMA_LOG_WARN,
+		/* A failed bind is reported (once) by srdma__verbs_bind_done.
+		 */
+		srdma__log(lg(c->v),
+			   op == OP_BIND ? SRDMA_LOG_DEBUG : SRDMA_LOG_WARN,
 			   "verbs: QP %u op %d completed with %s (vendor error "
 			   "0x%x)",
 			   wc->qp_num, op, ibv_wc_status_str(wc->status),
@@ -99,10 +102,11 @@ static void handle_wc(struct srdma__tp_conn *c, const struct ibv_wc *wc)
 	srdma__verbs_slot_put(c, (int)i);
 	e.status = map_status(c, wc, op);
 	if (op == OP_BIND) {
-		if (e.status && e.status != SRDMA_ECLOSED)
-			srdma__log(lg(c->v), SRDMA_LOG_ERROR,
-				   "verbs: memory window bind failed: %s",
-				   ibv_wc_status_str(wc->status));
+		/* wr_id is the registration, 0 if it was freed meanwhile. */
+		if (e.wr_id)
+			srdma__verbs_bind_done(
+				c, (struct vmr *)(uintptr_t)e.wr_id, e.status,
+				ibv_wc_status_str(wc->status));
 		return;
 	}
 	/* A completion can beat the RTU's ESTABLISHED event: the QP is up. */

@@ -25,29 +25,39 @@ static uint8_t clamp_atom(int dev_max, int peer)
 
 /* ---- per-connection resources ----------------------------------------- */
 
-int srdma__verbs_res_alloc(struct srdma__tp_conn *c, struct ibv_context *ctx)
+int srdma__verbs_res_alloc(struct srdma__tp_conn *c, struct vdev *d)
 {
-	struct ibv_device_attr da;
+	const struct ibv_device_attr *da = &d->da;
+	uint32_t sq = c->attr.sq_depth + SQ_EXTRA, rq = c->attr.rq_depth;
+	char hint[200];
 	int rc, cqe;
 
-	rc = ibv_query_device(ctx, &da);
-	if (rc)
-		return srdma__err(SRDMA_ENODEV, "ibv_query_device(%s): %s",
-				  dev_name(ctx), strerror(rc));
-	c->ctx = ctx;
-	c->mw_ok = (da.device_cap_flags & (IBV_DEVICE_MEM_WINDOW_TYPE_2A |
-					   IBV_DEVICE_MEM_WINDOW_TYPE_2B)) &&
-		   da.max_mw > 0;
-	c->resp_res = clamp_atom(da.max_qp_rd_atom, -1);
-	c->init_depth = clamp_atom(da.max_qp_init_rd_atom, -1);
+	GUARD(srdma__verbs_dev_check(d));
+	ENSURE(sq <= (uint32_t)da->max_qp_wr && rq <= (uint32_t)da->max_qp_wr,
+	       SRDMA_ECONFIG,
+	       "RDMA device %s allows %d work requests per queue but a "
+	       "connection needs %u to send and %u to receive; lower "
+	       "queue_depth in srdma_config",
+	       d->name, da->max_qp_wr, sq, rq);
+	cqe = (int)(sq + rq);
+	ENSURE(cqe <= da->max_cqe, SRDMA_ECONFIG,
+	       "RDMA device %s allows %d completion queue entries but a "
+	       "connection needs %d; lower queue_depth in srdma_config",
+	       d->name, da->max_cqe, cqe);
+	c->dev = d;
+	c->ctx = d->ctx;
+	c->resp_res = clamp_atom(da->max_qp_rd_atom, -1);
+	c->init_depth = clamp_atom(da->max_qp_init_rd_atom, -1);
 	c->dev_resp_res = c->resp_res;
 	c->dev_init_depth = c->init_depth;
 
-	c->pd = ibv_alloc_pd(ctx);
+	c->pd = ibv_alloc_pd(c->ctx);
 	if (!c->pd)
-		return srdma__err(SRDMA_EFABRIC, "ibv_alloc_pd(%s): %s",
-				  dev_name(ctx), strerror(errno));
-	c->cch = ibv_create_comp_channel(ctx);
+		return srdma__err(
+			SRDMA_EFABRIC, "ibv_alloc_pd(%s): %s%s", d->name,
+			strerror(errno),
+			srdma__verbs_memlock_hint(hint, sizeof(hint)));
+	c->cch = ibv_create_comp_channel(c->ctx);
 	if (!c->cch) {
 		rc = srdma__err(SRDMA_EFABRIC, "ibv_create_comp_channel: %s",
 				strerror(errno));
@@ -56,13 +66,13 @@ int srdma__verbs_res_alloc(struct srdma__tp_conn *c, struct ibv_context *ctx)
 	rc = srdma__verbs_set_nonblock(c->cch->fd);
 	if (rc < 0)
 		goto out_free;
-	cqe = (int)(c->attr.sq_depth + SQ_EXTRA + c->attr.rq_depth);
-	if (cqe > da.max_cqe)
-		cqe = da.max_cqe;
-	c->cq = ibv_create_cq(ctx, cqe, c, c->cch, 0);
+	c->cq = ibv_create_cq(c->ctx, cqe, c, c->cch, 0);
 	if (!c->cq) {
-		rc = srdma__err(SRDMA_EFABRIC, "ibv_create_cq(%d entries): %s",
-				cqe, strerror(errno));
+		int e = errno;
+		rc = srdma__err(e == ENOMEM ? SRDMA_ENOMEM : SRDMA_EFABRIC,
+				"ibv_create_cq(%d entries) on %s: %s%s", cqe,
+				d->name, strerror(e),
+				srdma__verbs_memlock_hint(hint, sizeof(hint)));
 		goto out_free;
 	}
 	rc = ibv_req_notify_cq(c->cq, 0);
@@ -85,7 +95,9 @@ out_free:
 int srdma__verbs_qp_create(struct srdma__tp_conn *c)
 {
 	struct ibv_qp_init_attr ia = {0};
+	char hint[200];
 
+	ia.qp_context = c;
 	ia.send_cq = c->cq;
 	ia.recv_cq = c->cq;
 	ia.qp_type = IBV_QPT_RC;
@@ -103,11 +115,15 @@ int srdma__verbs_qp_create(struct srdma__tp_conn *c)
 		ia.cap.max_inline_data = 0;
 		c->qp = ibv_create_qp(c->pd, &ia);
 	}
-	if (!c->qp)
-		return srdma__err(SRDMA_EFABRIC,
-				  "ibv_create_qp(RC, sq %u, rq %u) on %s: %s",
-				  ia.cap.max_send_wr, ia.cap.max_recv_wr,
-				  dev_name(c->ctx), strerror(errno));
+	if (!c->qp) {
+		int e = errno;
+		return srdma__err(
+			e == ENOMEM ? SRDMA_ENOMEM : SRDMA_EFABRIC,
+			"ibv_create_qp(RC, sq %u, rq %u) on %s: %s%s",
+			ia.cap.max_send_wr, ia.cap.max_recv_wr,
+			dev_name(c->ctx), strerror(e),
+			srdma__verbs_memlock_hint(hint, sizeof(hint)));
+	}
 	c->max_inline = ia.cap.max_inline_data;
 	c->qp_err = false;
 	c->qp_used = false;
@@ -143,6 +159,10 @@ int srdma__verbs_qp_move(struct srdma__tp_conn *c, enum ibv_qp_state st)
 			a.rq_psn = c->rq_psn;
 			mask |= IBV_QP_RQ_PSN;
 		}
+		/* A send that finds no receive is retried after this, not
+		 * after the CM's 655 ms. */
+		a.min_rnr_timer = MIN_RNR_TIMER;
+		mask |= IBV_QP_MIN_RNR_TIMER;
 		if (c->attr.server) {
 			a.max_dest_rd_atomic = c->resp_res;
 			mask |= IBV_QP_MAX_DEST_RD_ATOMIC;
@@ -167,8 +187,18 @@ int srdma__verbs_qp_move(struct srdma__tp_conn *c, enum ibv_qp_state st)
 				  "ibv_modify_qp(%s) on QP %u: %s",
 				  qps_name(st), c->qp->qp_num, strerror(rc));
 	c->qp_used = true;
-	if (st == IBV_QPS_RTS)
+	if (st == IBV_QPS_RTS) {
+		struct ibv_qp_init_attr ia;
 		c->qp_rts = true;
+		/* Read back now: the server's receives are posted, so the
+		 * peer's first message may move rq_psn right after the REP. */
+		memset(&a, 0, sizeof(a));
+		c->psn_read =
+			ibv_query_qp(c->qp, &a, IBV_QP_SQ_PSN | IBV_QP_RQ_PSN,
+				     &ia) == 0;
+		c->rts_sq_psn = a.sq_psn;
+		c->rts_rq_psn = a.rq_psn;
+	}
 	return 0;
 }
 
@@ -216,10 +246,10 @@ int srdma__verbs_accept(struct srdma__tp_conn *c, struct srdma__tp_connreq *req,
 	ENSURE(len <= ACCEPT_PDATA_MAX, SRDMA_EMSGSIZE,
 	       "accept private data is %zu bytes; at most %d fit", len,
 	       ACCEPT_PDATA_MAX);
-	ENSURE(id->verbs == c->ctx, SRDMA_ENODEV,
+	ENSURE(srdma__verbs_dev_of(c->v, id->verbs) == c->dev, SRDMA_ENODEV,
 	       "the connect request from %s arrived on RDMA device %s but the "
 	       "connection's resources are on %s",
-	       req->peer, dev_name(id->verbs), dev_name(c->ctx));
+	       req->peer, dev_name(id->verbs), c->dev->name);
 	c->id = id;
 	snprintf(c->peer, sizeof(c->peer), "%s", req->peer);
 	c->resp_res = clamp_atom(c->resp_res, c->v->req_initiator_depth);
@@ -256,6 +286,7 @@ int srdma__verbs_accept(struct srdma__tp_conn *c, struct srdma__tp_connreq *req,
 		goto out_destroy_qp;
 	}
 	c->nqr = 0;
+	c->accepted = true;
 	c->remote_qpn = req->initiator_qpn;
 	id->context = c;
 	req->handle = NULL;
@@ -281,7 +312,7 @@ int srdma__verbs_conn_create(struct srdma__tp *tp,
 {
 	struct vtp *v = tp->priv;
 	struct srdma__tp_conn *c;
-	struct ibv_context *ctx = NULL;
+	struct vdev *d = NULL;
 	int rc;
 
 	ENSURE(attr && cb, SRDMA_EINVAL, "conn_create needs attr and cb");
@@ -302,13 +333,14 @@ int srdma__verbs_conn_create(struct srdma__tp *tp,
 		v->conns->prev = c;
 	v->conns = c;
 	if (attr->server) {
-		ctx = v->listen_ctx;
-		if (!ctx) {
-			rc = srdma__verbs_first_active(v, &ctx);
+		if (attr->dev > 0 && attr->dev <= v->ndevs) {
+			d = v->devs[attr->dev - 1];
+		} else {
+			rc = srdma__verbs_dev_default(v, &d);
 			if (rc < 0)
 				goto out_free;
 		}
-		rc = srdma__verbs_res_alloc(c, ctx);
+		rc = srdma__verbs_res_alloc(c, d);
 		if (rc < 0)
 			goto out_free;
 		/* The QP exists before any client is seen (its number comes
@@ -318,6 +350,14 @@ int srdma__verbs_conn_create(struct srdma__tp *tp,
 			goto out_free;
 	} else if (rdma_create_id(v->ech, &c->id, c, RDMA_PS_TCP)) {
 		rc = srdma__err(SRDMA_EFABRIC, "rdma_create_id: %s",
+				strerror(errno));
+		goto out_free;
+	} else if (tp->opts.tos &&
+		   rdma_set_option(c->id, RDMA_OPTION_ID, RDMA_OPTION_ID_TOS,
+				   &tp->opts.tos, sizeof(uint8_t))) {
+		/* Before route resolution, which puts it in the path. */
+		rc = srdma__err(SRDMA_ECONFIG,
+				"rdma_set_option(TOS 0x%02x): %s", tp->opts.tos,
 				strerror(errno));
 		goto out_free;
 	}

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * verbs backend: the helpers its files share, device choice, opening
- * and closing the transport (event channel, deferred-work eventfd),
- * the availability probe, and the ops table. The design notes are in
- * verbs_int.h.
+ * verbs backend: the helpers its files share, opening and closing the
+ * transport (devices, event channel, deferred-work eventfd), and the ops
+ * table. The design notes are in verbs_int.h.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,31 +45,23 @@ void srdma__verbs_fmt_addr(const struct sockaddr *sa, char *out, size_t len)
 	snprintf(out, len, "%s:%u", host, port);
 }
 
-/* ---- ops: transport --------------------------------------------------- */
-
-int srdma__verbs_first_active(struct vtp *v, struct ibv_context **out)
+/* Where a device refuses memory and a locked-memory limit applies, the
+ * limit is the likely cause: say so, with what to do. */
+const char *srdma__verbs_memlock_hint(char *buf, size_t len)
 {
-	int i, p;
+	uint64_t lim;
 
-	for (i = 0; i < v->ndevs; i++) {
-		struct ibv_device_attr da;
-		if (!dev_matches(v, v->devs[i]) ||
-		    ibv_query_device(v->devs[i], &da))
-			continue;
-		for (p = 1; p <= da.phys_port_cnt; p++) {
-			struct ibv_port_attr pa;
-			if (!ibv_query_port(v->devs[i], (uint8_t)p, &pa) &&
-			    pa.state == IBV_PORT_ACTIVE) {
-				*out = v->devs[i];
-				return 0;
-			}
-		}
-	}
-	return srdma__err(SRDMA_ENODEV,
-			  "no RDMA device%s%s with an ACTIVE "
-			  "port",
-			  v->device[0] ? " named " : "", v->device);
+	buf[0] = '\0';
+	if (srdma__memlock_limited(&lim))
+		snprintf(buf, len,
+			 "; the locked-memory limit (RLIMIT_MEMLOCK) is %llu "
+			 "KiB: raise it (`ulimit -l unlimited`, or "
+			 "LimitMEMLOCK=infinity for a systemd service)",
+			 (unsigned long long)(lim >> 10));
+	return buf;
 }
+
+/* ---- ops: transport --------------------------------------------------- */
 
 static void v_close(struct srdma__tp *tp);
 
@@ -78,34 +69,30 @@ static int v_open(struct srdma__tp *tp, const char *provider,
 		  const char *device)
 {
 	struct vtp *v = calloc(1, sizeof(*v));
-	int rc, i;
+	int rc;
 
 	ENSURE(v, SRDMA_ENOMEM, "out of memory opening verbs");
 	v->tp = tp;
 	v->evfd = -1;
+	v->tfd = -1;
 	tp->priv = v;
+	/*
+	 * Before any registration: on kernels that do not keep pinned pages
+	 * across fork() by themselves, a child's copy-on-write would take
+	 * registered pages away from the parent's DMA. A no-op where the
+	 * kernel handles it (IBV_FORK_UNNEEDED, Linux 5.13 and later).
+	 */
+	rc = ibv_fork_init();
+	if (rc)
+		srdma__log(lg(v), SRDMA_LOG_INFO,
+			   "verbs: ibv_fork_init: %s; do not fork() while "
+			   "connections are open",
+			   strerror(rc));
 	if (device && device[0])
 		snprintf(v->device, sizeof(v->device), "%s", device);
-	v->devs = rdma_get_devices(&v->ndevs);
-	if (!v->devs || v->ndevs <= 0) {
-		rc = srdma__err(SRDMA_ENODEV,
-				"no RDMA device: load rdma_rxe and run `rdma "
-				"link add rxe0 type rxe netdev eth0`, or use "
-				"transport SRDMA_TRANSPORT_OFI");
+	rc = srdma__verbs_devs_open(v);
+	if (rc < 0)
 		goto out_close;
-	}
-	if (v->device[0]) {
-		for (i = 0; i < v->ndevs; i++)
-			if (dev_matches(v, v->devs[i]))
-				break;
-		if (i == v->ndevs) {
-			rc = srdma__err(SRDMA_ENODEV,
-					"RDMA device %s not found (first "
-					"present: %s); check `rdma link`",
-					v->device, dev_name(v->devs[0]));
-			goto out_close;
-		}
-	}
 	v->ech = rdma_create_event_channel();
 	if (!v->ech) {
 		rc = srdma__err(SRDMA_ENODEV,
@@ -128,6 +115,9 @@ static int v_open(struct srdma__tp *tp, const char *provider,
 	}
 	rc = srdma__loop_add(tp->loop, v->evfd, EPOLLIN,
 			     srdma__verbs_deferred_ready, NULL, v, &v->ev_reg);
+	if (rc < 0)
+		goto out_close;
+	rc = srdma__verbs_timer_open(v);
 	if (rc < 0)
 		goto out_close;
 	return 0;
@@ -154,66 +144,16 @@ static void v_close(struct srdma__tp *tp)
 				   c->peer);
 		srdma__verbs_conn_free(c);
 	}
+	srdma__verbs_timer_close(v);
 	srdma__loop_del(v->ev_reg);
 	srdma__loop_del(v->ech_reg);
 	if (v->evfd >= 0)
 		close(v->evfd);
 	if (v->ech)
 		rdma_destroy_event_channel(v->ech);
-	if (v->devs)
-		rdma_free_devices(v->devs);
+	srdma__verbs_devs_close(v);
 	free(v);
 	tp->priv = NULL;
-}
-
-/* ---- availability ------------------------------------------------------- */
-
-bool srdma__verbs_available(char *why, size_t len)
-{
-	struct ibv_device **list;
-	char first[96] = "";
-	bool found = false;
-	int n = 0, i, p;
-
-	list = ibv_get_device_list(&n);
-	if (!list || n <= 0) {
-		snprintf(why, len, "no RDMA devices found");
-		if (list)
-			ibv_free_device_list(list);
-		return false;
-	}
-	for (i = 0; i < n && !found; i++) {
-		struct ibv_context *ctx = ibv_open_device(list[i]);
-		struct ibv_device_attr da;
-		if (!ctx)
-			continue;
-		if (ibv_query_device(ctx, &da) == 0) {
-			for (p = 1; p <= da.phys_port_cnt && !found; p++) {
-				struct ibv_port_attr pa;
-				if (ibv_query_port(ctx, (uint8_t)p, &pa))
-					continue;
-				if (pa.state == IBV_PORT_ACTIVE) {
-					snprintf(why, len,
-						 "found %s port %d ACTIVE",
-						 ibv_get_device_name(list[i]),
-						 p);
-					found = true;
-				} else if (!first[0]) {
-					snprintf(first, sizeof(first),
-						 "%s port %d is %s",
-						 ibv_get_device_name(list[i]),
-						 p,
-						 ibv_port_state_str(pa.state));
-				}
-			}
-		}
-		ibv_close_device(ctx);
-	}
-	if (!found)
-		snprintf(why, len, "%d RDMA device(s) but no ACTIVE port (%s)",
-			 n, first[0] ? first : "none could be opened");
-	ibv_free_device_list(list);
-	return found;
 }
 
 const struct srdma__tp_ops srdma__verbs_ops = {
@@ -235,7 +175,10 @@ const struct srdma__tp_ops srdma__verbs_ops = {
 	.conn_info = srdma__verbs_conn_info,
 	.conn_reset = srdma__verbs_conn_reset,
 	.conn_set_cb = srdma__verbs_conn_set_cb,
+	.conn_usable = srdma__verbs_conn_usable,
+	.dev_for_addr = srdma__verbs_dev_for_addr,
 	.pins_memory = true,
+	.recv_before_accept = true,
 	.mr_reg = srdma__verbs_mr_reg,
 	.mr_dereg = srdma__verbs_mr_dereg,
 	.post_recv = srdma__verbs_post_recv,
