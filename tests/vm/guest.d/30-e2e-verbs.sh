@@ -3,7 +3,7 @@
 # clients, a client killed mid-transfer, negotiated PSNs on the QPs,
 # strangers (rping, raw rdma_cm with no/wrong/replayed token) rejected.
 if have srdma; then
-	P=/tmp/e2e
+	P=/tmp/vm-e2e
 	rm -rf $P && mkdir -p $P
 	check "verbs e2e: srdma certs" srdma certs $P/pki --name "$VM_IP"
 	srdma serve --listen "$VM_IP:0" --port-file $P/ports --certs $P/pki \

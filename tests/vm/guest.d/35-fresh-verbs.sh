@@ -11,7 +11,7 @@
 # The control: in mode none (no sealing) the same race must show blocks
 # torn inside, so the race the sealed modes survive is real.
 if have torn_reads && have srdma; then
-	P=/tmp/fresh
+	P=/tmp/vm-fresh
 	rm -rf $P && mkdir -p $P
 	check "fresh verbs: srdma certs" srdma certs $P/pki --name "$VM_IP"
 	for m in encrypt integrity none; do

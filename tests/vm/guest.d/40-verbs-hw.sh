@@ -22,7 +22,7 @@ if [ -z "${TESTS:-}" ]; then
 	. "$TESTS/guest-lib.sh"
 	HW_STANDALONE=1
 fi
-HW=/tmp/hw
+HW=/tmp/vm-hw
 IP2=10.9.0.1
 TB=/srdma/test-bin
 rm -rf $HW && mkdir -p $HW
