@@ -315,6 +315,10 @@ static const struct {
 	{"max_msg", "--max-msg"},
 	{"queue_depth", "--queue-depth"},
 	{"resource_pool", "--resource-pool"},
+	{"max_per_identity", "--max-per-identity"},
+	{"crl_file", "--crl"},
+	{"allow_mr_keys", "--allow-mr-keys"},
+	{"route_timeout_ms", "--route-timeout"},
 	{"transport SRDMA_TRANSPORT_OFI", "--transport ofi"},
 	{"is the server running there?", "is `srdma serve` running there?"},
 	{"srdma_region_footprint", "4128 bytes per 4 KiB block"},
@@ -350,6 +354,11 @@ const char *tool_text(const char *s)
 				     ? (size_t)w
 				     : sizeof(bufs[0]) - o - 1;
 			s += n;
+			/* "set allow_mr_keys in srdma_config": a flag is not in
+			 * a struct */
+			if (!strncmp(s, " in srdma_config", 16) &&
+			    !ident(s[16]))
+				s += 16;
 		} else {
 			out[o++] = *s++;
 		}
