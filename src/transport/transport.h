@@ -126,8 +126,10 @@ struct srdma__tp_conn_attr {
 struct srdma__tp_info {
 	char provider[32];
 	uint32_t local_qpn, remote_qpn;
-	uint32_t sq_psn, rq_psn; /* as set on the QP, read back when it
-				  * reached RTS (verbs) */
+	uint32_t sq_psn, rq_psn;	 /* as set on the QP, read back when it
+					  * reached RTS (verbs) */
+	uint32_t sq_psn_now, rq_psn_now; /* verbs: the QP's now (next to
+					  * send, next expected) */
 	uint32_t max_inline;
 	int traffic_class; /* verbs: the QP's, read back; -1 unknown */
 };

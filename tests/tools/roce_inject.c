@@ -23,9 +23,10 @@
  *     the legit client (so its source address is the one the server's QP
  *     accepts: rxe checks it), which then turns injector: it reads the
  *     region once, goes quiet, takes the server's QP number and the next
- *     PSN from srdma_conn_info (remote_qpn, and local_psn = its own QP's
- *     sq_psn, the PSN the server's QP expects next), the address and key
- *     from the grant, and sends with an AF_PACKET socket on IF one
+ *     PSN (srdma_conn_info's remote_qpn, and its own QP's sq_psn as the
+ *     transport reads it now: the PSN the server's QP expects next), the
+ *     address and key from the grant, and sends with an AF_PACKET socket
+ *     on IF one
  *     Ethernet/IPv4/UDP 4791/BTH (RDMA WRITE ONLY, AckReq)/RETH/payload/
  *     ICRC frame writing 64 bytes into block B's payload, outside the
  *     library and its QP. It watches IF for the server's ACK of that PSN.
@@ -144,14 +145,15 @@ static int serve(const char *host, const char *port, const char *certs,
 	psn = ci.remote_psn + 1; /* print the first */
 
 	while (now_s() < dl && !closed) {
+		struct srdma__tp_info ti = {0};
 		int n = srdma_ctx_poll(ctx, evs, 16, 20);
 
 		/* The PSN the QP expects next, read back (ibv_query_qp's
 		 * rq_psn) whenever it moves: the client's read, then what
 		 * the injector sends. */
-		if (srdma_conn_info(c, &ci) == 0 && ci.local_qpn &&
-		    ci.remote_psn != psn) {
-			psn = ci.remote_psn;
+		if (c->tc && c->ctx->tp->ops->conn_info(c->tc, &ti) == 0 &&
+		    ti.local_qpn && ti.rq_psn_now != psn) {
+			psn = ti.rq_psn_now;
 			printf("serve: QP %u expects PSN %u (0x%06x)\n",
 			       ci.local_qpn, psn, psn);
 		}
@@ -503,6 +505,7 @@ static int inject(const char *host, const char *port, const char *certs,
 {
 	struct srdma_config cfg;
 	struct srdma_conn_info ci;
+	struct srdma__tp_info ti = {0};
 	struct srdma_event ev;
 	struct remote_region *rr;
 	struct sniff s;
@@ -541,9 +544,11 @@ static int inject(const char *host, const char *port, const char *certs,
 	for (double t = now_s() + 0.5; now_s() < t;)
 		(void)srdma_ctx_poll(ctx, &ev, 1, 50);
 	(void)sniff_drain(&s, -1, 300);
-	if (srdma_conn_info(c, &ci) < 0 || !(rr = find_remote(c, (uint32_t)id)))
+	if (srdma_conn_info(c, &ci) < 0 ||
+	    !(rr = find_remote(c, (uint32_t)id)) ||
+	    c->ctx->tp->ops->conn_info(c->tc, &ti) < 0)
 		goto out;
-	psn = ci.local_psn;
+	psn = ti.sq_psn_now; /* srdma_conn_info's is the one agreed at RTS */
 	if (!s.have_peer_mac && arp_mac(host, s.peer_mac) < 0) {
 		fprintf(stderr, "inject: no MAC for %s\n", host);
 		goto out;

@@ -270,6 +270,8 @@ int srdma__verbs_conn_info(const struct srdma__tp_conn *c,
 	       strerror(rc));
 	out->sq_psn = c->psn_read ? c->rts_sq_psn : a.sq_psn;
 	out->rq_psn = c->psn_read ? c->rts_rq_psn : a.rq_psn;
+	out->sq_psn_now = a.sq_psn;
+	out->rq_psn_now = a.rq_psn;
 	if (a.qp_state >= IBV_QPS_RTR && a.dest_qp_num)
 		out->remote_qpn = a.dest_qp_num;
 	if (a.qp_state >= IBV_QPS_RTR)
