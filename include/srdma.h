@@ -214,6 +214,7 @@ typedef struct srdma_listener srdma_listener;
 typedef struct srdma_conn srdma_conn;
 typedef struct srdma_region srdma_region;
 typedef struct srdma_mem srdma_mem;
+typedef struct srdma_stream srdma_stream;
 
 enum srdma_event_type {
 	SRDMA_EV_ACCEPTED = 1,	/* server: a client is fully connected (conn) */
@@ -227,6 +228,9 @@ enum srdma_event_type {
 	SRDMA_EV_CLOSED = 8,	 /* conn is closed; status 0 = orderly */
 	SRDMA_EV_REJECTED = 9,	 /* server: a would-be client was refused;
 				    status says why, detail names the peer */
+	SRDMA_EV_STREAM = 10,	 /* the stream has what a non-blocking call
+				    lacked (bytes, room, the end): once after
+				    that call said SRDMA_EAGAIN */
 };
 
 struct srdma_event {
@@ -414,6 +418,99 @@ SRDMA_API void srdma_region_destroy(srdma_region *r);
 SRDMA_API int srdma_mem_register(srdma_conn *c, void *buf, size_t len,
 				 srdma_mem **out);
 SRDMA_API void srdma_mem_deregister(srdma_mem *m);
+
+/* ---- the byte stream ---- */
+/*
+ * A connection carries one ordered, reliable byte stream each way, with
+ * flow control: send and receive any number of bytes, in any pieces.
+ * Underneath, each side grants the peer a ring region with a plaintext
+ * sink; the sender RDMA-writes segments of up to 256 KiB into it (small
+ * ones go as records when that is quicker), the owner verifies and opens
+ * each in one pass, and gives back ring space as the application consumes
+ * it (docs/PROTOCOL.md §6a). Nothing of it mixes with srdma_send messages
+ * or the application's regions; the peer's ring never shows up as a
+ * region (no SRDMA_EV_REGION, srdma_conn_wait_region skips it).
+ *
+ * Both sides call srdma_stream_open; bytes flow once both have. Every
+ * call is non-blocking except the *_sync ones and srdma_stream_recv with a
+ * timeout; a non-blocking call that says SRDMA_EAGAIN is followed by one
+ * SRDMA_EV_STREAM when what it lacked arrived. Once the connection has
+ * failed, calls return its error; bytes already received stay readable.
+ */
+enum {
+	SRDMA_STREAM_RING_DEFAULT = 8 << 20, /* ring bytes for ring = 0 */
+};
+
+struct srdma_stream_info {
+	uint64_t sent;		   /* bytes accepted by send / commit */
+	uint64_t received;	   /* bytes handed to the application */
+	uint64_t segments_written; /* segments sent by RDMA write */
+	uint64_t segments_inline;  /* segments sent inside records */
+	uint64_t send_blocked;	   /* sends that found no room (EAGAIN) */
+	uint64_t ring, peer_ring;  /* bytes: our receive ring, the peer's */
+	uint8_t peer_open;	   /* the peer opened its side */
+	uint8_t eof;		   /* the peer's end of stream was read */
+};
+
+/*
+ * Opens c's stream: grants the peer a receive ring of `ring` bytes (0 =
+ * SRDMA_STREAM_RING_DEFAULT; 64 KiB .. 1 GiB, rounded up to 4 KiB; a
+ * server charges it, sealed, to the client's quota). Larger rings keep
+ * more in flight. SRDMA_ESTATE if this connection already opened one.
+ */
+SRDMA_API int srdma_stream_open(srdma_conn *c, size_t ring, srdma_stream **out);
+/*
+ * Sends up to len bytes: copies what fits into the send ring and returns
+ * that count (1..len), or SRDMA_EAGAIN when nothing fits (the peer has not
+ * consumed enough yet, or has not opened its side). buf may be reused at
+ * once. len 0 returns 0.
+ */
+SRDMA_API int srdma_stream_send(srdma_stream *s, const void *buf, size_t len);
+/* Blocking: all len bytes, or an error (SRDMA_ETIMEDOUT). */
+SRDMA_API int srdma_stream_send_sync(srdma_stream *s, const void *buf,
+				     size_t len, int timeout_ms);
+/*
+ * Zero copy: *buf, *len is room in the send ring to fill in place (it
+ * ends at the ring's end: ask again after committing); commit n of them
+ * (n <= *len). SRDMA_EAGAIN as srdma_stream_send.
+ */
+SRDMA_API int srdma_stream_reserve(srdma_stream *s, void **buf, size_t *len);
+SRDMA_API int srdma_stream_commit(srdma_stream *s, size_t n);
+/*
+ * No byte follows what was sent: the peer reads the end after the last
+ * one. Sending after it is SRDMA_ESTATE.
+ */
+SRDMA_API int srdma_stream_shutdown(srdma_stream *s);
+/*
+ * Waits until every byte sent (and the end, after shutdown) has left: the
+ * peer's library verified it into its ring. Not that the peer's
+ * application read it: an application protocol says that.
+ */
+SRDMA_API int srdma_stream_flush(srdma_stream *s, int timeout_ms);
+/*
+ * Receives up to cap bytes in order: returns the count (> 0), 0 at the
+ * end of the stream, SRDMA_EAGAIN (timeout_ms 0) or SRDMA_ETIMEDOUT when
+ * none came. At most INT_MAX bytes a call.
+ */
+SRDMA_API int srdma_stream_recv(srdma_stream *s, void *buf, size_t cap,
+				int timeout_ms);
+/*
+ * Zero copy: *data, *len are the next bytes, verified and in place in the
+ * receive ring (one segment at most); *len 0 is the end of the stream.
+ * SRDMA_EAGAIN when none yet. They stay until srdma_stream_consume(n)
+ * (n <= *len) hands their room back to the peer.
+ */
+SRDMA_API int srdma_stream_peek(srdma_stream *s, const void **data,
+				size_t *len);
+SRDMA_API int srdma_stream_consume(srdma_stream *s, size_t n);
+SRDMA_API int srdma_stream_info(const srdma_stream *s,
+				struct srdma_stream_info *out);
+/*
+ * Closes this side: the ring is revoked and freed, bytes not yet sent are
+ * dropped (srdma_stream_flush first). A connection carries one stream in
+ * its life; srdma_conn_destroy frees one left open. NULL is ignored.
+ */
+SRDMA_API void srdma_stream_destroy(srdma_stream *s);
 
 /* ---- client connection pool ---- */
 /*

@@ -279,6 +279,9 @@ static int handle_notice(struct srdma_conn *c, const uint8_t *p, size_t len)
 		       n[i].region, (unsigned long long)n[i].version,
 		       (unsigned long long)r->peer_last);
 		r->peer_last = n[i].version;
+		if (r->stream)
+			GUARD(srdma__stream_on_notice(c, r, n[i].offset,
+						      n[i].len));
 		v->next = n[i].offset / SRDMA_BLK_PAYLOAD;
 		v->end = v->next +
 			 (n[i].len + SRDMA_BLK_PAYLOAD - 1) / SRDMA_BLK_PAYLOAD;
@@ -375,7 +378,9 @@ static int verify_slice(struct srdma_conn *c, uint32_t *budget)
 	if (r && c->protect != SRDMA_PROTECT_NONE && v->next < v->end)
 		return 0;
 	/* Done (or the region was destroyed meanwhile: nothing to report). */
-	if (r) {
+	if (r && r->stream) {
+		GUARD(srdma__stream_on_write(c, r, v->off, v->len));
+	} else if (r) {
 		struct qev *e;
 		GUARD(srdma__queue_event(c->ctx, SRDMA_EV_PEER_WRITE, 0, c,
 					 c->user, "", &e));
@@ -406,6 +411,8 @@ bool srdma__conn_work(struct srdma_ctx *ctx)
 		uint32_t budget = VERIFY_SLICE;
 		int rc = 0;
 
+		if (c->stream && c->state == ST_ESTABLISHED)
+			srdma__conn_step(c, srdma__stream_work(c), c->state);
 		if (!c->nverify || c->state != ST_ESTABLISHED)
 			continue;
 		while (rc == 0 && c->nverify && budget)
@@ -461,6 +468,9 @@ static int handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
 		break;
 	case SRDMA_REC_UPDATE:
 		GUARD(srdma__handle_update(c, rec.payload, rec.len));
+		break;
+	case SRDMA_REC_STREAM:
+		GUARD(srdma__stream_on_record(c, rec.payload, rec.len));
 		break;
 	case SRDMA_REC_CREDIT:
 		ENSURE(rec.len == 0, SRDMA_EPROTO,
@@ -525,9 +535,13 @@ void srdma__on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 		break;
 	case WR_CHUNK:
 		srdma__handle_chunk(c, idx, cqe->status);
-		return;
+		break;
 	default:
 		return;
 	}
-	srdma__conn_step(c, rc, c->state);
+	if (WR_KIND(cqe->wr_id) != WR_CHUNK)
+		srdma__conn_step(c, rc, c->state);
+	/* Credits, slots, acknowledgements or ring space may have come. */
+	if (c->stream)
+		srdma__stream_kick(c);
 }

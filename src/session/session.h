@@ -83,6 +83,8 @@ struct op {
 	bool waiting; /* read: it met an owner version not announced
 			 yet; read again after the UPDATE (or a
 			 moment) */
+	bool stream;  /* write: a segment of the stream (stream.c): no
+			 event, the stream hears of its end */
 	struct op *next;
 };
 
@@ -138,6 +140,7 @@ struct srdma_region {
 	uint64_t peer_last;   /* the newest notice version the peer sent */
 	uint64_t *cur;	      /* per block: the authoritative srdma__bv() */
 	uint8_t *sink;	      /* plaintext of verified peer writes goes here */
+	struct srdma_stream *stream; /* this is the stream's receive ring */
 	bool granted;
 	struct srdma_region *next;
 };
@@ -263,6 +266,7 @@ struct srdma_conn {
 	uint64_t read_retries; /* reads read again after racing the owner */
 	int test_status;       /* test builds: the last raw RDMA's outcome */
 	bool test_done;
+	struct srdma_stream *stream; /* the byte stream (stream.c), or NULL */
 
 	struct srdma_conn *next, *prev; /* ctx->conns */
 };
