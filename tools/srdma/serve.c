@@ -15,6 +15,7 @@
 
 #include "common.h"
 #include "cmd.h"
+#include "cp.h"		/* srdma cp's side: --dir */
 #include "bench_sink.h" /* bench sink (end of file) */
 
 struct pending {
@@ -34,6 +35,7 @@ struct client {
 	/* bench sink (end of file): 0 = echo */
 	uint32_t sink_every, sink_flags;
 	uint64_t sink_count, sink_hash;
+	struct cp_serve *cp; /* srdma cp (cp.c) */
 };
 
 static int sink_recv(struct client *cl, const void *data, size_t len);
@@ -87,12 +89,16 @@ static void usage(FILE *f)
 		"off)\n"
 		"  --port-file FILE      write \"CONTROL_PORT FABRIC_PORT\" "
 		"once listening\n"
+		"  --dir DIR             store what `srdma cp` sends under DIR "
+		"(and\n"
+		"                        nowhere else)\n"
 		"%s",
 		"per-client", DEFAULT_PORT, common_help());
 }
 
 static void free_client(struct client *cl)
 {
+	cp_serve_free(cl->cp);
 	while (cl->echo_head) {
 		struct pending *p = cl->echo_head;
 		cl->echo_head = p->next;
@@ -155,7 +161,7 @@ int cmd_serve(int argc, char **argv)
 {
 	struct common_opts o;
 	struct client *clients = NULL;
-	const char *port_file = NULL;
+	const char *port_file = NULL, *cp_dir = NULL;
 	uint64_t region_size = 1 << 20, v;
 	srdma_ctx *ctx = NULL;
 	srdma_listener *l = NULL;
@@ -210,6 +216,8 @@ int cmd_serve(int argc, char **argv)
 			i++;
 		} else if (!strcmp(argv[i], "--port-file") && i + 1 < argc) {
 			port_file = argv[++i];
+		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
+			cp_dir = argv[++i];
 		} else {
 			fprintf(stderr,
 				"srdma serve: unknown or incomplete option "
@@ -220,6 +228,8 @@ int cmd_serve(int argc, char **argv)
 		}
 	}
 
+	if (cp_dir && cp_serve_init(cp_dir) < 0)
+		return 1;
 	rc = srdma_ctx_create(&o.cfg, &ctx);
 	if (rc < 0) {
 		fprintf(stderr, "srdma serve: %s\n",
@@ -323,6 +333,9 @@ int cmd_serve(int argc, char **argv)
 				if (!cl)
 					break;
 				cl->msgs++;
+				if (cp_serve_recv(&cl->cp, cl->conn, e->data,
+						  e->len))
+					break; /* srdma cp: handled */
 				if (sink_recv(cl, e->data, e->len))
 					break; /* bench sink: consumed */
 				{
@@ -362,6 +375,10 @@ int cmd_serve(int argc, char **argv)
 			case SRDMA_EV_PEER_WRITE:
 				if (cl)
 					cl->peer_writes++;
+				break;
+			case SRDMA_EV_STREAM:
+				if (cl)
+					cp_serve_stream(cl->cp);
 				break;
 			case SRDMA_EV_CLOSED:
 				if (!cl) {
@@ -424,6 +441,7 @@ int cmd_serve(int argc, char **argv)
 	srdma_ctx_destroy(ctx);
 	free(pattern);
 	pattern = NULL;
+	cp_serve_fini();
 	LOG("stopped: %lu clients served, %lu refused", nconn, nrej);
 	return 0;
 }
