@@ -36,7 +36,7 @@ enum {
 #define B_READY	  (UINT64_C(2) << 62) /* its bytes are in the sink */
 #define B_STATE	  (UINT64_C(3) << 62)
 #define B_CONT	  (UINT64_C(1) << 61) /* inside a segment, not its head */
-#define B_LEN(w)  ((uint64_t)(w) & 0xffffffffu)
+#define B_LEN(w)  ((uint64_t)(w)&0xffffffffu)
 
 struct srdma_stream {
 	struct srdma_conn *conn;
@@ -153,8 +153,7 @@ static int claim(struct srdma_stream *s, uint64_t pos, uint64_t len,
 	       "stream segment %llu+%llu is outside the ring space we freed "
 	       "(%llu+%llu)",
 	       (unsigned long long)pos, (unsigned long long)len,
-	       (unsigned long long)s->consumed,
-	       (unsigned long long)s->rx_len);
+	       (unsigned long long)s->consumed, (unsigned long long)s->rx_len);
 	ENSURE(o + len <= s->rx_len, SRDMA_EPROTO,
 	       "stream segment %llu+%llu crosses the ring's end",
 	       (unsigned long long)pos, (unsigned long long)len);
@@ -257,8 +256,7 @@ static const char *kind_name(uint8_t kind)
 	return kind <= SRDMA_STREAM_FIN ? names[kind] : "?";
 }
 
-int srdma__stream_on_record(struct srdma_conn *c, const uint8_t *p,
-			    size_t len)
+int srdma__stream_on_record(struct srdma_conn *c, const uint8_t *p, size_t len)
 {
 	struct srdma__stream_rec m;
 	struct srdma_stream *s;
@@ -307,9 +305,9 @@ int srdma__stream_on_record(struct srdma_conn *c, const uint8_t *p,
 	       (unsigned long long)m.value);
 	for (uint64_t b = 0; b < s->nblk; b++) {
 		uint64_t w = s->blk[b];
-		uint64_t pos = s->consumed + (b * BLK + s->rx_len -
-					      s->consumed % s->rx_len) %
-						     s->rx_len;
+		uint64_t pos = s->consumed +
+			       (b * BLK + s->rx_len - s->consumed % s->rx_len) %
+				       s->rx_len;
 		ENSURE(!w || (w & B_CONT) || pos + B_LEN(w) <= m.value,
 		       SRDMA_EPROTO,
 		       "the peer ended its stream at %llu, before bytes it "
@@ -365,8 +363,7 @@ static int bind(struct srdma_stream *s)
 	rr = find_remote(c, s->peer_region);
 	if (!rr)
 		return 0; /* the grant travels over TLS: on its way */
-	ENSURE(rr->len == s->tx_len &&
-		       (rr->access & SRDMA_WIRE_ACCESS_STREAM),
+	ENSURE(rr->len == s->tx_len && (rr->access & SRDMA_WIRE_ACCESS_STREAM),
 	       SRDMA_EPROTO,
 	       "the peer's stream ring (region %u) is not the one its OPEN "
 	       "named",
@@ -407,7 +404,8 @@ static int pump_tx(struct srdma_stream *s)
 		if (!whole)
 			end = s->head;
 		len = end - s->issued;
-		if (!whole && (s->reserving || (!s->shut && s->inflight >= NAGLE)))
+		if (!whole &&
+		    (s->reserving || (!s->shut && s->inflight >= NAGLE)))
 			break;
 		if (len <= s->inline_max) {
 			if (!srdma__can_post(c, SRDMA_REC_STREAM))
@@ -415,9 +413,9 @@ static int pump_tx(struct srdma_stream *s)
 			GUARD(post_inline(s, s->issued, p, len));
 			s->info.segments_inline++;
 		} else {
-			rc = srdma__start_stream_write(
-				c, s->peer_region, s->issued % s->tx_len, p,
-				len);
+			rc = srdma__start_stream_write(c, s->peer_region,
+						       s->issued % s->tx_len, p,
+						       len);
 			if (rc == SRDMA_EAGAIN)
 				break;
 			GUARD(rc);
@@ -758,8 +756,7 @@ static int nothing(struct srdma_stream *s)
 	return srdma__not_established(c);
 }
 
-SRDMA_API int srdma_stream_peek(srdma_stream *s, const void **data,
-				size_t *len)
+SRDMA_API int srdma_stream_peek(srdma_stream *s, const void **data, size_t *len)
 {
 	uint8_t *p;
 	size_t n;

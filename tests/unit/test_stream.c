@@ -272,8 +272,8 @@ static size_t transfer(srdma_ctx *ctx, srdma_stream *s, const uint8_t *data,
 
 static void test_sizes(enum srdma_protect mode)
 {
-	static const size_t sizes[] = {0,	1,	4095,	      4096,
-				       4097,	65536,	100000,	      1 << 20,
+	static const size_t sizes[] = {0,	1,	4095,	4096,
+				       4097,	65536,	100000, 1 << 20,
 				       3 << 20, 3000017};
 	size_t maxlen = 3 << 20;
 	uint8_t *data = malloc(maxlen + 100), *back = malloc(maxlen + 100);
@@ -281,8 +281,8 @@ static void test_sizes(enum srdma_protect mode)
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		srdma_ctx *ctx;
 		srdma_stream *s = NULL;
-		srdma_conn *c = connect_stream(&ctx, mode, 64 << 10, 64 << 10,
-					       &s);
+		srdma_conn *c =
+			connect_stream(&ctx, mode, 64 << 10, 64 << 10, &s);
 		struct srdma_stream_info info;
 		size_t len = sizes[i];
 		int blocked = 0, events = 0;
