@@ -314,7 +314,8 @@ static int verify_block(struct srdma_conn *c, struct srdma_region *r,
 	block_keys(c, keys);
 	rc = srdma__block_open(keys, (uint8_t)my_writer(c), v->region, b,
 			       r->mem + b * r->stride, false, out, &bi);
-	OPENSSL_cleanse(scratch, sizeof(scratch));
+	if (out == scratch) /* (a sink's bytes are the application's) */
+		OPENSSL_cleanse(scratch, sizeof(scratch));
 	if (rc < 0)
 		return srdma__err(SRDMA_EINTEGRITY,
 				  "block %llu of region %u failed verification "
