@@ -424,7 +424,7 @@ SRDMA_API void srdma_mem_deregister(srdma_mem *m);
  * A connection carries one ordered, reliable byte stream each way, with
  * flow control: send and receive any number of bytes, in any pieces.
  * Underneath, each side grants the peer a ring region with a plaintext
- * sink; the sender RDMA-writes segments of up to 256 KiB into it (small
+ * sink; the sender RDMA-writes segments of up to 128 KiB into it (small
  * ones go as records when that is quicker), the owner verifies and opens
  * each in one pass, and gives back ring space as the application consumes
  * it (docs/PROTOCOL.md §6a). Nothing of it mixes with srdma_send messages
@@ -438,7 +438,7 @@ SRDMA_API void srdma_mem_deregister(srdma_mem *m);
  * failed, calls return its error; bytes already received stay readable.
  */
 enum {
-	SRDMA_STREAM_RING_DEFAULT = 8 << 20, /* ring bytes for ring = 0 */
+	SRDMA_STREAM_RING_DEFAULT = 1 << 20, /* ring bytes for ring = 0 */
 };
 
 struct srdma_stream_info {
@@ -455,8 +455,11 @@ struct srdma_stream_info {
 /*
  * Opens c's stream: grants the peer a receive ring of `ring` bytes (0 =
  * SRDMA_STREAM_RING_DEFAULT; 64 KiB .. 1 GiB, rounded up to 4 KiB; a
- * server charges it, sealed, to the client's quota). Larger rings keep
- * more in flight. SRDMA_ESTATE if this connection already opened one.
+ * server charges it, sealed, to the client's quota). The ring bounds the
+ * bytes in flight: the default keeps the working set in cache on fast
+ * local links; raise it where bandwidth x round trip is larger. A side
+ * that only sends may pass the minimum. SRDMA_ESTATE if this connection
+ * already opened one.
  */
 SRDMA_API int srdma_stream_open(srdma_conn *c, size_t ring, srdma_stream **out);
 /*

@@ -6,10 +6,11 @@
  * client's ends. The client, in each protection mode: sizes from 0 to a
  * few MiB in pieces of random size, sending and reading interleaved
  * (rings of 64 KiB, so they wrap many times); many small sends; the
- * blocking forms with the default rings; zero-copy reserve/commit;
+ * blocking forms with 8 MiB rings; zero-copy reserve/commit;
  * back-pressure a caller sees (SRDMA_EAGAIN with the peer not reading,
  * and everything delivered once it reads); the end of the stream; the
- * peer's ring not being an application region.
+ * peer's ring not being an application region; the default ring size;
+ * and, in test builds, a hostile peer breaking each rule of §6a.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -357,18 +358,20 @@ static void test_small(enum srdma_protect mode)
 	CHECK(eof && got == len && !memcmp(back, data, len));
 	CHECK_RC(srdma_stream_info(s, &info), 0);
 	CHECK(info.segments_inline > 0);
+	CHECK(info.ring == SRDMA_STREAM_RING_DEFAULT &&
+	      info.peer_ring == SRDMA_STREAM_RING_DEFAULT);
 	end_conn(ctx, c, s);
 	free(data);
 	free(back);
 }
 
-/* The blocking forms with the default rings, and zero-copy sending. */
+/* The blocking forms with 8 MiB rings, and zero-copy sending. */
 static void test_blocking(enum srdma_protect mode)
 {
 	size_t len = (3 << 20) + 11, got = 0;
 	srdma_ctx *ctx;
 	srdma_stream *s = NULL, *s2;
-	srdma_conn *c = connect_stream(&ctx, mode, 0, 0, &s);
+	srdma_conn *c = connect_stream(&ctx, mode, 8 << 20, 8 << 20, &s);
 	uint8_t *data = malloc(len), *back = malloc(len + 1);
 	struct srdma_stream_info info;
 	uint64_t rlen;
@@ -410,8 +413,7 @@ static void test_blocking(enum srdma_protect mode)
 		got += (size_t)k;
 	CHECK(k == 0 && got == len && !memcmp(back, data, len));
 	CHECK_RC(srdma_stream_info(s, &info), 0);
-	CHECK(info.ring == SRDMA_STREAM_RING_DEFAULT &&
-	      info.peer_ring == SRDMA_STREAM_RING_DEFAULT);
+	CHECK(info.ring == 8 << 20 && info.peer_ring == 8 << 20);
 	/* The server's ring is not an application region. */
 	CHECK_RC(srdma_conn_wait_region(c, 0, 200, &rlen), SRDMA_ETIMEDOUT);
 	CHECK_RC(srdma_write(c, 1, 0, data, 16, NULL), SRDMA_EREMOTE_ACCESS);
