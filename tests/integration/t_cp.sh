@@ -55,8 +55,8 @@ done
 check "plain progress lines without a terminal" \
 	grep -q "big: [0-9]*% (.* of 300.0 MiB), .* MB/s, .* left" \
 	"$T/big-encrypt.out"
-check "a copy over an existing file replaces it" \
-	cpy "$T/src/odd1" 127.0.0.1:sub/encrypt-one -q
+check "a copy over an existing file replaces it (and --fsync)" \
+	cpy --fsync "$T/src/odd1" 127.0.0.1:sub/encrypt-one -q
 check "... identical" same "$T/src/odd1" "$T/dir/sub/encrypt-one"
 
 # ---- killed halfway, resumed ----

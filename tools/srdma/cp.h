@@ -6,7 +6,9 @@
 #ifndef SRDMA_TOOL_CP_H
 #define SRDMA_TOOL_CP_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "srdma.h"
 
@@ -25,5 +27,16 @@ void cp_serve_stream(struct cp_serve *st);
 /* The client is gone: a partial copy stays for a resume. Touches no
  * library object (the connection may already be destroyed). */
 void cp_serve_free(struct cp_serve *st);
+
+/*
+ * srdma bench --op stream: a copy that stores nothing. cp_sink_open opens
+ * c's stream and has the server count what follows (and hash it, if
+ * asked); cp_sink_close ends it, gives the count the server saw, and with
+ * sha (the SHA-256 of everything sent) has it compared. 0, or 1 after
+ * saying why (a different hash included).
+ */
+int cp_sink_open(srdma_conn *c, int timeout_ms, bool hash, srdma_stream **s);
+int cp_sink_close(srdma_conn *c, srdma_stream *s, int timeout_ms,
+		  const uint8_t *sha, uint64_t *received);
 
 #endif
