@@ -406,7 +406,7 @@ static void on_req(struct cp_serve *st, uint8_t flags, struct cp_rd *r)
 			cp_human(size - st->offset, need, sizeof(need));
 			if (fstatvfs(st->fd, &vs) == 0)
 				cp_human((uint64_t)vs.f_bavail * vs.f_frsize,
-				      free_s, sizeof(free_s));
+					 free_s, sizeof(free_s));
 			else
 				snprintf(free_s, sizeof(free_s), "?");
 			if (e == ENOSPC || e == EDQUOT)

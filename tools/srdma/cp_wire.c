@@ -54,8 +54,8 @@ const uint8_t *cp_get_bytes(struct cp_rd *r, size_t n)
 	return p;
 }
 
-bool cp_msg_parse(const void *data, size_t len, uint8_t *type,
-		      uint8_t *flags, struct cp_rd *body)
+bool cp_msg_parse(const void *data, size_t len, uint8_t *type, uint8_t *flags,
+		  struct cp_rd *body)
 {
 	const uint8_t *p = data;
 

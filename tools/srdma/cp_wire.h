@@ -76,8 +76,8 @@ void cp_msg_start(struct cp_msg *m, enum cp_type type, uint8_t flags);
 void cp_put_be(struct cp_msg *m, uint64_t v, int n);
 void cp_put_bytes(struct cp_msg *m, const void *p, size_t n);
 /* Whether data is a cp message; its type, flags and body. */
-bool cp_msg_parse(const void *data, size_t len, uint8_t *type,
-		  uint8_t *flags, struct cp_rd *body);
+bool cp_msg_parse(const void *data, size_t len, uint8_t *type, uint8_t *flags,
+		  struct cp_rd *body);
 uint64_t cp_get_be(struct cp_rd *r, int n);
 const uint8_t *cp_get_bytes(struct cp_rd *r, size_t n);
 
