@@ -491,9 +491,9 @@ SRDMA_API int srdma_stream_shutdown(srdma_stream *s);
  */
 SRDMA_API int srdma_stream_flush(srdma_stream *s, int timeout_ms);
 /*
- * Receives up to cap bytes in order: returns the count (> 0), 0 at the
- * end of the stream, SRDMA_EAGAIN (timeout_ms 0) or SRDMA_ETIMEDOUT when
- * none came. At most INT_MAX bytes a call.
+ * Receives up to cap (> 0) bytes in order: returns the count (> 0), 0 at
+ * the end of the stream, SRDMA_EAGAIN (timeout_ms 0) or SRDMA_ETIMEDOUT
+ * when none came. At most INT_MAX bytes a call.
  */
 SRDMA_API int srdma_stream_recv(srdma_stream *s, void *buf, size_t cap,
 				int timeout_ms);

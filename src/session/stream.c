@@ -393,6 +393,14 @@ static int pump_tx(struct srdma_stream *s)
 {
 	struct srdma_conn *c = s->conn;
 
+	/* The peer destroyed its stream (revoked its ring): nothing more
+	 * goes, and the connection lives on. */
+	if (s->bound && !s->tx_err && !find_remote(c, s->peer_region)) {
+		s->tx_err = SRDMA_ECLOSED;
+		notify_writer(s);
+		return 0;
+	}
+
 	while (s->bound && !s->tx_err && s->issued < s->head) {
 		uint64_t ring_end = (s->issued / s->tx_len + 1) * s->tx_len;
 		uint64_t end = s->issued + SEG_MAX, len;
@@ -809,15 +817,16 @@ SRDMA_API int srdma_stream_recv(srdma_stream *s, void *buf, size_t cap,
 	size_t done = 0;
 
 	GUARD(check_open(s, "srdma_stream_recv"));
-	ENSURE(buf || !cap, SRDMA_EINVAL, "srdma_stream_recv: NULL buffer");
+	ENSURE(buf && cap, SRDMA_EINVAL,
+	       "srdma_stream_recv: no buffer (0 is the end of the stream)");
 	if (cap > INT_MAX)
 		cap = INT_MAX;
 	for (;;) {
 		uint8_t *p;
 		size_t n;
-		int rc = cap ? next_bytes(s, &p, &n) : 1;
+		int rc = next_bytes(s, &p, &n);
 
-		if (rc == 1 && cap) {
+		if (rc == 1) {
 			/* Whole segments while they are here and fit. */
 			if (n > cap - done)
 				n = cap - done;

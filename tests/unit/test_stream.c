@@ -111,6 +111,12 @@ static void *server_main(void *arg)
 				snprintf(msg, sizeof(msg), "%.*s",
 					 (int)evs[i].len,
 					 (const char *)evs[i].data);
+				if (!strcmp(msg, "destroy") && e) {
+					srdma_stream_destroy(e->s);
+					e->s = NULL;
+					srdma_send_sync(c, "gone", 4, 1000);
+					break;
+				}
 				if (strncmp(msg, "open ", 5))
 					break; /* a message is no stream */
 				e = calloc(1, sizeof(*e));
@@ -127,8 +133,10 @@ static void *server_main(void *arg)
 				echo_step(e);
 				break;
 			case SRDMA_EV_STREAM:
-				if (e)
+				if (e && e->s)
 					echo_step(e);
+				else if (e)
+					break; /* destroyed: old news */
 				else
 					server_errors++;
 				break;
@@ -494,6 +502,44 @@ static void test_backpressure(enum srdma_protect mode)
 	free(back);
 }
 
+/*
+ * The server destroys its stream: our sends end with SRDMA_ECLOSED (the
+ * bytes on their way are dropped), reading what had arrived still works,
+ * and the connection lives on.
+ */
+static void test_peer_destroys(enum srdma_protect mode)
+{
+	srdma_ctx *ctx;
+	srdma_stream *s = NULL;
+	srdma_conn *c = connect_stream(&ctx, mode, 0, 0, &s);
+	uint8_t buf[65536], back[16];
+	size_t got = 0;
+	int k = 0;
+
+	if (!c || !s)
+		return;
+	memset(buf, 'q', sizeof(buf));
+	CHECK_RC(srdma_stream_send_sync(s, "hello", 5, 5000), 0);
+	while (got < 5 &&
+	       (k = srdma_stream_recv(s, back + got, 5 - got, 5000)) > 0)
+		got += (size_t)k;
+	CHECK(got == 5 && !memcmp(back, "hello", 5));
+	CHECK_RC(srdma_send_sync(c, "destroy", 7, 5000), 0);
+	CHECK_RC(srdma_recv(c, back, sizeof(back), &got, 5000), 0);
+	CHECK(got == 4 && !memcmp(back, "gone", 4));
+	for (int i = 0; i < 1000 && k >= 0; i++) {
+		k = srdma_stream_send(s, buf, sizeof(buf));
+		if (k == SRDMA_EAGAIN) {
+			struct srdma_event ev[8];
+			srdma_ctx_poll(ctx, ev, 8, 10);
+			k = 0;
+		}
+	}
+	CHECK_RC(k, SRDMA_ECLOSED);
+	CHECK_RC(srdma_send_sync(c, "still here", 10, 1000), 0);
+	end_conn(ctx, c, s);
+}
+
 #ifdef SRDMA_TEST_HOOKS
 /* ---- a hostile peer (test builds): the server must refuse each ---- */
 
@@ -721,6 +767,7 @@ int main(void)
 		test_small(mode);
 		test_blocking(mode);
 		test_backpressure(mode);
+		test_peer_destroys(mode);
 	}
 	test_hostile();
 	stop = 1;
