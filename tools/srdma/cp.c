@@ -322,9 +322,14 @@ static int run_copy(struct copy *cp)
 						 : srdma_strerror(rc));
 	rc = srdma_connect(cp->ctx, cp->o.host, cp->o.port,
 			   cp->tmo < 10000 ? 10000 : cp->tmo, &cp->c);
-	if (rc < 0)
+	if (rc < 0) {
+		const char *d = srdma_error_detail();
+		/* The detail names the address already, when it can. */
+		if (*d && strstr(d, cp->o.host))
+			return die(cp, "%s", d);
 		return die(cp, "cannot connect to %s:%u: %s", cp->o.host,
-			   cp->o.port, srdma_error_detail());
+			   cp->o.port, *d ? d : srdma_strerror(rc));
+	}
 	srdma_conn_info(cp->c, &ci);
 	rc = srdma_stream_open(cp->c, CP_CLIENT_RING, &cp->s);
 	if (rc < 0)
