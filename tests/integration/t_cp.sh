@@ -126,6 +126,9 @@ check "an absolute path refused with a sentence" expect_fail \
 check "a symbolic link refused with a sentence" expect_fail \
 	"refused: 'escape' is a symbolic link on the server" \
 	cpy "$T/src/one" 127.0.0.1:escape/x
+check "a symbolic link as the name refused with a sentence" expect_fail \
+	"refused: 'final-link' is a symbolic link on the server" \
+	cpy "$T/src/one" 127.0.0.1:final-link
 check "nothing was written outside DIR" \
 	[ -z "$(ls -A "$T/outside")" ]
 check "no such directory: a sentence" expect_fail \
