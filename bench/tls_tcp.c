@@ -6,12 +6,20 @@
  * SSL_write() calls; the server counts the bytes and answers with the total
  * after the client's close_notify, which stops the clock.
  *
- *   tls_tcp server PORT --cert FILE --key FILE [--ca FILE]
+ *   tls_tcp server PORT --cert FILE --key FILE [--ca FILE] [--out FILE]
  *   tls_tcp client HOST PORT --size N (--iters N | --duration S) [--json]
+ *   tls_tcp client HOST PORT --file PATH [--size N] [--json]
  *   tls_tcp client HOST PORT --op connect --certs DIR
  *           [--iters N | --duration S] [--json]
  *
  * The server serves one client at a time, forever.
+ *
+ * --file / --out is the TLS 1.3 baseline for `srdma cp`: the same work as
+ * a copy. The client reads PATH --size bytes at a time (default 1 MiB),
+ * hashes it with SHA-256 and sends it; the server writes what arrives to
+ * FILE (made anew for each client, never synced: srdma cp without --fsync)
+ * and hashes it, and after the close_notify answers the total and its
+ * SHA-256, which the client compares.
  *
  * --op connect is the TLS-over-TCP set-up baseline for `srdma bench --mode
  * connect`: sequential cycles of TCP connect, TLS 1.3 handshake with mutual
@@ -36,7 +44,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include "bench_util.h"
@@ -102,8 +113,20 @@ static void serve_echo(SSL *ssl, unsigned char *buf, int n)
 		SSL_shutdown(ssl);
 }
 
+/* Writes n bytes to fd, all of them. */
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n) {
+		ssize_t k = write(fd, p, n);
+		if (k <= 0)
+			return -1;
+		p += k, n -= (size_t)k;
+	}
+	return 0;
+}
+
 static int server(const char *port, const char *cert, const char *key,
-		  const char *ca)
+		  const char *ca, const char *out)
 {
 	SSL_CTX *ctx = make_ctx(1);
 	struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -137,13 +160,29 @@ static int server(const char *port, const char *cert, const char *key,
 		perror("tls_tcp: listen");
 		return 1;
 	}
-	fprintf(stderr, "tls_tcp: listening on port %s\n", port);
+	{
+		socklen_t sl = sizeof(sa);
+		getsockname(lfd, (struct sockaddr *)&sa, &sl);
+		fprintf(stderr, "tls_tcp: listening on port %u\n",
+			ntohs(sa.sin_port));
+	}
 	for (;;) {
-		int fd = accept(lfd, NULL, NULL);
+		int fd = accept(lfd, NULL, NULL), ofd = -1;
+		unsigned char reply[8 + 32];
+		EVP_MD_CTX *sha = NULL;
 		uint64_t total = 0;
 		SSL *ssl;
 		if (fd < 0)
 			continue;
+		if (out) {
+			ofd = open(out,
+				   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+				   0600);
+			sha = EVP_MD_CTX_new();
+			if (ofd < 0 || !sha ||
+			    EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1)
+				die("--out");
+		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		ssl = SSL_new(ctx);
 		SSL_set_fd(ssl, fd);
@@ -159,18 +198,30 @@ static int server(const char *port, const char *cert, const char *key,
 					break;
 				}
 				total += (uint64_t)n;
+				if (ofd >= 0 &&
+				    (write_all(ofd, buf, (size_t)n) < 0 ||
+				     EVP_DigestUpdate(sha, buf, (size_t)n) !=
+					     1))
+					die("writing --out");
 			}
 			if (total != ~0ull &&
 			    (SSL_get_error(ssl, 0) == SSL_ERROR_ZERO_RETURN ||
 			     SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN)) {
 				ERR_clear_error();
-				SSL_write(ssl, &total, sizeof(total));
+				memcpy(reply, &total, sizeof(total));
+				if (sha)
+					EVP_DigestFinal_ex(sha, reply + 8,
+							   NULL);
+				SSL_write(ssl, reply, sha ? 40 : 8);
 				SSL_shutdown(ssl);
 			}
 		}
 		ERR_clear_error();
 		SSL_free(ssl);
 		close(fd);
+		if (ofd >= 0)
+			close(ofd);
+		EVP_MD_CTX_free(sha);
 	}
 	return 0;
 }
@@ -265,6 +316,82 @@ static int client(const char *host, const char *port, uint64_t size,
 	SSL_free(ssl);
 	SSL_CTX_free(ctx);
 	close(fd);
+	free(buf);
+	return 0;
+}
+
+/* ---- file baseline (srdma cp) ---- */
+
+static int client_file(const char *host, const char *port, const char *path,
+		       uint64_t size, int json)
+{
+	SSL_CTX *ctx = make_ctx(0);
+	SSL *ssl = SSL_new(ctx);
+	unsigned char *buf = malloc(size), reply[40], mine[32];
+	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+	int in = open(path, O_RDONLY | O_CLOEXEC), fd;
+	uint64_t total = 0, got;
+	double t0, secs;
+
+	if (in < 0) {
+		perror(path);
+		return 1;
+	}
+	if (!buf || !ssl || !sha ||
+	    EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1)
+		die("malloc");
+	/* The clock runs from connecting, as srdma cp's does. */
+	t0 = now_s();
+	fd = connect_to(host, port);
+	SSL_set_fd(ssl, fd);
+	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL); /* a baseline, not auth */
+	if (SSL_connect(ssl) != 1)
+		die("TLS handshake");
+	for (;;) {
+		ssize_t n = read(in, buf, size);
+		if (n < 0)
+			die("reading --file");
+		if (n == 0)
+			break;
+		EVP_DigestUpdate(sha, buf, (size_t)n);
+		for (ssize_t off = 0; off < n;) {
+			int w = SSL_write(ssl, buf + off, (int)(n - off));
+			if (w <= 0)
+				die("SSL_write");
+			off += w;
+		}
+		total += (uint64_t)n;
+	}
+	EVP_DigestFinal_ex(sha, mine, NULL);
+	SSL_shutdown(ssl);
+	if (read_all(ssl, reply, sizeof(reply)))
+		die("reading the server's total and SHA-256 (is it started "
+		    "with --out?)");
+	secs = now_s() - t0;
+	memcpy(&got, reply, 8);
+	if (got != total || memcmp(reply + 8, mine, 32)) {
+		fprintf(stderr,
+			"tls_tcp: the server holds %" PRIu64
+			" bytes of %" PRIu64 "%s\n",
+			got, total,
+			got == total ? " with another SHA-256" : "");
+		return 1;
+	}
+	double gbs = (double)total / secs / 1e9;
+	if (json)
+		printf("{\"tool\":\"tls_tcp\",\"op\":\"file\",\"size\":%" PRIu64
+		       ",\"bytes\":%" PRIu64 ",\"cipher\":\"%s\","
+		       "\"seconds\":%.6f,\"gbytes_per_s\":%.6f}\n",
+		       size, total, SUITE, secs, gbs);
+	else
+		printf("tls_tcp %s file %s: %" PRIu64
+		       " bytes in %.3f s (%.3f GB/s), SHA-256 verified\n",
+		       SUITE, path, total, secs, gbs);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	EVP_MD_CTX_free(sha);
+	close(fd);
+	close(in);
 	free(buf);
 	return 0;
 }
@@ -446,9 +573,11 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: tls_tcp server PORT --cert FILE --key FILE [--ca "
-		"FILE]\n"
+		"FILE] [--out FILE]\n"
 		"       tls_tcp client HOST PORT --size N (--iters N | "
 		"--duration S) [--json]\n"
+		"       tls_tcp client HOST PORT --file PATH [--size N] "
+		"[--json]\n"
 		"       tls_tcp client HOST PORT --op connect --certs DIR "
 		"[--iters N | --duration S] [--json]\n");
 	exit(2);
@@ -457,7 +586,9 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	const char *cert = NULL, *key = NULL, *ca = NULL, *certs = NULL;
+	const char *file = NULL, *out = NULL;
 	uint64_t size = 65536, iters = 1000, v;
+	int size_set = 0;
 	double duration = 0;
 	int json = 0, first, connect = 0, iters_set = 0;
 
@@ -484,10 +615,14 @@ int main(int argc, char **argv)
 			ca = val;
 		else if (!strcmp(a, "--certs"))
 			certs = val;
+		else if (!strcmp(a, "--file"))
+			file = val;
+		else if (!strcmp(a, "--out"))
+			out = val;
 		else if (!strcmp(a, "--op") && !strcmp(val, "connect"))
 			connect = 1;
 		else if (!strcmp(a, "--size") && !parse_size(val, &v) && v)
-			size = v;
+			size = v, size_set = 1;
 		else if (!strcmp(a, "--iters") && !parse_size(val, &v) && v)
 			iters = v, duration = 0, iters_set = 1;
 		else if (!strcmp(a, "--duration"))
@@ -501,7 +636,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "server")) {
 		if (!cert || !key)
 			usage();
-		return server(argv[2], cert, key, ca);
+		return server(argv[2], cert, key, ca, out);
 	}
 	if (!strcmp(argv[1], "client") && connect) {
 		if (!certs)
@@ -512,6 +647,9 @@ int main(int argc, char **argv)
 						  : 200,
 				     duration, json);
 	}
+	if (!strcmp(argv[1], "client") && file)
+		return client_file(argv[2], argv[3], file,
+				   size_set ? size : 1 << 20, json);
 	if (!strcmp(argv[1], "client"))
 		return client(argv[2], argv[3], size, iters, duration, json);
 	usage();

@@ -27,15 +27,17 @@
  * called from any thread.
  *
  * Lifetimes: destroy objects in any order. A context owns its listeners and
- * connections, a connection its regions; destroying a parent releases all
+ * connections, a connection its regions, registered memory and stream;
+ * destroying a parent releases all
  * its children's resources (connections are aborted, keys wiped, memory
  * deregistered and freed) and detaches the handles: they stay valid, calls
  * on them fail with SRDMA_ECLOSED (the getters above still answer), and the
  * application's own destroy of each one frees what is left. So every
  * handle the application gets (srdma_listen, srdma_connect[_start],
- * srdma_accept or an event naming a new connection, srdma_region_create)
- * is destroyed by the application exactly once, before or after its
- * parent. Connections the application never saw are the context's own.
+ * srdma_accept or an event naming a new connection, srdma_region_create,
+ * srdma_mem_register, srdma_stream_open) is destroyed by the application
+ * exactly once, before or after its parent. Connections the application never
+ * saw are the context's own.
  *
  * Event loops: srdma_ctx_fd() returns one file descriptor that becomes
  * readable when srdma_ctx_poll() has work to do, and srdma_ctx_timeout()
@@ -271,6 +273,7 @@ typedef struct srdma_listener srdma_listener;
 typedef struct srdma_conn srdma_conn;
 typedef struct srdma_region srdma_region;
 typedef struct srdma_mem srdma_mem;
+typedef struct srdma_stream srdma_stream;
 
 enum srdma_event_type {
 	SRDMA_EV_ACCEPTED = 1,	/* server: a client is fully connected (conn) */
@@ -284,6 +287,9 @@ enum srdma_event_type {
 	SRDMA_EV_CLOSED = 8,	 /* conn is closed; status 0 = orderly */
 	SRDMA_EV_REJECTED = 9,	 /* server: a would-be client was refused;
 				    status says why, detail names the peer */
+	SRDMA_EV_STREAM = 10,	 /* the stream has what a non-blocking call
+				    lacked (bytes, room, the end): once after
+				    that call said SRDMA_EAGAIN */
 };
 
 struct srdma_event {
@@ -625,6 +631,104 @@ SRDMA_API uint64_t srdma_region_footprint(uint64_t len, enum srdma_protect p);
 SRDMA_API int srdma_mem_register(srdma_conn *c, void *buf, size_t len,
 				 srdma_mem **out);
 SRDMA_API void srdma_mem_deregister(srdma_mem *m);
+
+/* ---- the byte stream ---- */
+/*
+ * A connection carries one ordered, reliable byte stream each way, with
+ * flow control: send and receive any number of bytes, in any pieces.
+ * Underneath, each side grants the peer a ring region with a plaintext
+ * sink; the sender RDMA-writes segments of up to 128 KiB into it (small
+ * ones go as records when that is quicker), the owner verifies and opens
+ * each in one pass, and gives back ring space as the application consumes
+ * it (docs/PROTOCOL.md §6a). Nothing of it mixes with srdma_send messages
+ * or the application's regions; the peer's ring never shows up as a
+ * region (no SRDMA_EV_REGION, srdma_conn_wait_region skips it).
+ *
+ * Both sides call srdma_stream_open; bytes flow once both have. Every
+ * call is non-blocking except the *_sync ones and srdma_stream_recv with a
+ * timeout; a non-blocking call that says SRDMA_EAGAIN is followed by one
+ * SRDMA_EV_STREAM when what it lacked arrived. Once the connection has
+ * failed, calls return its error; bytes already received stay readable.
+ */
+enum {
+	SRDMA_STREAM_RING_DEFAULT = 1 << 20, /* ring bytes for ring = 0 */
+};
+
+struct srdma_stream_info {
+	uint64_t sent;		   /* bytes accepted by send / commit */
+	uint64_t received;	   /* bytes handed to the application */
+	uint64_t segments_written; /* segments sent by RDMA write */
+	uint64_t segments_inline;  /* segments sent inside records */
+	uint64_t send_blocked;	   /* sends that found no room (EAGAIN) */
+	uint64_t ring, peer_ring;  /* bytes: our receive ring, the peer's */
+	uint8_t peer_open;	   /* the peer opened its side */
+	uint8_t eof;		   /* the peer's end of stream was read */
+};
+
+/*
+ * Opens c's stream: grants the peer a receive ring of `ring` bytes (0 =
+ * SRDMA_STREAM_RING_DEFAULT; 64 KiB .. 1 GiB, rounded up to 4 KiB; a
+ * server charges it, sealed, to the client's quota). The ring bounds the
+ * bytes in flight: the default keeps the working set in cache on fast
+ * local links; raise it where bandwidth x round trip is larger. A side
+ * that only sends may pass the minimum. SRDMA_ESTATE if this connection
+ * already opened one.
+ */
+SRDMA_API int srdma_stream_open(srdma_conn *c, size_t ring, srdma_stream **out);
+/*
+ * Sends up to len bytes: copies what fits into the send ring and returns
+ * that count (1..len), or SRDMA_EAGAIN when nothing fits (the peer has not
+ * consumed enough yet, or has not opened its side). buf may be reused at
+ * once. len 0 returns 0.
+ */
+SRDMA_API int srdma_stream_send(srdma_stream *s, const void *buf, size_t len);
+/* Blocking: all len bytes, or an error (SRDMA_ETIMEDOUT). */
+SRDMA_API int srdma_stream_send_sync(srdma_stream *s, const void *buf,
+				     size_t len, int timeout_ms);
+/*
+ * Zero copy: *buf, *len is room in the send ring to fill in place (it
+ * ends at the ring's end: ask again after committing); commit n of them
+ * (n <= *len). SRDMA_EAGAIN as srdma_stream_send.
+ */
+SRDMA_API int srdma_stream_reserve(srdma_stream *s, void **buf, size_t *len);
+SRDMA_API int srdma_stream_commit(srdma_stream *s, size_t n);
+/*
+ * No byte follows what was sent: the peer reads the end after the last
+ * one. Sending after it is SRDMA_ESTATE.
+ */
+SRDMA_API int srdma_stream_shutdown(srdma_stream *s);
+/*
+ * Waits until every byte sent (and the end, after shutdown) has left: the
+ * peer's library verified it into its ring. Not that the peer's
+ * application read it: an application protocol says that.
+ */
+SRDMA_API int srdma_stream_flush(srdma_stream *s, int timeout_ms);
+/*
+ * Receives up to cap (> 0) bytes in order: returns the count (> 0), 0 at
+ * the end of the stream, SRDMA_EAGAIN (timeout_ms 0) or SRDMA_ETIMEDOUT
+ * when none came. At most INT_MAX bytes a call.
+ */
+SRDMA_API int srdma_stream_recv(srdma_stream *s, void *buf, size_t cap,
+				int timeout_ms);
+/*
+ * Zero copy: *data, *len are the next bytes, verified and in place in the
+ * receive ring (one segment at most); *len 0 is the end of the stream.
+ * SRDMA_EAGAIN when none yet. They stay until srdma_stream_consume(n)
+ * (n <= *len) hands their room back to the peer.
+ */
+SRDMA_API int srdma_stream_peek(srdma_stream *s, const void **data,
+				size_t *len);
+SRDMA_API int srdma_stream_consume(srdma_stream *s, size_t n);
+SRDMA_API int srdma_stream_info(const srdma_stream *s,
+				struct srdma_stream_info *out);
+/*
+ * Closes this side: the ring is revoked and freed, bytes not yet sent are
+ * dropped (srdma_stream_flush first). A connection carries one stream in
+ * its life. A stream whose connection was destroyed first is detached
+ * ("Lifetimes"): its calls answer SRDMA_ECLOSED, and this frees the handle.
+ * NULL is ignored.
+ */
+SRDMA_API void srdma_stream_destroy(srdma_stream *s);
 
 /* ---- client connection pool ---- */
 /*

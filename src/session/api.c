@@ -685,9 +685,13 @@ SRDMA_API int srdma_conn_wait_region(srdma_conn *c, uint32_t region,
 		struct remote_region *rr = NULL;
 		if (region)
 			rr = find_remote(c, region);
-		else if (c->remote)
-			for (rr = c->remote; rr->next; rr = rr->next)
-				; /* the oldest grant */
+		else /* the oldest grant (a stream ring is no region) */
+			for (struct remote_region *x = c->remote; x;
+			     x = x->next)
+				if (!(x->access & SRDMA_WIRE_ACCESS_STREAM))
+					rr = x;
+		if (rr && (rr->access & SRDMA_WIRE_ACCESS_STREAM))
+			rr = NULL;
 		if (rr) {
 			if (len)
 				*len = rr->len;

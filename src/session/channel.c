@@ -280,6 +280,9 @@ static int handle_notice(struct srdma_conn *c, const uint8_t *p, size_t len)
 		       n[i].region, (unsigned long long)n[i].version,
 		       (unsigned long long)r->peer_last);
 		r->peer_last = n[i].version;
+		if (r->stream)
+			GUARD(srdma__stream_on_notice(c, r, n[i].offset,
+						      n[i].len));
 		v->next = n[i].offset / SRDMA_BLK_PAYLOAD;
 		v->end = v->next +
 			 (n[i].len + SRDMA_BLK_PAYLOAD - 1) / SRDMA_BLK_PAYLOAD;
@@ -312,7 +315,8 @@ static int verify_block(struct srdma_conn *c, struct srdma_region *r,
 	block_keys(c, keys);
 	rc = srdma__block_open(keys, (uint8_t)my_writer(c), v->region, b,
 			       r->mem + b * r->stride, false, out, &bi);
-	OPENSSL_cleanse(scratch, sizeof(scratch));
+	if (out == scratch) /* (a sink's bytes are the application's) */
+		OPENSSL_cleanse(scratch, sizeof(scratch));
 	if (rc < 0)
 		return srdma__err(SRDMA_EINTEGRITY,
 				  "block %llu of region %u failed verification "
@@ -376,7 +380,9 @@ static int verify_slice(struct srdma_conn *c, uint32_t *budget)
 	if (r && c->protect != SRDMA_PROTECT_NONE && v->next < v->end)
 		return 0;
 	/* Done (or the region was destroyed meanwhile: nothing to report). */
-	if (r) {
+	if (r && r->stream) {
+		GUARD(srdma__stream_on_write(c, r, v->off, v->len));
+	} else if (r) {
 		struct qev *e;
 		GUARD(srdma__queue_event(c->ctx, SRDMA_EV_PEER_WRITE, 0, c,
 					 c->user, "", &e));
@@ -408,6 +414,8 @@ bool srdma__conn_work(struct srdma_ctx *ctx)
 		uint32_t budget = VERIFY_SLICE;
 		int rc = 0;
 
+		if (c->stream && c->state == ST_ESTABLISHED)
+			srdma__conn_step(c, srdma__stream_work(c), c->state);
 		if (!c->nverify || c->state != ST_ESTABLISHED)
 			continue;
 		while (rc == 0 && c->nverify && budget)
@@ -464,6 +472,9 @@ static int handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
 		break;
 	case SRDMA_REC_UPDATE:
 		GUARD(srdma__handle_update(c, rec.payload, rec.len));
+		break;
+	case SRDMA_REC_STREAM:
+		GUARD(srdma__stream_on_record(c, rec.payload, rec.len));
 		break;
 	case SRDMA_REC_CREDIT:
 		ENSURE(rec.len == 0, SRDMA_EPROTO,
@@ -528,9 +539,13 @@ void srdma__on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 		break;
 	case WR_CHUNK:
 		srdma__handle_chunk(c, idx, cqe->status);
-		return;
+		break;
 	default:
 		return;
 	}
-	srdma__conn_step(c, rc, c->state);
+	if (WR_KIND(cqe->wr_id) != WR_CHUNK)
+		srdma__conn_step(c, rc, c->state);
+	/* Credits, slots, acknowledgements or ring space may have come. */
+	if (c->stream)
+		srdma__stream_kick(c);
 }

@@ -168,6 +168,11 @@ void srdma__finish_ops(struct srdma_conn *c, int code);
 int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
 		    uint64_t offset, void *buf, size_t len,
 		    void *user) SRDMA__WUR;
+/* A stream segment: a write into the peer's stream ring, whose end goes
+ * to srdma__stream_op_done instead of an event. */
+int srdma__start_stream_write(struct srdma_conn *c, uint32_t region,
+			      uint64_t offset, void *buf,
+			      size_t len) SRDMA__WUR;
 
 /* mem.c */
 struct srdma_mem *srdma__mem_find(struct srdma_conn *c, const void *buf,
@@ -194,6 +199,26 @@ bool srdma__region_announced(const struct srdma_region *r);
  * waited for it goes out now (or fails the connection). */
 void srdma__on_tp_mr_ready(void *arg, struct srdma__tp_mr *mr, int status,
 			   const char *detail);
+
+/* stream.c: the byte stream's hooks in the data path */
+/* A STREAM record arrived. */
+int srdma__stream_on_record(struct srdma_conn *c, const uint8_t *p,
+			    size_t len) SRDMA__WUR;
+/* A notice announced a write into r, the stream's ring: the range must be
+ * free (checked before any byte of it is opened into the sink). */
+int srdma__stream_on_notice(struct srdma_conn *c, struct srdma_region *r,
+			    uint64_t off, uint64_t len) SRDMA__WUR;
+/* That write is verified: its bytes are in the ring's sink. */
+int srdma__stream_on_write(struct srdma_conn *c, struct srdma_region *r,
+			   uint64_t off, uint64_t len) SRDMA__WUR;
+/* A stream segment's write ended (the owner acknowledged it, or not). */
+void srdma__stream_op_done(struct srdma_conn *c, int status);
+/* Something the stream may wait for happened: pump it from the loop. */
+void srdma__stream_kick(struct srdma_conn *c);
+/* Between loop iterations: sends what can go. */
+int srdma__stream_work(struct srdma_conn *c) SRDMA__WUR;
+/* The connection goes (after its operations ended, before its regions). */
+void srdma__stream_free(struct srdma_conn *c);
 
 /* lifecycle.c */
 void srdma__leave_handshake(struct srdma_conn *c);

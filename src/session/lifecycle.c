@@ -180,6 +180,7 @@ static void release(struct srdma_conn *c)
 	srdma__drop_events(ctx, c);
 	srdma__finish_ops(c, SRDMA_ECLOSED);
 	srdma__drop_events(ctx, c);
+	srdma__stream_free(c);
 	while (c->regions) {
 		struct srdma_region *r = c->regions;
 		c->regions = r->next;

@@ -59,15 +59,18 @@ static void complete_op(struct srdma_conn *c, struct op *op, int status,
 	unlink_op(c, op);
 	if (op->kind == OP_READ && status < 0)
 		OPENSSL_cleanse(op->buf, op->len);
-	if (status == 0)
+	if (status == 0 && !op->stream)
 		srdma__metric_op(c,
 				 op->kind == OP_WRITE ? SRDMA_METRIC_WRITE
 						      : SRDMA_METRIC_READ,
 				 op->len);
-	srdma__queue(c,
-		     op->kind == OP_WRITE ? SRDMA_EV_WRITE_DONE
-					  : SRDMA_EV_READ_DONE,
-		     status, op->user, detail);
+	if (op->stream)
+		srdma__stream_op_done(c, status);
+	else
+		srdma__queue(c,
+			     op->kind == OP_WRITE ? SRDMA_EV_WRITE_DONE
+						  : SRDMA_EV_READ_DONE,
+			     status, op->user, detail);
 	srdma__mem_put(op->mem);
 	memset(op, 0, sizeof(*op));
 	op->next = c->op_free;
@@ -641,8 +644,9 @@ int srdma__take_early_updates(struct srdma_conn *c, uint32_t id)
 
 /* ---- starting one ---- */
 
-int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
-		    uint64_t offset, void *buf, size_t len, void *user)
+static int start(struct srdma_conn *c, enum op_kind kind, uint32_t region,
+		 uint64_t offset, void *buf, size_t len, void *user,
+		 bool stream)
 {
 	const char *what = kind == OP_WRITE ? "srdma_write" : "srdma_read";
 	struct remote_region *rr;
@@ -662,6 +666,10 @@ int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
 					      : SRDMA_ACCESS_REMOTE_READ),
 	       SRDMA_EREMOTE_ACCESS, "region %u does not allow remote %s",
 	       region, kind == OP_WRITE ? "writes" : "reads");
+	ENSURE(stream == !!(rr->access & SRDMA_WIRE_ACCESS_STREAM),
+	       SRDMA_EREMOTE_ACCESS,
+	       "region %u is %sthe peer's stream ring (srdma_stream_*)", region,
+	       stream ? "not " : "");
 	ENSURE(offset % SRDMA_BLOCK_SIZE == 0, SRDMA_EINVAL,
 	       "offset %llu is not a multiple of %d",
 	       (unsigned long long)offset, SRDMA_BLOCK_SIZE);
@@ -685,6 +693,7 @@ int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
 	if (kind == OP_WRITE)
 		op->version = ++rr->write_version;
 	op->kind = kind;
+	op->stream = stream;
 	op->user = user;
 	op->region = region;
 	op->offset = offset;
@@ -705,4 +714,16 @@ int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
 	 * completes with its error. */
 	srdma__conn_step(c, srdma__progress_ops(c), c->state);
 	return 0;
+}
+
+int srdma__start_op(struct srdma_conn *c, enum op_kind kind, uint32_t region,
+		    uint64_t offset, void *buf, size_t len, void *user)
+{
+	return start(c, kind, region, offset, buf, len, user, false);
+}
+
+int srdma__start_stream_write(struct srdma_conn *c, uint32_t region,
+			      uint64_t offset, void *buf, size_t len)
+{
+	return start(c, OP_WRITE, region, offset, buf, len, NULL, true);
 }

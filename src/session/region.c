@@ -77,6 +77,12 @@ int srdma__on_region_msg(struct srdma_conn *c,
 	rr->next = c->remote;
 	c->remote = rr;
 	GUARD(srdma__take_early_updates(c, rr->id));
+	if (rr->access & SRDMA_WIRE_ACCESS_STREAM) {
+		/* The peer's stream ring: the stream's, not the app's. */
+		if (c->stream)
+			srdma__stream_kick(c);
+		return 0;
+	}
 	GUARD(srdma__queue_event(c->ctx, SRDMA_EV_REGION, 0, c, c->user, "",
 				 &e));
 	e->ev.region = rr->id;

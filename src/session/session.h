@@ -119,6 +119,8 @@ struct op {
 			 follow an announcement */
 	uint64_t suspect_stamp; /* read: the region's stamp when the chunk
 				   with that block was posted */
+	bool stream;  /* write: a segment of the stream (stream.c): no
+			 event, the stream hears of its end */
 	struct op *next;
 };
 
@@ -174,6 +176,7 @@ struct srdma_region {
 	uint64_t peer_last;   /* the newest notice version the peer sent */
 	uint64_t *cur;	      /* per block: the authoritative srdma__bv() */
 	uint8_t *sink;	      /* plaintext of verified peer writes goes here */
+	struct srdma_stream *stream; /* this is the stream's receive ring */
 	bool granted;
 	bool grant_pending; /* granted once the backend's key is ready */
 	struct srdma_region *next;
@@ -310,6 +313,7 @@ struct srdma_conn {
 	uint64_t read_retries; /* reads read again after racing the owner */
 	int test_status;       /* test builds: the last raw RDMA's outcome */
 	bool test_done;
+	struct srdma_stream *stream; /* the byte stream (stream.c), or NULL */
 
 	struct srdma_conn *next, *prev; /* ctx->conns */
 };

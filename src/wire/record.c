@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Bodies of the session's data-channel records (docs/PROTOCOL.md §6):
- * NOTICE and UPDATE (lists of fixed-size entries) and ACK. Exact lengths,
+ * NOTICE and UPDATE (lists of fixed-size entries), ACK, and the STREAM
+ * header (§6a). Exact lengths,
  * every field range-checked, canonical like the control messages: what
  * decodes re-encodes to the same bytes (tests/fuzz/fuzz_wire_record.c).
  * Whether an entry names a region that exists, or fits it, is the
@@ -192,5 +193,86 @@ int srdma__ack_decode(const uint8_t *in, size_t len, struct srdma__ack *a)
 	GUARD(srdma__get_u64(&c, &x.version));
 	GUARD(check_ack(&x, SRDMA_EPROTO));
 	*a = x;
+	return 0;
+}
+
+/* ---- STREAM (docs/PROTOCOL.md §6a) ---- */
+
+static int check_stream(const struct srdma__stream_rec *s, int err)
+{
+	ENSURE(s->kind >= SRDMA_STREAM_OPEN && s->kind <= SRDMA_STREAM_FIN, err,
+	       "STREAM kind %u is not OPEN (1), DATA (2), CONSUMED (3) "
+	       "or FIN (4)",
+	       s->kind);
+	if (s->kind == SRDMA_STREAM_OPEN) {
+		GUARD(check_region_id(s->region, "STREAM OPEN", err));
+		ENSURE(s->value % 4096 == 0 &&
+			       s->value >= SRDMA_STREAM_RING_MIN &&
+			       s->value <= SRDMA_STREAM_RING_MAX,
+		       err,
+		       "STREAM OPEN ring of %llu bytes (want a multiple of "
+		       "4096 in %d..%d)",
+		       (unsigned long long)s->value, SRDMA_STREAM_RING_MIN,
+		       SRDMA_STREAM_RING_MAX);
+		return 0;
+	}
+	ENSURE(s->region == 0, err, "STREAM kind %u names region %u (want 0)",
+	       s->kind, s->region);
+	ENSURE(s->value < SRDMA_STREAM_POS_MAX, err,
+	       "STREAM position %llu is not below 2^62",
+	       (unsigned long long)s->value);
+	/* Segments start, and space is freed, at block boundaries. */
+	ENSURE(s->kind == SRDMA_STREAM_FIN || s->value % 4096 == 0, err,
+	       "STREAM kind %u at position %llu (want a multiple of 4096)",
+	       s->kind, (unsigned long long)s->value);
+	return 0;
+}
+
+int srdma__stream_rec_encode(const struct srdma__stream_rec *s,
+			     uint8_t out[static SRDMA_STREAM_HDR_LEN])
+{
+	struct srdma__cursor c;
+
+	ENSURE(s && out, SRDMA_EINVAL, "STREAM: NULL argument");
+	GUARD(check_stream(s, SRDMA_EINVAL));
+	ENSURE((s->kind == SRDMA_STREAM_DATA) == (s->len > 0), SRDMA_EINVAL,
+	       "STREAM kind %u with %zu payload bytes", s->kind, s->len);
+	srdma__cursor_init(&c, out, SRDMA_STREAM_HDR_LEN);
+	GUARD(srdma__put_u8(&c, s->kind));
+	GUARD(srdma__put_bytes(&c, "\0\0\0", 3));
+	GUARD(srdma__put_u32(&c, s->region));
+	GUARD(srdma__put_u64(&c, s->value));
+	return (int)c.pos;
+}
+
+int srdma__stream_rec_decode(const uint8_t *in, size_t len,
+			     struct srdma__stream_rec *s)
+{
+	struct srdma__cursor c;
+	struct srdma__stream_rec x = {0};
+	uint8_t zero[3];
+
+	ENSURE(in && s, SRDMA_EPROTO, "STREAM: NULL argument");
+	ENSURE(len >= SRDMA_STREAM_HDR_LEN, SRDMA_EPROTO,
+	       "STREAM body of %zu bytes (want at least %d)", len,
+	       SRDMA_STREAM_HDR_LEN);
+	srdma__cursor_init(&c, (uint8_t *)in, len);
+	GUARD(srdma__get_u8(&c, &x.kind));
+	GUARD(srdma__get_bytes(&c, zero, sizeof(zero)));
+	ENSURE(!zero[0] && !zero[1] && !zero[2], SRDMA_EPROTO,
+	       "STREAM reserved bytes are not zero");
+	GUARD(srdma__get_u32(&c, &x.region));
+	GUARD(srdma__get_u64(&c, &x.value));
+	GUARD(check_stream(&x, SRDMA_EPROTO));
+	x.len = len - SRDMA_STREAM_HDR_LEN;
+	x.data = x.len ? in + SRDMA_STREAM_HDR_LEN : NULL;
+	/* Exact lengths: only DATA carries bytes, and at least one. */
+	ENSURE((x.kind == SRDMA_STREAM_DATA) == (x.len > 0), SRDMA_EPROTO,
+	       "STREAM kind %u body of %zu bytes (want %s)", x.kind, len,
+	       x.kind == SRDMA_STREAM_DATA ? "more than 16" : "exactly 16");
+	ENSURE(x.len <= SRDMA_STREAM_POS_MAX - x.value, SRDMA_EPROTO,
+	       "STREAM segment %llu+%zu overflows", (unsigned long long)x.value,
+	       x.len);
+	*s = x;
 	return 0;
 }

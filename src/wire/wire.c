@@ -27,7 +27,8 @@ enum {
 	CIPHER_MAX = 2,
 	CAPS_KNOWN = SRDMA_CAP_VERBS | SRDMA_CAP_OFI | SRDMA_CAP_PROTECT_NONE |
 		     SRDMA_CAP_PROTECT_INTEGRITY | SRDMA_CAP_PROTECT_ENCRYPT,
-	ACCESS_KNOWN = SRDMA_ACCESS_REMOTE_READ | SRDMA_ACCESS_REMOTE_WRITE,
+	ACCESS_KNOWN = SRDMA_ACCESS_REMOTE_READ | SRDMA_ACCESS_REMOTE_WRITE |
+		       SRDMA_WIRE_ACCESS_STREAM,
 };
 
 /* ---- cursor ---- */
@@ -252,8 +253,14 @@ static int check_region(const struct srdma__msg_region *r, int err)
 	       "REGION version %llu does not fit 48 bits",
 	       (unsigned long long)r->version);
 	ENSURE(r->access != 0 && !(r->access & ~ACCESS_KNOWN), err,
-	       "REGION access 0x%x is not a non-empty set of read (1) and "
-	       "write (2)",
+	       "REGION access 0x%x is not a non-empty set of read (1), write "
+	       "(2) and stream ring (4)",
+	       r->access);
+	/* A stream ring is written by the peer's stream only. */
+	ENSURE(!(r->access & SRDMA_WIRE_ACCESS_STREAM) ||
+		       r->access == (SRDMA_WIRE_ACCESS_STREAM |
+				     SRDMA_ACCESS_REMOTE_WRITE),
+	       err, "REGION access 0x%x: a stream ring (4) is write-only (6)",
 	       r->access);
 	ENSURE(r->block_size != 0, err, "REGION block_size is 0");
 	ENSURE(r->len % r->block_size == 0, err,

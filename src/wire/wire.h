@@ -33,6 +33,10 @@ enum {
 	SRDMA_WIRE_MAX_REGION = 0x7fff,
 	/* Block versions are 48 bits (block nonces). */
 	SRDMA_WIRE_MAX_VERSION_BITS = 48,
+	/* REGION access bit: the region is the sender's stream ring (the
+	 * peer writes it only through the stream; docs/PROTOCOL.md §6a).
+	 * Only ever with remote write and nothing else. */
+	SRDMA_WIRE_ACCESS_STREAM = 4,
 };
 
 enum srdma__msg_type {
@@ -130,6 +134,7 @@ enum srdma__rec_type {
 	SRDMA_REC_CREDIT = 3, /* empty: credits ride in the record header */
 	SRDMA_REC_ACK = 4,    /* owner -> writer: notices verified */
 	SRDMA_REC_UPDATE = 5, /* owner -> reader: the owner sealed blocks */
+	SRDMA_REC_STREAM = 6, /* the connection's byte stream (§6a) */
 };
 
 enum {
@@ -160,6 +165,45 @@ struct srdma__update {
 	uint32_t region;
 	uint64_t first, count, version;
 };
+
+/*
+ * A STREAM record (docs/PROTOCOL.md §6a): a 16-byte header (kind, three
+ * zero bytes, u32 region, u64 value), followed by the payload for DATA
+ * only. value is the ring length (OPEN), the position of the segment
+ * (DATA), the position up to which the receiver consumed (CONSUMED), or
+ * the position where the stream ends (FIN).
+ */
+enum srdma__stream_kind {
+	SRDMA_STREAM_OPEN = 1,	   /* region: the sender's receive ring */
+	SRDMA_STREAM_DATA = 2,	   /* a segment carried in the record */
+	SRDMA_STREAM_CONSUMED = 3, /* ring space the receiver freed */
+	SRDMA_STREAM_FIN = 4,	   /* no byte after value */
+};
+
+enum {
+	SRDMA_STREAM_HDR_LEN = 16,
+	SRDMA_STREAM_RING_MIN = 64 << 10,
+	SRDMA_STREAM_RING_MAX = 1 << 30,
+};
+/* Stream positions stay below 2^62, so sums of a position and a length
+ * never overflow. */
+#define SRDMA_STREAM_POS_MAX (UINT64_C(1) << 62)
+
+struct srdma__stream_rec {
+	uint8_t kind;
+	uint32_t region; /* OPEN only; 0 otherwise */
+	uint64_t value;
+	const uint8_t *data; /* DATA: the payload (points into the record) */
+	size_t len;	     /* DATA: payload bytes, at least 1 */
+};
+
+/* Encodes the 16-byte header (a DATA record's payload follows it). */
+int srdma__stream_rec_encode(const struct srdma__stream_rec *s,
+			     uint8_t out[static SRDMA_STREAM_HDR_LEN])
+	SRDMA__WUR;
+/* Decodes a STREAM body of exactly len bytes; s->data points into in. */
+int srdma__stream_rec_decode(const uint8_t *in, size_t len,
+			     struct srdma__stream_rec *s) SRDMA__WUR;
 
 /* Encode n (1..SRDMA_REC_MAX_ENTRIES) entries; returns bytes written. */
 int srdma__notices_encode(const struct srdma__notice *n, size_t count,

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for the bodies of the session's data-channel records
- * (NOTICE, UPDATE, ACK; src/wire/record.c). The first input byte picks the
- * body type, the rest is the body. Besides "never crash", decoding must be
- * canonical: what decodes re-encodes to exactly the input bytes.
- * Seeds: tests/fuzz/corpus/fuzz_wire_record/.
+ * (NOTICE, UPDATE, ACK, STREAM; src/wire/record.c). The first input byte
+ * picks the body type (modulo 4), the rest is the body. Besides "never crash",
+ * decoding must be canonical: what decodes re-encodes to exactly the input
+ * bytes. Seeds: tests/fuzz/corpus/fuzz_wire_record/.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +32,7 @@ static void same(const uint8_t *a, int n, const uint8_t *b, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t out[SRDMA_REC_MAX_ENTRIES * SRDMA_NOTICE_LEN];
+	struct srdma__stream_rec st;
 	struct srdma__notice n[SRDMA_REC_MAX_ENTRIES];
 	struct srdma__update u[SRDMA_REC_MAX_ENTRIES];
 	struct srdma__ack a;
@@ -41,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	srdma__err_clear();
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0:
 		rc = srdma__notices_decode(data + 1, size - 1, n,
 					   SRDMA_REC_MAX_ENTRIES, &k);
@@ -60,6 +61,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				fail("entry count out of range");
 			same(out, srdma__updates_encode(u, k, out, sizeof(out)),
 			     data + 1, size - 1);
+		}
+		break;
+	case 3:
+		rc = srdma__stream_rec_decode(data + 1, size - 1, &st);
+		if (rc == 0) {
+			/* The header re-encodes; a DATA payload is the rest,
+			 * in place, at least one byte; the others have none. */
+			same(out, srdma__stream_rec_encode(&st, out), data + 1,
+			     SRDMA_STREAM_HDR_LEN);
+			if (st.len != size - 1 - SRDMA_STREAM_HDR_LEN ||
+			    (st.len &&
+			     st.data != data + 1 + SRDMA_STREAM_HDR_LEN) ||
+			    (st.kind == SRDMA_STREAM_DATA) != (st.len > 0))
+				fail("STREAM payload is not the rest of the "
+				     "body");
 		}
 		break;
 	default:

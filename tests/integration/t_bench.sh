@@ -51,6 +51,17 @@ for op in send write read; do
 		done
 	done
 done
+# The byte stream into the server's copy sink: every byte counted and
+# its SHA-256 compared (a new connection per size).
+for protect in encrypt integrity none; do
+	if bench --op stream --protect "$protect" --size 1,5000,64K,1M \
+		--iters 30 --verify --json >"$T/out" 2>"$T/err"; then
+		check "stream bw $protect: verified, JSON fields" \
+			json_ok "$T/out" 4 bw "$protect" stream
+	else
+		notok "stream bw $protect: exit status"; cat "$T/err"
+	fi
+done
 check "integrity write by duration" bench --op write --protect integrity \
 	--size 4K --duration 0.3 --verify --quiet >/dev/null
 # The widest window the tool accepts, for writes and reads, more in

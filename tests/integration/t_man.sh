@@ -49,7 +49,7 @@ for rule in "OBJECTS AND LIFETIMES" "detached rather than freed" "exactly once, 
 done
 
 # Every option of the tool's --help is in srdma(1).
-for cmd in certs serve client bench demo; do
+for cmd in certs serve client bench demo cp; do
 	opts=$("$SRDMA" "$cmd" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u | grep -v -- '--help')
 	check "srdma $cmd --help lists options (control)" test -n "$opts"
 	m=$(missing "$T/tool.flat" $opts)

@@ -498,6 +498,9 @@ static void test_bad_fields(void)
 	bad_byte(&m[4], 12, 0, SRDMA_EPROTO, "REGION", "access");
 	bad_byte(&m[4], 12, 4, SRDMA_EPROTO, "REGION", "access");
 	bad_byte(&m[4], 12, 0x83, SRDMA_EPROTO, "REGION", "access");
+	/* A stream ring (4) is write-only: only 6 carries the bit. */
+	bad_byte(&m[4], 12, 5, SRDMA_EPROTO, "REGION", "stream ring");
+	bad_byte(&m[4], 12, 7, SRDMA_EPROTO, "REGION", "stream ring");
 	for (size_t off = 13; off < 16; off++)
 		bad_byte(&m[4], off, 1, SRDMA_EPROTO, "REGION", "reserved");
 	bad_byte(&m[4], 8 + 32 + 2, 0, SRDMA_EPROTO, "REGION", "block_size");
@@ -571,6 +574,16 @@ static void test_encode_rejects(void)
 	CHECK_RC(srdma__msg_encode(&x, buf, sizeof(buf)), SRDMA_EINVAL);
 	x.u.region.access = 4;
 	CHECK_RC(srdma__msg_encode(&x, buf, sizeof(buf)), SRDMA_EINVAL);
+	x.u.region.access = 7;
+	CHECK_RC(srdma__msg_encode(&x, buf, sizeof(buf)), SRDMA_EINVAL);
+	x.u.region.access = 6; /* a stream ring */
+	{
+		struct srdma__msg d;
+		int n = srdma__msg_encode(&x, buf, sizeof(buf));
+		CHECK(n > 0);
+		CHECK_RC(srdma__msg_decode(buf, (size_t)n, &d), 0);
+		CHECK(d.u.region.access == 6);
+	}
 	x = m[4];
 	x.u.region.block_size = 0;
 	CHECK_RC(srdma__msg_encode(&x, buf, sizeof(buf)), SRDMA_EINVAL);
@@ -813,6 +826,111 @@ static void test_records(void)
 	CHECK(detail_has("ACK", "0 notices"));
 }
 
+/* ---- STREAM records (§6a) ---- */
+
+static void test_stream(void)
+{
+	static const uint8_t golden_open[] = {
+		0x01, 0x00, 0x00, 0x00,				/* OPEN */
+		0x00, 0x00, 0x00, 0x05,				/* region */
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00, /* ring */
+	};
+	static const uint8_t golden_data[] = {
+		0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* DATA */
+		0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x30, 0x00, /* pos */
+		'h',  'i',					/* bytes */
+	};
+	struct srdma__stream_rec m = {.kind = SRDMA_STREAM_OPEN,
+				      .region = 5,
+				      .value = 8 << 20},
+				 d;
+	uint8_t buf[64];
+	int bad = 0;
+
+	CHECK_RC(srdma__stream_rec_encode(&m, buf), SRDMA_STREAM_HDR_LEN);
+	CHECK(!memcmp(buf, golden_open, sizeof(golden_open)));
+	CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), 0);
+	CHECK(d.kind == SRDMA_STREAM_OPEN && d.region == 5 &&
+	      d.value == 8 << 20 && d.len == 0 && !d.data);
+	CHECK_RC(srdma__stream_rec_decode(golden_data, sizeof(golden_data), &d),
+		 0);
+	CHECK(d.kind == SRDMA_STREAM_DATA && d.value == 0x100003000ull &&
+	      d.len == 2 && d.data == golden_data + 16);
+	m = (struct srdma__stream_rec){.kind = SRDMA_STREAM_DATA,
+				       .value = 0x100003000ull,
+				       .data = (const uint8_t *)"hi",
+				       .len = 2};
+	CHECK_RC(srdma__stream_rec_encode(&m, buf), SRDMA_STREAM_HDR_LEN);
+	CHECK(!memcmp(buf, golden_data, 16));
+	/* Exact lengths: every prefix of a header, and control kinds with
+	 * bytes after it, are refused; DATA needs at least one byte. */
+	for (size_t l = 0; l < sizeof(golden_data); l++)
+		if (srdma__stream_rec_decode(golden_data, l, &d) !=
+		    (l > 16 ? 0 : SRDMA_EPROTO))
+			bad++;
+	CHECK(bad == 0);
+	memcpy(buf, golden_open, 16);
+	buf[16] = 0;
+	CHECK_RC(srdma__stream_rec_decode(buf, 17, &d), SRDMA_EPROTO);
+	CHECK(detail_has("STREAM", "exactly 16"));
+	for (uint8_t k = SRDMA_STREAM_CONSUMED; k <= SRDMA_STREAM_FIN; k++) {
+		memset(buf, 0, sizeof(buf));
+		buf[0] = k;
+		CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), 0);
+		CHECK_RC(srdma__stream_rec_decode(buf, 17, &d), SRDMA_EPROTO);
+	}
+	/* Field rules. */
+	memcpy(buf, golden_open, 16);
+	buf[0] = 0; /* kind */
+	CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), SRDMA_EPROTO);
+	CHECK(detail_has("STREAM kind 0", NULL));
+	buf[0] = 5;
+	CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), SRDMA_EPROTO);
+	for (int off = 1; off < 4; off++) { /* reserved */
+		memcpy(buf, golden_open, 16);
+		buf[off] = 0x40;
+		CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), SRDMA_EPROTO);
+	}
+	memcpy(buf, golden_open, 16);
+	buf[7] = 0; /* OPEN of region 0 */
+	CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), SRDMA_EPROTO);
+	buf[7] = 5, buf[6] = 0x80; /* region 0x8005 */
+	CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), SRDMA_EPROTO);
+	buf[6] = 0, buf[15] = 1; /* ring not whole blocks */
+	CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), SRDMA_EPROTO);
+	buf[15] = 0, buf[13] = 0, buf[14] = 0xf0; /* ring below 64 KiB */
+	CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), SRDMA_EPROTO);
+	buf[14] = 0, buf[12] = 0x40; /* ring of 1 GiB: the largest */
+	CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), 0);
+	buf[13] = 0x10; /* above it */
+	CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), SRDMA_EPROTO);
+	memcpy(buf, golden_data, sizeof(golden_data));
+	buf[7] = 1; /* DATA names a region */
+	CHECK_RC(srdma__stream_rec_decode(buf, sizeof(golden_data), &d),
+		 SRDMA_EPROTO);
+	buf[7] = 0, buf[15] = 1; /* DATA off a block boundary */
+	CHECK_RC(srdma__stream_rec_decode(buf, sizeof(golden_data), &d),
+		 SRDMA_EPROTO);
+	buf[15] = 0, buf[8] = 0x40; /* position 2^62 */
+	CHECK_RC(srdma__stream_rec_decode(buf, sizeof(golden_data), &d),
+		 SRDMA_EPROTO);
+	memset(buf, 0, 16);
+	buf[0] = SRDMA_STREAM_FIN, buf[15] = 1; /* FIN: any position */
+	CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), 0);
+	buf[0] = SRDMA_STREAM_CONSUMED; /* CONSUMED: blocks only */
+	CHECK_RC(srdma__stream_rec_decode(buf, 16, &d), SRDMA_EPROTO);
+	/* The encoder holds the same rules. */
+	m = (struct srdma__stream_rec){.kind = SRDMA_STREAM_DATA, .value = 0};
+	CHECK_RC(srdma__stream_rec_encode(&m, buf), SRDMA_EINVAL); /* 0 B */
+	m = (struct srdma__stream_rec){.kind = SRDMA_STREAM_FIN, .len = 1};
+	CHECK_RC(srdma__stream_rec_encode(&m, buf), SRDMA_EINVAL);
+	m = (struct srdma__stream_rec){
+		.kind = SRDMA_STREAM_OPEN, .region = 1, .value = 4096};
+	CHECK_RC(srdma__stream_rec_encode(&m, buf), SRDMA_EINVAL);
+	m = (struct srdma__stream_rec){.kind = SRDMA_STREAM_FIN, .region = 1};
+	CHECK_RC(srdma__stream_rec_encode(&m, buf), SRDMA_EINVAL);
+}
+
 int main(void)
 {
 	test_cursor();
@@ -825,5 +943,6 @@ int main(void)
 	test_sizes();
 	test_pdata();
 	test_records();
+	test_stream();
 	TEST_DONE();
 }

@@ -10,6 +10,12 @@
  *   write/read bw: --window asynchronous operations in flight on the
  *             server's region 1 (srdma_write/srdma_read + srdma_ctx_poll).
  *   write/read lat: one operation at a time.
+ *   stream bw: srdma_stream_send_sync of --size bytes at a time into the
+ *             server's copy sink (cp_serve.c, a copy that stores nothing,
+ *             so `srdma serve` needs no --dir); the clock stops when the
+ *             server has counted every byte (--verify: and compared the
+ *             SHA-256 of all of them). One connection per size (a
+ *             connection carries one stream).
  *
  * --verify checks the data at the end of each size: write/read write a
  * known pattern and read it back; send compares the server's count and
@@ -23,12 +29,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "bench_connect.h"
 #include "bench_sink.h"
 #include "cmd.h"
 #include "common.h"
+#include "cp.h" /* --op stream: the server's copy sink */
 
-enum op { OP_SEND = 1, OP_WRITE, OP_READ };
+enum op { OP_SEND = 1, OP_WRITE, OP_READ, OP_STREAM };
 enum {
 	MAX_SIZES = 32,
 	MAX_RW_WINDOW = 64,
@@ -72,7 +81,10 @@ struct samples {
 
 static const char *op_name(enum op op)
 {
-	return op == OP_SEND ? "send" : op == OP_WRITE ? "write" : "read";
+	return op == OP_SEND	 ? "send"
+	       : op == OP_WRITE	 ? "write"
+	       : op == OP_STREAM ? "stream"
+				 : "read";
 }
 
 static void usage(FILE *f)
@@ -86,7 +98,8 @@ static void usage(FILE *f)
 		"write/read, and\n"
 		"--max-msg >= the largest size for send).\n\n"
 		"  --connect HOST[:PORT]  server (default localhost:%d)\n"
-		"  --op OP                send | write (default) | read\n"
+		"  --op OP                send | write (default) | read | "
+		"stream\n"
 		"  --size LIST            bytes per operation, e.g. "
 		"64,4K,64K,1M (default 64K)\n"
 		"  --iters N              operations per size (default 1000;\n"
@@ -662,6 +675,83 @@ static int run_send(struct bench *b, uint64_t size, struct result *r)
 	return rc;
 }
 
+/* ---- stream ---- */
+
+static int run_stream(struct bench *b, uint64_t size, struct result *r,
+		      bool first)
+{
+	uint8_t *buf = malloc(size);
+	struct prog pg = {.size = size};
+	srdma_stream *s = NULL;
+	EVP_MD_CTX *sha = NULL;
+	uint8_t digest[32];
+	uint64_t sent = 0, got = 0;
+	double t0;
+	int rc = 1;
+
+	if (!buf) {
+		fprintf(stderr, "srdma bench: out of memory\n");
+		return 1;
+	}
+	if (!first) { /* one stream per connection */
+		srdma_conn_destroy(b->c);
+		b->c = NULL;
+		if (srdma_connect(b->ctx, b->co.host, b->co.port, b->tmo,
+				  &b->c) < 0) {
+			fprintf(stderr, "srdma bench: %s\n",
+				srdma_error_detail());
+			goto out;
+		}
+	}
+	if (cp_sink_open(b->c, b->tmo, b->verify, &s))
+		goto out;
+	if (b->verify && !(sha = EVP_MD_CTX_new())) {
+		fprintf(stderr, "srdma bench: out of memory\n");
+		goto out;
+	}
+	if (sha)
+		EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
+	fill_pattern(b, buf, size, 5);
+	pg.t0 = t0 = now_s();
+	while (more(b, sent, t0)) {
+		int e = srdma_stream_send_sync(s, buf, size, b->tmo);
+		if (e < 0) {
+			err_line("stream send", e);
+			goto out;
+		}
+		if (sha)
+			EVP_DigestUpdate(sha, buf, size);
+		sent++;
+		progress(b, &pg, sent);
+	}
+	if (sha)
+		EVP_DigestFinal_ex(sha, digest, NULL);
+	if (cp_sink_close(b->c, s, b->tmo, sha ? digest : NULL, &got)) {
+		if (sha)
+			fprintf(stderr, "srdma bench: verification FAILED (or "
+					"the server ended the stream)\n");
+		goto out;
+	}
+	r->secs = now_s() - t0;
+	progress_end(b, &pg);
+	r->ops = sent;
+	r->verified = sha ? 1 : -1;
+	if (got != sent * size) {
+		fprintf(stderr,
+			"srdma bench: the server counted %llu bytes, we sent "
+			"%llu\n",
+			(unsigned long long)got,
+			(unsigned long long)(sent * size));
+		goto out;
+	}
+	rc = 0;
+out:
+	srdma_stream_destroy(s);
+	EVP_MD_CTX_free(sha);
+	free(buf);
+	return rc;
+}
+
 /* ---- output ---- */
 
 static void print_header(const struct bench *b)
@@ -780,14 +870,15 @@ static int parse_args(struct bench *b, int argc, char **argv)
 				return 2;
 			}
 		} else if (!strcmp(a, "--op")) {
-			b->op = !strcmp(val, "send")	? OP_SEND
-				: !strcmp(val, "write") ? OP_WRITE
-				: !strcmp(val, "read")	? OP_READ
-							: 0;
-			if (!b->op) {
+			b->op = !strcmp(val, "send")	 ? OP_SEND
+				: !strcmp(val, "write")	 ? OP_WRITE
+				: !strcmp(val, "read")	 ? OP_READ
+				: !strcmp(val, "stream") ? OP_STREAM
+							 : 0;
+			if (!b->op || (b->op == OP_STREAM && b->lat)) {
 				fprintf(stderr,
 					"srdma bench: unknown --op '%s' (send, "
-					"write, read)\n",
+					"write, read, stream: bw only)\n",
 					val);
 				return 2;
 			}
@@ -898,6 +989,8 @@ static int check_conn(struct bench *b)
 {
 	uint64_t ms = max_size(b);
 
+	if (b->op == OP_STREAM)
+		return 0;
 	if (b->op == OP_SEND) {
 		if (!b->lat && b->window > b->info.queue_depth) {
 			fprintf(stderr,
@@ -970,6 +1063,8 @@ int cmd_bench(int argc, char **argv)
 	b->window = 16;
 	b->tmo = 10000;
 	rc = parse_args(b, argc, argv);
+	if (rc == 0 && b->op == OP_STREAM)
+		b->window = 0; /* the stream's ring is the window */
 	if (rc == 0)
 		rc = check_args(b);
 	if (rc) {
@@ -1022,7 +1117,9 @@ int cmd_bench(int argc, char **argv)
 	for (int i = 0; i < b->nsizes && !rc; i++) {
 		struct result r = {.size = b->sizes[i]};
 		rc = b->op == OP_SEND ? run_send(b, b->sizes[i], &r)
-				      : run_rw(b, b->sizes[i], &r);
+		     : b->op == OP_STREAM
+			     ? run_stream(b, b->sizes[i], &r, i == 0)
+			     : run_rw(b, b->sizes[i], &r);
 		if (!rc)
 			print_row(b, &r);
 	}

@@ -8,5 +8,6 @@ int cmd_serve(int argc, char **argv);
 int cmd_client(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const struct {
 	{"serve", cmd_serve, "run a multi-client secure RDMA server"},
 	{"client", cmd_client, "connect and run a self-verifying exchange"},
 	{"bench", cmd_bench, "measure bandwidth and latency against a server"},
+	{"cp", cmd_cp, "copy a file to a server's --dir (SHA-256, resumable)"},
 	{"certs", cmd_certs, "write a development PKI (CA, server, clients)"},
 	{"demo", cmd_demo, "show the whole secure flow on this machine"},
 };

@@ -15,6 +15,7 @@
 
 #include "common.h"
 #include "cmd.h"
+#include "cp.h" /* srdma cp's side: --dir */
 #include "config.h"
 #include "metrics.h"
 #include "bench_sink.h" /* bench sink (end of file) */
@@ -36,6 +37,7 @@ struct client {
 	/* bench sink (end of file): 0 = echo */
 	uint32_t sink_every, sink_flags;
 	uint64_t sink_count, sink_hash;
+	struct cp_serve *cp; /* srdma cp (cp.c) */
 };
 
 static int sink_recv(struct client *cl, const void *data, size_t len);
@@ -110,6 +112,9 @@ static void usage(FILE *f)
 		"  --metrics HOST:PORT   serve Prometheus metrics at "
 		"http://HOST:PORT/metrics\n"
 		"                        (default: none; PORT 0 = any)\n"
+		"  --dir DIR             store what `srdma cp` sends under DIR "
+		"(and\n"
+		"                        nowhere else)\n"
 		"%s\n"
 		"SIGHUP reloads certificate, key, CA, CRL and allow-list (with "
 		"--config,\n"
@@ -121,6 +126,7 @@ static void usage(FILE *f)
 /* Regions may go before or after their connection (srdma.h, "Lifetimes"). */
 static void free_client(struct client *cl)
 {
+	cp_serve_free(cl->cp);
 	srdma_region_destroy(cl->rw);
 	srdma_region_destroy(cl->ro);
 	while (cl->echo_head) {
@@ -210,6 +216,7 @@ static int check_quota(const struct srdma_config *cfg, uint64_t region_size)
 struct serve_opts {
 	struct common_opts o;
 	const char *port_file;
+	const char *cp_dir; /* --dir: srdma cp's files */
 	uint64_t region_size;
 	char metrics_host[256];
 	uint16_t metrics_port;
@@ -225,6 +232,7 @@ static const char *const valued_keys[] = {"listen",
 					  "region-size",
 					  "resource-pool",
 					  "port-file",
+					  "dir",
 					  "metrics",
 					  "certs",
 					  "identity",
@@ -324,6 +332,8 @@ static int parse(struct serve_opts *so, int argc, char **argv)
 			i++;
 		} else if (!strcmp(argv[i], "--port-file") && i + 1 < argc) {
 			so->port_file = argv[++i];
+		} else if (!strcmp(argv[i], "--dir") && i + 1 < argc) {
+			so->cp_dir = argv[++i];
 		} else {
 			fprintf(stderr,
 				"srdma serve: unknown or incomplete option "
@@ -416,6 +426,10 @@ int cmd_serve(int argc, char **argv)
 	if (check_quota(&so.o.cfg, so.region_size) < 0) {
 		config_args_free(&args);
 		return 2;
+	}
+	if (so.cp_dir && cp_serve_init(so.cp_dir) < 0) {
+		config_args_free(&args);
+		return 1;
 	}
 	rc = srdma_ctx_create(&so.o.cfg, &ctx);
 	if (rc < 0) {
@@ -555,6 +569,9 @@ int cmd_serve(int argc, char **argv)
 				if (!cl)
 					break;
 				cl->msgs++;
+				if (cp_serve_recv(&cl->cp, cl->conn, e->data,
+						  e->len))
+					break; /* srdma cp: handled */
 				if (sink_recv(cl, e->data, e->len))
 					break; /* bench sink: consumed */
 				{
@@ -594,6 +611,10 @@ int cmd_serve(int argc, char **argv)
 			case SRDMA_EV_PEER_WRITE:
 				if (cl)
 					cl->peer_writes++;
+				break;
+			case SRDMA_EV_STREAM:
+				if (cl)
+					cp_serve_stream(cl->cp);
 				break;
 			case SRDMA_EV_CLOSED:
 				if (!cl) {
@@ -669,6 +690,7 @@ int cmd_serve(int argc, char **argv)
 	srdma_ctx_destroy(ctx);
 	free(pattern);
 	pattern = NULL;
+	cp_serve_fini();
 	LOG("stopped: %lu clients served, %lu refused", nconn, nrej);
 	config_args_free(&args);
 	return 0;
