@@ -119,8 +119,8 @@ struct op {
 			 follow an announcement */
 	uint64_t suspect_stamp; /* read: the region's stamp when the chunk
 				   with that block was posted */
-	bool stream;  /* write: a segment of the stream (stream.c): no
-			 event, the stream hears of its end */
+	bool stream;		/* write: a segment of the stream (stream.c): no
+				   event, the stream hears of its end */
 	struct op *next;
 };
 
