@@ -432,7 +432,9 @@ static int sp_getinfo(uint32_t version, const char *node, const char *service,
 		memcpy(&dst, hints->dest_addr, hints->dest_addrlen);
 		dst_len = hints->dest_addrlen;
 	}
-	if (!src_len && !dst_len) {
+	if (!src_len && (!dst_len || dst.ss_family == AF_INET)) {
+		/* A passive endpoint opened from this info listens here, and
+		 * ofi_rxm hands its name to peers: never the wildcard. */
 		default_src(conf.iface, (struct sockaddr_in *)&src);
 		src_len = sizeof(struct sockaddr_in);
 	}

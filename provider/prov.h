@@ -53,7 +53,7 @@ enum {
 	SP_IOV_LIMIT = 8,
 	SP_TX_SIZE = 1024,
 	SP_RX_SIZE = 1024,
-	SP_INJECT_SIZE = 32768,
+	SP_INJECT_SIZE = 16384, /* ofi_rxm refuses more than its eager size */
 	SP_MAX_MSG_SIZE = 1u << 30,
 	SP_ERR_TEXT = 384,
 	SP_MR_BUCKETS = 256,
