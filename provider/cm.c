@@ -555,6 +555,7 @@ static int ep_connect(struct fid_ep *fid, const void *addr, const void *param,
 	struct sp_ep *ep = SP_CONTAINER(fid, struct sp_ep, fid);
 	struct sp_fabric *f = ep->fab;
 	size_t alen = ep->info->dest_addrlen;
+	const char *refused;
 	struct sp_sctx *s;
 	srdma_conn *conn;
 	char host[64];
@@ -577,6 +578,16 @@ static int ep_connect(struct fid_ep *fid, const void *addr, const void *param,
 		rc = -FI_EISCONN;
 		goto out;
 	}
+	snprintf(ep->peer_text, sizeof(ep->peer_text), "%s:%u", host, port);
+	refused = sp_refused_find(f, ep->peer_text);
+	if (refused) {
+		sp_log(SRDMA_LOG_WARN,
+		       "not connecting to %s again (it failed "
+		       "authentication in the last 30 s): %s",
+		       ep->peer_text, refused);
+		rc = -FI_ECONNREFUSED;
+		goto out;
+	}
 	rc = sp_client_ctx(f, &s);
 	if (rc)
 		goto out;
@@ -595,7 +606,6 @@ static int ep_connect(struct fid_ep *fid, const void *addr, const void *param,
 	ep->cm_len = paramlen;
 	memcpy(&ep->peer, addr, alen);
 	ep->peer_len = alen;
-	snprintf(ep->peer_text, sizeof(ep->peer_text), "%s:%u", host, port);
 	ep->state = EP_CONNECTING;
 	rc = 0;
 out:
@@ -699,6 +709,13 @@ void sp_ep_closed(struct sp_ep *ep, int status, const char *detail)
 			 ep->peer_text, srdma_strerror(status),
 			 detail && *detail ? " " : "", detail ? detail : "");
 	sp_log(SRDMA_LOG_WARN, "%s", text + strlen("srdma: "));
+	if (was == EP_CONNECTING || was == EP_WAIT_ACCEPT) {
+		char why[SP_ERR_TEXT];
+
+		snprintf(why, sizeof(why), "%s%s%s", srdma_strerror(status),
+			 detail && *detail ? " " : "", detail ? detail : "");
+		sp_refused_note(ep->fab, ep->peer_text, status, why);
+	}
 	sp_ep_fail(ep, status, text);
 	if (ep->eq)
 		(void)sp_eq_push_err(ep->eq, &ep->fid.fid, ep->fid.fid.context,

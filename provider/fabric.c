@@ -12,6 +12,7 @@
  * fd holding every context's srdma_ctx_fd; FI_GETWAIT hands that fd out.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,19 @@
 
 /* The library keeps timers (handshake and close deadlines) that its fd does
  * not signal, so no wait is longer than this. */
-enum { WAIT_SLICE_MS = 50, LINGER_MS = 3000, CLOSE_DRAIN_MS = 1000 };
+enum {
+	WAIT_SLICE_MS = 50,
+	LINGER_MS = 3000,
+	CLOSE_DRAIN_MS = 1000,
+	REFUSED_MS = 30000, /* how long an authentication failure is kept */
+};
+
+struct sp_refused {
+	struct sp_list link;
+	char peer[80];
+	char text[SP_ERR_TEXT];
+	uint64_t expires;
+};
 
 struct sp_linger {
 	struct sp_owner own;
@@ -96,6 +109,72 @@ int sp_srdma_to_fi(int e)
 	default:
 		return FI_EOTHER;
 	}
+}
+
+/* ---- peers that failed authentication ---------------------------------- */
+
+static bool permanent(int code)
+{
+	switch (code) {
+	case SRDMA_ETLS_VERSION:
+	case SRDMA_ENOT_TLS:
+	case SRDMA_ECERT_UNKNOWN_CA:
+	case SRDMA_ECERT_EXPIRED:
+	case SRDMA_ECERT_NOT_YET_VALID:
+	case SRDMA_ECERT_NAME:
+	case SRDMA_ECERT_MISSING:
+	case SRDMA_ECERT_REVOKED:
+	case SRDMA_ENOT_ALLOWED:
+	case SRDMA_EPOLICY:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void refused_expire(struct sp_fabric *f, bool all)
+{
+	uint64_t now = now_ms();
+	struct sp_list *e, *next;
+
+	for (e = f->refused.next; e != &f->refused; e = next) {
+		struct sp_refused *r = SP_CONTAINER(e, struct sp_refused, link);
+
+		next = e->next;
+		if (all || now >= r->expires) {
+			sp_list_del(&r->link);
+			free(r);
+		}
+	}
+}
+
+void sp_refused_note(struct sp_fabric *f, const char *peer, int code,
+		     const char *text)
+{
+	struct sp_refused *r;
+
+	if (!permanent(code) || sp_refused_find(f, peer))
+		return;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return;
+	snprintf(r->peer, sizeof(r->peer), "%s", peer);
+	snprintf(r->text, sizeof(r->text), "%s", text);
+	r->expires = now_ms() + REFUSED_MS;
+	sp_list_add_tail(&f->refused, &r->link);
+}
+
+const char *sp_refused_find(struct sp_fabric *f, const char *peer)
+{
+	refused_expire(f, false);
+	for (struct sp_list *e = f->refused.next; e != &f->refused;
+	     e = e->next) {
+		struct sp_refused *r = SP_CONTAINER(e, struct sp_refused, link);
+
+		if (!strcmp(r->peer, peer))
+			return r->text;
+	}
+	return NULL;
 }
 
 /* ---- libsrdma contexts ------------------------------------------------- */
@@ -238,8 +317,11 @@ static void dispatch(struct sp_sctx *s, const struct srdma_event *ev)
 	struct sp_owner *o;
 
 	if (ev->type == SRDMA_EV_REJECTED) {
-		sp_log(SRDMA_LOG_WARN, "refused a peer: %s%s%s",
-		       srdma_strerror(ev->status),
+		/* A peer that left during set-up (ofi_rxm closes one of two
+		 * crossing connects) is no news; a refusal is. */
+		sp_log(ev->status == SRDMA_ECLOSED ? SRDMA_LOG_INFO
+						   : SRDMA_LOG_WARN,
+		       "refused a peer: %s%s%s", srdma_strerror(ev->status),
 		       ev->detail && *ev->detail ? " " : "",
 		       ev->detail ? ev->detail : "");
 		return;
@@ -353,6 +435,7 @@ static int fabric_close(struct fid *fid)
 		sp_lock(f);
 	}
 	linger_expire(f, true);
+	refused_expire(f, true);
 	while (!sp_list_empty(&f->sctxs)) {
 		struct sp_sctx *s =
 			SP_CONTAINER(f->sctxs.next, struct sp_sctx, link);
@@ -455,6 +538,7 @@ int sp_fabric_open(struct fi_fabric_attr *attr, struct fid_fabric **fabric,
 	sp_list_init(&f->sctxs);
 	sp_list_init(&f->busy);
 	sp_list_init(&f->closing);
+	sp_list_init(&f->refused);
 	f->fid.fid.fclass = FI_CLASS_FABRIC;
 	f->fid.fid.context = context;
 	f->fid.fid.ops = &fabric_fi_ops;

@@ -137,6 +137,7 @@ struct sp_fabric {
 	struct sp_sctx *client;
 	struct sp_list busy;	/* endpoints with queued transmits */
 	struct sp_list closing; /* connections closing after fi_close */
+	struct sp_list refused; /* peers that failed authentication */
 	int refs;
 	bool in_progress;
 	struct sp_conf conf;
@@ -158,6 +159,14 @@ int sp_client_ctx(struct sp_fabric *f, struct sp_sctx **out);
 /* Hands a connection to the fabric to finish closing in the background. */
 void sp_conn_linger(struct sp_fabric *f, srdma_conn *conn, struct sp_sctx *s);
 int sp_srdma_to_fi(int srdma_err);
+/* Remembers that a peer failed authentication (a certificate, TLS version
+ * or policy refusal: retrying at once cannot succeed), so that the next
+ * fi_connect to it fails at once with the same sentence (ofi_rxm otherwise
+ * retries forever). Transient failures are not remembered. */
+void sp_refused_note(struct sp_fabric *f, const char *peer, int code,
+		     const char *text);
+/* The sentence of a remembered refusal of peer, or NULL. */
+const char *sp_refused_find(struct sp_fabric *f, const char *peer);
 
 /* Every srdma_conn's user pointer is one of these. */
 enum sp_owner_kind { SP_OWN_EP = 1, SP_OWN_CONNREQ = 2, SP_OWN_LINGER = 3 };
