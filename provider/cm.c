@@ -602,7 +602,8 @@ static int ep_connect(struct fid_ep *fid, const void *addr, const void *param,
 	srdma_conn_set_user(conn, &ep->own);
 	ep->conn = conn;
 	ep->sctx = s;
-	memcpy(ep->cm_data, param, paramlen);
+	if (paramlen)
+		memcpy(ep->cm_data, param, paramlen);
 	ep->cm_len = paramlen;
 	memcpy(&ep->peer, addr, alen);
 	ep->peer_len = alen;

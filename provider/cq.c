@@ -14,6 +14,7 @@
 
 struct cq_err {
 	struct sp_list link;
+	const void *owner;
 	struct fi_cq_err_entry e;
 	char text[SP_ERR_TEXT];
 };
@@ -34,14 +35,14 @@ static size_t entry_size(enum fi_cq_format f)
 	}
 }
 
-int sp_cq_push(struct sp_cq *cq, void *context, uint64_t flags, size_t len,
-	       void *buf, uint64_t data)
+int sp_cq_push(struct sp_cq *cq, const void *owner, void *context,
+	       uint64_t flags, size_t len, void *buf, uint64_t data)
 {
 	struct fi_cq_tagged_entry *t;
 
 	if (cq->count == cq->cap) {
 		size_t cap = cq->cap ? cq->cap * 2 : 256;
-		struct fi_cq_tagged_entry *r = malloc(cap * sizeof(*r));
+		struct sp_cqe *r = malloc(cap * sizeof(*r));
 
 		if (!r)
 			return -FI_ENOMEM;
@@ -52,7 +53,8 @@ int sp_cq_push(struct sp_cq *cq, void *context, uint64_t flags, size_t len,
 		cq->cap = cap;
 		cq->head = 0;
 	}
-	t = &cq->ring[(cq->head + cq->count) % cq->cap];
+	cq->ring[(cq->head + cq->count) % cq->cap].owner = owner;
+	t = &cq->ring[(cq->head + cq->count) % cq->cap].e;
 	t->op_context = context;
 	t->flags = flags;
 	t->len = len;
@@ -63,13 +65,15 @@ int sp_cq_push(struct sp_cq *cq, void *context, uint64_t flags, size_t len,
 	return 0;
 }
 
-int sp_cq_push_err(struct sp_cq *cq, void *context, uint64_t flags, int err,
-		   int code, const char *text, size_t olen)
+int sp_cq_push_err(struct sp_cq *cq, const void *owner, void *context,
+		   uint64_t flags, int err, int code, const char *text,
+		   size_t olen)
 {
 	struct cq_err *e = calloc(1, sizeof(*e));
 
 	if (!e)
 		return -FI_ENOMEM;
+	e->owner = owner;
 	e->e.op_context = context;
 	e->e.flags = flags;
 	e->e.err = err;
@@ -78,6 +82,29 @@ int sp_cq_push_err(struct sp_cq *cq, void *context, uint64_t flags, int err,
 	snprintf(e->text, sizeof(e->text), "%s", text);
 	sp_list_add_tail(&cq->errs, &e->link);
 	return 0;
+}
+
+void sp_cq_forget(struct sp_cq *cq, const void *owner)
+{
+	size_t kept = 0;
+	struct sp_list *e, *next;
+
+	for (size_t i = 0; i < cq->count; i++) {
+		struct sp_cqe *c = &cq->ring[(cq->head + i) % cq->cap];
+
+		if (c->owner != owner)
+			cq->ring[(cq->head + kept++) % cq->cap] = *c;
+	}
+	cq->count = kept;
+	for (e = cq->errs.next; e != &cq->errs; e = next) {
+		struct cq_err *ce = SP_CONTAINER(e, struct cq_err, link);
+
+		next = e->next;
+		if (ce->owner == owner) {
+			sp_list_del(&ce->link);
+			free(ce);
+		}
+	}
 }
 
 bool sp_cq_ready(struct sp_cq *cq)
@@ -95,7 +122,7 @@ static ssize_t cq_read_locked(struct sp_cq *cq, void *buf, size_t count,
 	if (!sp_list_empty(&cq->errs))
 		return -FI_EAVAIL;
 	while (n < count && cq->count) {
-		struct fi_cq_tagged_entry *t = &cq->ring[cq->head];
+		struct fi_cq_tagged_entry *t = &cq->ring[cq->head].e;
 
 		memcpy(out + n * sz, t, sz); /* the formats are prefixes */
 		if (src_addr)

@@ -269,7 +269,7 @@ static void op_finish(struct sp_ep *ep, struct sp_op *op)
 		return;
 	}
 	if (op->completion && ep->tx_cq)
-		(void)sp_cq_push(ep->tx_cq, op->context,
+		(void)sp_cq_push(ep->tx_cq, ep, op->context,
 				 op_comp_flags(op->kind), 0, NULL, 0);
 	if (op->counted)
 		ep->tx_count--;
@@ -359,8 +359,8 @@ static ssize_t post_tx(struct sp_ep *ep, enum op_kind kind,
 	if (kind == OP_SEND &&
 	    try_send_now(ep, iov, count, total, has_data, data)) {
 		if (completion && ep->tx_cq)
-			rc = sp_cq_push(ep->tx_cq, context, FI_SEND | FI_MSG, 0,
-					NULL, 0);
+			rc = sp_cq_push(ep->tx_cq, ep, context,
+					FI_SEND | FI_MSG, 0, NULL, 0);
 		goto out;
 	}
 	op = calloc(1, sizeof(*op));
@@ -389,7 +389,8 @@ static ssize_t post_tx(struct sp_ep *ep, enum op_kind kind,
 		op->iov[0].iov_len = total;
 		op->iov_count = 1;
 	} else {
-		memcpy(op->iov, iov, count * sizeof(*iov));
+		if (count)
+			memcpy(op->iov, iov, count * sizeof(*iov));
 		op->iov_count = count;
 	}
 	if (kind == OP_READ)
@@ -413,14 +414,14 @@ static void rx_complete(struct sp_ep *ep, struct sp_rx *rx, bool has_data,
 			FI_RECV | FI_MSG | (has_data ? FI_REMOTE_CQ_DATA : 0);
 
 		if (rx->total > rx->cap)
-			(void)sp_cq_push_err(ep->rx_cq, rx->context, flags,
+			(void)sp_cq_push_err(ep->rx_cq, ep, rx->context, flags,
 					     FI_ETRUNC, SRDMA_EMSGSIZE,
 					     "The message is larger than the "
 					     "posted receive buffer.",
 					     rx->total - rx->cap);
 		else
 			(void)sp_cq_push(
-				ep->rx_cq, rx->context, flags, rx->total,
+				ep->rx_cq, ep, rx->context, flags, rx->total,
 				rx->iov_count ? rx->iov[0].iov_base : NULL,
 				data);
 	}
@@ -517,7 +518,7 @@ static int rx_write(struct sp_ep *ep, const struct sp_rec *r)
 	memcpy(dst, r->payload, r->len);
 	if ((r->flags & (SP_F_LAST | SP_F_DATA)) == (SP_F_LAST | SP_F_DATA) &&
 	    ep->rx_cq)
-		(void)sp_cq_push(ep->rx_cq, NULL,
+		(void)sp_cq_push(ep->rx_cq, ep, NULL,
 				 FI_REMOTE_WRITE | FI_RMA | FI_REMOTE_CQ_DATA,
 				 0, NULL, r->c);
 	return 0;
@@ -566,8 +567,8 @@ static int rx_read_resp(struct sp_ep *ep, const struct sp_rec *r)
 		return SRDMA_EPROTO;
 	sp_list_del(&op->link);
 	if (op->completion && ep->tx_cq)
-		(void)sp_cq_push(ep->tx_cq, op->context, FI_READ | FI_RMA, 0,
-				 NULL, 0);
+		(void)sp_cq_push(ep->tx_cq, ep, op->context, FI_READ | FI_RMA,
+				 0, NULL, 0);
 	ep->tx_count--;
 	op_free(op);
 	return 0;
@@ -666,7 +667,7 @@ static void flush_ops(struct sp_ep *ep, struct sp_list *l, int err, int code,
 
 		sp_list_del(&op->link);
 		if (op->completion && ep->tx_cq)
-			(void)sp_cq_push_err(ep->tx_cq, op->context,
+			(void)sp_cq_push_err(ep->tx_cq, ep, op->context,
 					     op_comp_flags(op->kind), err, code,
 					     text, 0);
 		op_free(op);
@@ -687,8 +688,8 @@ static void flush_rx(struct sp_ep *ep, struct sp_rx *rx, int err, int code,
 		     const char *text)
 {
 	if (rx->completion && ep->rx_cq)
-		(void)sp_cq_push_err(ep->rx_cq, rx->context, FI_RECV | FI_MSG,
-				     err, code, text, 0);
+		(void)sp_cq_push_err(ep->rx_cq, ep, rx->context,
+				     FI_RECV | FI_MSG, err, code, text, 0);
 	free(rx);
 }
 
@@ -757,7 +758,8 @@ static ssize_t post_rx(struct sp_ep *ep, const struct iovec *iov, size_t count,
 	}
 	rx->context = context;
 	rx->completion = completion;
-	memcpy(rx->iov, iov, count * sizeof(*iov));
+	if (count)
+		memcpy(rx->iov, iov, count * sizeof(*iov));
 	rx->iov_count = count;
 	rx->cap = iov_total(iov, count);
 	sp_list_add_tail(&ep->rxq, &rx->link);
@@ -1180,10 +1182,14 @@ static int ep_close(struct fid *fid)
 	}
 	if (ep->eq)
 		ep->eq->refs--;
-	if (tx)
+	if (tx) {
+		sp_cq_forget(tx, ep);
 		tx->refs--;
-	if (rx)
+	}
+	if (rx) {
+		sp_cq_forget(rx, ep);
 		rx->refs--;
+	}
 	ep->dom->refs--;
 	sp_unlock(f);
 	free(ep->staging);

@@ -168,7 +168,8 @@ static ssize_t eq_readerr(struct fid_eq *fid, struct fi_eq_err_entry *buf,
 		/* API 1.5+: the consumer's buffer */
 		size_t n = e->err_len < user_len ? e->err_len : user_len;
 
-		memcpy(user_data, e->err_data, n);
+		if (n)
+			memcpy(user_data, e->err_data, n);
 		buf->err_data = user_data;
 		buf->err_data_size = n;
 	} else {

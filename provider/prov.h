@@ -197,13 +197,19 @@ bool sp_eq_ready(struct sp_eq *eq);
 
 /* ---- CQ ----------------------------------------------------------------- */
 
+/* A completion and the endpoint it belongs to. */
+struct sp_cqe {
+	struct fi_cq_tagged_entry e;
+	const void *owner;
+};
+
 struct sp_cq {
 	struct fid_cq fid;
 	struct sp_fabric *fab;
 	struct sp_domain *dom;
 	enum fi_cq_format format;
 	enum fi_wait_obj wait;
-	struct fi_cq_tagged_entry *ring;
+	struct sp_cqe *ring;
 	size_t cap, head, count;
 	struct sp_list errs;
 	char *last_err_text;
@@ -212,10 +218,15 @@ struct sp_cq {
 
 int sp_cq_open(struct fid_domain *domain, struct fi_cq_attr *attr,
 	       struct fid_cq **cq, void *context);
-int sp_cq_push(struct sp_cq *cq, void *context, uint64_t flags, size_t len,
-	       void *buf, uint64_t data);
-int sp_cq_push_err(struct sp_cq *cq, void *context, uint64_t flags, int err,
-		   int code, const char *text, size_t olen);
+int sp_cq_push(struct sp_cq *cq, const void *owner, void *context,
+	       uint64_t flags, size_t len, void *buf, uint64_t data);
+int sp_cq_push_err(struct sp_cq *cq, const void *owner, void *context,
+		   uint64_t flags, int err, int code, const char *text,
+		   size_t olen);
+/* Drops the unread completions of a closed endpoint: none may name it after
+ * fi_close (ofi_rxm reposts a receive buffer to the endpoint a completion
+ * came from). */
+void sp_cq_forget(struct sp_cq *cq, const void *owner);
 bool sp_cq_ready(struct sp_cq *cq);
 
 /* ---- domain and memory registration ------------------------------------ */
