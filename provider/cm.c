@@ -219,6 +219,12 @@ void sp_creq_event(struct sp_creq *cr, const struct srdma_event *ev)
 				       "expected a connection request");
 		return;
 	case SRDMA_EV_CLOSED:
+		if (ev->status && ev->status != SRDMA_ECLOSED)
+			sp_log(SRDMA_LOG_WARN,
+			       "connection request from %s failed: %s%s%s",
+			       cr->peer, srdma_strerror(ev->status),
+			       ev->detail && *ev->detail ? " " : "",
+			       ev->detail ? ev->detail : "");
 		creq_drop(cr);
 		if (cr->state == CREQ_WAIT_DATA)
 			creq_free(cr); /* the consumer never saw it */
