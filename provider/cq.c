@@ -15,6 +15,7 @@
 struct cq_err {
 	struct sp_list link;
 	const void *owner;
+	uint64_t seq;
 	struct fi_cq_err_entry e;
 	char text[SP_ERR_TEXT];
 };
@@ -54,6 +55,7 @@ int sp_cq_push(struct sp_cq *cq, const void *owner, void *context,
 		cq->head = 0;
 	}
 	cq->ring[(cq->head + cq->count) % cq->cap].owner = owner;
+	cq->ring[(cq->head + cq->count) % cq->cap].seq = cq->seq++;
 	t = &cq->ring[(cq->head + cq->count) % cq->cap].e;
 	t->op_context = context;
 	t->flags = flags;
@@ -74,6 +76,7 @@ int sp_cq_push_err(struct sp_cq *cq, const void *owner, void *context,
 	if (!e)
 		return -FI_ENOMEM;
 	e->owner = owner;
+	e->seq = cq->seq++;
 	e->e.op_context = context;
 	e->e.flags = flags;
 	e->e.err = err;
@@ -118,10 +121,17 @@ static ssize_t cq_read_locked(struct sp_cq *cq, void *buf, size_t count,
 	size_t sz = entry_size(cq->format), n = 0;
 	uint8_t *out = buf;
 
+	uint64_t err_seq = UINT64_MAX;
+
 	sp_progress(cq->fab);
+	/* Completions come out in the order they were made, errors too:
+	 * entries made before the first error first, then FI_EAVAIL. */
 	if (!sp_list_empty(&cq->errs))
+		err_seq = SP_CONTAINER(cq->errs.next, struct cq_err, link)->seq;
+	if (err_seq != UINT64_MAX &&
+	    (!cq->count || cq->ring[cq->head].seq > err_seq))
 		return -FI_EAVAIL;
-	while (n < count && cq->count) {
+	while (n < count && cq->count && cq->ring[cq->head].seq < err_seq) {
 		struct fi_cq_tagged_entry *t = &cq->ring[cq->head].e;
 
 		memcpy(out + n * sz, t, sz); /* the formats are prefixes */

@@ -123,7 +123,10 @@ static int ensure_staging(struct sp_ep *ep)
 	return 0;
 }
 
-/* Fails the connection from our side; SRDMA_EV_CLOSED follows. */
+/* Fails the connection from our side; SRDMA_EV_CLOSED follows. A refused
+ * remote access is announced first in an ERROR record, so that the
+ * initiator's operations fail with "The peer refused a remote memory
+ * access." rather than a bare "the peer reported an error". */
 static void ep_abort(struct sp_ep *ep, int code, const char *why)
 {
 	if (ep->aborted || !ep->conn)
@@ -131,7 +134,40 @@ static void ep_abort(struct sp_ep *ep, int code, const char *why)
 	sp_log(SRDMA_LOG_WARN, "failing the connection with %s: %s",
 	       ep->peer_text, why);
 	ep->aborted = true;
+	if (code == SRDMA_EREMOTE_ACCESS && ep->staging) {
+		struct sp_rec r = {.type = SP_REC_ERROR, .a = (uint64_t)-code};
+		size_t n, len = strlen(why);
+
+		if (len > ep->chunk)
+			len = ep->chunk;
+		r.len = len;
+		n = sp_rec_encode(ep->staging, &r);
+		memcpy(ep->staging + n, why, len);
+		(void)srdma_send(ep->conn, ep->staging, n + len);
+	}
 	(void)srdma_conn_abort(ep->conn, code, why);
+}
+
+/* The peer refused our remote access (ERROR record): fail here with its
+ * reason; its abort follows and finds the endpoint failed already. */
+static void rx_error(struct sp_ep *ep, const struct sp_rec *r)
+{
+	char text[SP_ERR_TEXT];
+	int code = r->a == (uint64_t)-SRDMA_EREMOTE_ACCESS
+			   ? SRDMA_EREMOTE_ACCESS
+			   : SRDMA_EPEER;
+
+	snprintf(text, sizeof(text),
+		 "srdma: connection with %s failed: %s "
+		 "%s said: %.*s",
+		 ep->peer_text, srdma_strerror(code), ep->peer_text,
+		 (int)(r->len > 200 ? 200 : r->len), (const char *)r->payload);
+	sp_log(SRDMA_LOG_WARN, "%s", text + strlen("srdma: "));
+	ep->aborted = true;
+	sp_ep_fail(ep, code, text);
+	if (ep->eq)
+		(void)sp_eq_push_err(ep->eq, &ep->fid.fid, ep->fid.fid.context,
+				     sp_srdma_to_fi(code), code, text, NULL, 0);
 }
 
 int sp_ep_send_cm(struct sp_ep *ep, enum sp_rec_type type, const void *data,
@@ -597,6 +633,9 @@ static void rx_record(struct sp_ep *ep, const void *data, size_t len)
 		return;
 	}
 	switch (r.type) {
+	case SP_REC_ERROR:
+		rx_error(ep, &r);
+		return;
 	case SP_REC_MSG:
 		rc = rx_msg(ep, &r);
 		break;

@@ -201,6 +201,7 @@ bool sp_eq_ready(struct sp_eq *eq);
 struct sp_cqe {
 	struct fi_cq_tagged_entry e;
 	const void *owner;
+	uint64_t seq; /* order among all of the queue's entries */
 };
 
 struct sp_cq {
@@ -211,7 +212,8 @@ struct sp_cq {
 	enum fi_wait_obj wait;
 	struct sp_cqe *ring;
 	size_t cap, head, count;
-	struct sp_list errs;
+	struct sp_list errs; /* error entries, in order */
+	uint64_t seq;	     /* the next entry's */
 	char *last_err_text;
 	int refs;
 };

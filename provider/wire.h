@@ -12,6 +12,8 @@
  *   WRITE     common | key u64 | addr u64 | cq_data u64 | payload
  *   READ_REQ  common | id u64 | key u64 | addr u64 | len u64
  *   READ_RESP common | id u64 | offset u64 | payload
+ *   ERROR     common | code u64 | why (text): the sender fails the
+ *             connection right after (a remote access it refused)
  */
 #ifndef SRDMA_PROV_WIRE_H
 #define SRDMA_PROV_WIRE_H
@@ -27,6 +29,7 @@ enum sp_rec_type {
 	SP_REC_WRITE = 5,
 	SP_REC_READ_REQ = 6,
 	SP_REC_READ_RESP = 7,
+	SP_REC_ERROR = 8,
 };
 
 enum sp_rec_flag {

@@ -15,8 +15,8 @@
 /* A value no other rank, offset or round produces by accident. */
 static uint32_t pattern(int rank, size_t i, uint32_t round)
 {
-	uint64_t x = ((uint64_t)(unsigned)rank << 40) ^ ((uint64_t)i << 8) ^
-		     round;
+	uint64_t x =
+		((uint64_t)(unsigned)rank << 40) ^ ((uint64_t)i << 8) ^ round;
 
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdULL;
