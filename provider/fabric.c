@@ -190,12 +190,33 @@ int sp_sctx_new(struct sp_fabric *f, bool server, struct sp_sctx **out)
 	const struct sp_conf *c = &f->conf;
 	struct epoll_event ev = {.events = EPOLLIN};
 	struct srdma_config cfg;
+	char *allow_buf = NULL, **allow = NULL;
 	struct sp_sctx *s;
 	int rc;
 
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -FI_ENOMEM;
+	if (server && c->allow) {
+		/* "a,b,c" as the NULL-terminated list libsrdma takes; it
+		 * copies what it keeps. */
+		size_t n = 2;
+
+		for (const char *p = c->allow; *p; p++)
+			n += *p == ',';
+		allow_buf = strdup(c->allow);
+		allow = calloc(n, sizeof(*allow));
+		if (!allow_buf || !allow) {
+			free(allow_buf);
+			free(allow);
+			free(s);
+			return -FI_ENOMEM;
+		}
+		n = 0;
+		for (char *save = NULL, *t = strtok_r(allow_buf, ", ", &save);
+		     t; t = strtok_r(NULL, ", ", &save))
+			allow[n++] = t;
+	}
 	srdma_config_init(&cfg, server ? SRDMA_ROLE_SERVER : SRDMA_ROLE_CLIENT);
 	cfg.transport = c->transport;
 	cfg.provider = c->ofi_provider;
@@ -204,6 +225,8 @@ int sp_sctx_new(struct sp_fabric *f, bool server, struct sp_sctx **out)
 	cfg.key_file = c->key;
 	cfg.ca_file = c->ca;
 	cfg.peer_name = c->peer_name;
+	if (!server)
+		cfg.identity = c->identity;
 	cfg.protect = c->protect;
 	cfg.max_msg = c->max_msg;
 	cfg.queue_depth = c->queue_depth;
@@ -211,7 +234,10 @@ int sp_sctx_new(struct sp_fabric *f, bool server, struct sp_sctx **out)
 	cfg.no_resource_pool = 1;
 	cfg.log_fn = lib_log;
 	cfg.log_level = sp_log_level < 0 ? SRDMA_LOG_ERROR : sp_log_level;
+	cfg.allow = (const char *const *)allow;
 	rc = srdma_ctx_create(&cfg, &s->ctx);
+	free(allow);
+	free(allow_buf);
 	if (rc < 0) {
 		sp_log(SRDMA_LOG_ERROR, "cannot set up srdma (%s): %s",
 		       server ? "listening" : "connecting",

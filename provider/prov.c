@@ -91,6 +91,13 @@ static void define_params(void)
 	fi_param_define(&sp_prov, "peer_name", FI_PARAM_STRING,
 			"Name every accepting peer's certificate must carry "
 			"(default: the address connected to)");
+	fi_param_define(&sp_prov, "identity", FI_PARAM_STRING,
+			"Identity in FI_SRDMA_CERTS a connecting endpoint "
+			"presents (default client: client.crt, client.key)");
+	fi_param_define(&sp_prov, "allow", FI_PARAM_STRING,
+			"Comma-separated identities (certificate CN or SAN) a "
+			"passive endpoint accepts (default: any certificate "
+			"the CA issued)");
 	fi_param_define(&sp_prov, "protect", FI_PARAM_STRING,
 			"Payload protection: encrypt (default), integrity or "
 			"none; a passive endpoint accepts nothing weaker");
@@ -143,6 +150,8 @@ void sp_conf_free(struct sp_conf *c)
 	free(c->key);
 	free(c->ca);
 	free(c->peer_name);
+	free(c->allow);
+	free(c->identity);
 	free(c->iface);
 	free(c->ofi_provider);
 	memset(c, 0, sizeof(*c));
@@ -162,6 +171,8 @@ int sp_conf_load(struct sp_conf *c)
 	c->key = param_str("key");
 	c->ca = param_str("ca");
 	c->peer_name = param_str("peer_name");
+	c->allow = param_str("allow");
+	c->identity = param_str("identity");
 	c->iface = param_str("iface");
 	c->ofi_provider = param_str("ofi_provider");
 	c->protect = SRDMA_PROTECT_ENCRYPT;

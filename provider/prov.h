@@ -98,6 +98,8 @@ struct sp_conf {
 	char *certs; /* FI_SRDMA_CERTS: a directory by `srdma certs` */
 	char *cert, *key, *ca; /* FI_SRDMA_CERT/_KEY/_CA: explicit PEM files */
 	char *peer_name; /* FI_SRDMA_PEER_NAME: name every server must carry */
+	char *allow;	 /* FI_SRDMA_ALLOW: identities a listener accepts */
+	char *identity;	 /* FI_SRDMA_IDENTITY: who a connecting ep is */
 	char *iface;	 /* FI_SRDMA_IFACE: interface for our address */
 	enum srdma_protect protect;
 	enum srdma_transport transport;

@@ -7,7 +7,7 @@
 # ASan+UBSan (SRDMA_PROV_PRELOAD).
 . "$(dirname "$0")/lib.sh"
 need_cmd python3
-make_pki "$T/pki"
+make_pki "$T/pki" client alice bob
 make_pki "$T/other"
 export FI_SRDMA_CERTS="$T/pki"
 
@@ -35,7 +35,7 @@ provider_env() {
 check "FI_PROVIDER=srdma alone is refused with a sentence; srdma,tcp works" provider_env
 
 msg() {
-	pingpong msg FI_SRDMA_LOG=info FI_SRDMA_LOG=info -p srdma -e msg -I 50 -c
+	pingpong msg FI_SRDMA_LOG=info FI_SRDMA_LOG=info -p srdma -e msg -I 20 -c
 	[ "$PP_RC" -eq 0 ] && [ "$PP_SRC" -eq 0 ] ||
 		{ echo "exit: client $PP_RC server $PP_SRC"; cat "$T/msg.srv" "$T/msg.cli"; return 1; }
 	table "$T/msg.cli" 64 256 1k 4k 64k 1m && table "$T/msg.srv" 64 1m || return 1
@@ -46,7 +46,7 @@ msg() {
 check "fi_pingpong -p srdma -e msg -c: table 64 B..1 MiB, TLS 1.3 + AES-256-GCM" msg
 
 rdm() {
-	pingpong rdm - - -p 'srdma;ofi_rxm' -e rdm -m tagged -I 50 -c
+	pingpong rdm - - -p 'srdma;ofi_rxm' -e rdm -m tagged -I 20 -c
 	[ "$PP_RC" -eq 0 ] && [ "$PP_SRC" -eq 0 ] ||
 		{ echo "exit: client $PP_RC server $PP_SRC"; cat "$T/rdm.srv" "$T/rdm.cli"; return 1; }
 	table "$T/rdm.cli" 64 256 1k 4k 64k 1m && table "$T/rdm.srv" 64 1m
@@ -63,5 +63,16 @@ other_ca() {
 		{ echo "server: no refusal logged"; cat "$T/other.srv"; return 1; }
 }
 check "a client with a certificate from another CA fails with our sentence" other_ca
+
+allow() {
+	pingpong bob FI_SRDMA_IDENTITY=bob FI_SRDMA_ALLOW=alice -p srdma -e msg -I 5 -S 64
+	[ "$PP_RC" -ne 0 ] || { echo "bob, not on the allow-list, got in"; return 1; }
+	grep -q "The peer's identity is not on the allow-list" "$T/bob.cli" ||
+		{ echo "bob: no sentence"; cat "$T/bob.cli"; return 1; }
+	pingpong alice FI_SRDMA_IDENTITY=alice FI_SRDMA_ALLOW=alice -p srdma -e msg -I 5 -S 64
+	[ "$PP_RC" -eq 0 ] && [ "$PP_SRC" -eq 0 ] && table "$T/alice.cli" 64 ||
+		{ echo "alice, on the allow-list: client $PP_RC server $PP_SRC"; cat "$T/alice.srv" "$T/alice.cli"; return 1; }
+}
+check "FI_SRDMA_ALLOW=alice: bob is refused with our sentence, alice gets through" allow
 
 finish
