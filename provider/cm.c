@@ -209,11 +209,17 @@ void sp_creq_event(struct sp_creq *cr, const struct srdma_event *ev)
 
 	switch (ev->type) {
 	case SRDMA_EV_RECV:
-		if (cr->state == CREQ_WAIT_DATA &&
-		    sp_rec_parse(ev->data, ev->len, &r) == 0 &&
-		    r.type == SP_REC_CONNREQ) {
-			creq_report(cr, &r);
-			return;
+		if (sp_rec_parse(ev->data, ev->len, &r) == 0) {
+			if (r.type == SP_REC_BYE) {
+				/* the client gave up before an answer */
+				(void)srdma_conn_close(cr->conn);
+				return;
+			}
+			if (cr->state == CREQ_WAIT_DATA &&
+			    r.type == SP_REC_CONNREQ) {
+				creq_report(cr, &r);
+				return;
+			}
 		}
 		(void)srdma_conn_abort(cr->conn, SRDMA_EPROTO,
 				       "expected a connection request");
@@ -655,8 +661,32 @@ out:
 	return rc;
 }
 
+/* The peer closes: everything it sent is here (BYE follows it in order).
+ * Report the shutdown and close the connection, which it waits for. */
+static void ep_bye(struct sp_ep *ep)
+{
+	enum sp_ep_state was = ep->state;
+
+	if (was == EP_CONNECTED) {
+		ep->state = EP_SHUTDOWN;
+		sp_ep_flush_tx(ep);
+		if (ep->eq)
+			(void)sp_eq_push(ep->eq, FI_SHUTDOWN, &ep->fid.fid,
+					 NULL, NULL, 0);
+	} else if (was == EP_WAIT_ACCEPT || was == EP_ACCEPTING) {
+		sp_ep_closed(ep, SRDMA_ECLOSED,
+			     "the peer closed before the connection was "
+			     "accepted");
+	}
+	(void)srdma_conn_close(ep->conn);
+}
+
 void sp_ep_cm_record(struct sp_ep *ep, const struct sp_rec *r)
 {
+	if (r->type == SP_REC_BYE) {
+		ep_bye(ep);
+		return;
+	}
 	if (ep->state != EP_WAIT_ACCEPT) {
 		(void)srdma_conn_abort(ep->conn, SRDMA_EPROTO,
 				       "unexpected connection record");
@@ -681,6 +711,8 @@ void sp_ep_cm_record(struct sp_ep *ep, const struct sp_rec *r)
 			(void)sp_eq_push_err(
 				ep->eq, &ep->fid.fid, ep->fid.fid.context,
 				FI_ECONNREFUSED, 0, NULL, r->payload, r->len);
+		/* The rejecting side waits for us to close. */
+		(void)srdma_conn_close(ep->conn);
 		return;
 	}
 	(void)srdma_conn_abort(ep->conn, SRDMA_EPROTO,
@@ -695,9 +727,10 @@ void sp_ep_closed(struct sp_ep *ep, int status, const char *detail)
 	if (was == EP_FAILED || (was == EP_SHUTDOWN && !status))
 		return;
 	if (!status && was == EP_CONNECTED) {
+		/* A goodbye without a BYE first: a peer that closed past its
+		 * linger time; what it sent is here. */
 		ep->state = EP_SHUTDOWN;
-		sp_ep_fail(ep, SRDMA_ECLOSED, "The connection is closed.");
-		ep->state = EP_SHUTDOWN;
+		sp_ep_flush_tx(ep);
 		if (ep->eq)
 			(void)sp_eq_push(ep->eq, FI_SHUTDOWN, &ep->fid.fid,
 					 NULL, NULL, 0);
@@ -738,7 +771,11 @@ static int ep_shutdown(struct fid_ep *fid, uint64_t flags)
 
 	sp_lock(ep->fab);
 	if (ep->conn && ep->state == EP_CONNECTED) {
-		(void)srdma_conn_close(ep->conn);
+		/* BYE in order behind our data; the peer closes. */
+		struct sp_rec r = {.type = SP_REC_BYE};
+		uint8_t rec[SP_REC_HDR_MAX];
+
+		(void)srdma_send(ep->conn, rec, sp_rec_encode(rec, &r));
 		ep->state = EP_SHUTDOWN;
 	}
 	sp_unlock(ep->fab);

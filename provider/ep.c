@@ -622,7 +622,7 @@ static void rx_record(struct sp_ep *ep, const void *data, size_t len)
 		ep_abort(ep, SRDMA_EPROTO, "a malformed provider record");
 		return;
 	}
-	if (r.type <= SP_REC_REJECT) {
+	if (r.type <= SP_REC_REJECT || r.type == SP_REC_BYE) {
 		sp_ep_cm_record(ep, &r);
 		return;
 	}

@@ -45,6 +45,7 @@ struct sp_linger {
 	srdma_conn *conn;
 	struct sp_sctx *sctx;
 	uint64_t deadline; /* ms, CLOCK_MONOTONIC */
+	int st;		   /* enum linger_state */
 };
 
 void sp_lock(struct sp_fabric *f)
@@ -288,6 +289,24 @@ int sp_client_ctx(struct sp_fabric *f, struct sp_sctx **out)
 
 /* ---- closing connections ------------------------------------------------ */
 
+/*
+ * libsrdma's goodbye travels on the TLS control channel and can overtake
+ * records still on the fabric, so a close would lose what was sent just
+ * before it. The side that closes first sends a BYE record instead, in
+ * order behind its data, and waits for the peer, which has then read
+ * everything, to close the connection; only past LINGER_MS does it send
+ * the goodbye itself, and past one more second it aborts.
+ */
+enum linger_state { L_BYE_PENDING, L_WAIT_PEER, L_CLOSING };
+
+static int send_bye(srdma_conn *conn)
+{
+	struct sp_rec r = {.type = SP_REC_BYE};
+	uint8_t rec[SP_REC_HDR_MAX];
+
+	return srdma_send(conn, rec, sp_rec_encode(rec, &r));
+}
+
 static void linger_free(struct sp_linger *l)
 {
 	sp_list_del(&l->link);
@@ -299,9 +318,9 @@ static void linger_free(struct sp_linger *l)
 void sp_conn_linger(struct sp_fabric *f, srdma_conn *conn, struct sp_sctx *s)
 {
 	struct sp_linger *l = calloc(1, sizeof(*l));
-	uint64_t dl = now_ms() + LINGER_MS;
+	int rc = l ? send_bye(conn) : SRDMA_ENOMEM;
 
-	if (!l || srdma_conn_close(conn) < 0) {
+	if (rc < 0 && rc != SRDMA_EAGAIN) {
 		/* Not established (or no memory): nothing to wait for, and
 		 * a connection in set-up is failed rather than waited on. */
 		free(l);
@@ -314,12 +333,31 @@ void sp_conn_linger(struct sp_fabric *f, srdma_conn *conn, struct sp_sctx *s)
 	l->own.kind = SP_OWN_LINGER;
 	l->conn = conn;
 	l->sctx = s;
-	l->deadline = dl;
+	l->st = rc == 0 ? L_WAIT_PEER : L_BYE_PENDING;
+	l->deadline = now_ms() + LINGER_MS;
 	srdma_conn_set_user(conn, &l->own);
 	sp_list_add_tail(&f->closing, &l->link);
 }
 
-static void linger_expire(struct sp_fabric *f, bool all)
+static void linger_event(struct sp_linger *l, const struct srdma_event *ev)
+{
+	struct sp_rec r;
+
+	if (ev->type == SRDMA_EV_CLOSED) {
+		linger_free(l);
+		return;
+	}
+	/* Both sides closed at once: the peer's BYE means it has read ours
+	 * or never will; end it. Other records are dropped. */
+	if (ev->type == SRDMA_EV_RECV && l->st != L_CLOSING &&
+	    sp_rec_parse(ev->data, ev->len, &r) == 0 && r.type == SP_REC_BYE) {
+		(void)srdma_conn_close(l->conn);
+		l->st = L_CLOSING;
+		l->deadline = now_ms() + CLOSE_DRAIN_MS;
+	}
+}
+
+static void linger_step(struct sp_fabric *f, bool all)
 {
 	struct sp_list *e, *next;
 	uint64_t now = now_ms();
@@ -328,8 +366,16 @@ static void linger_expire(struct sp_fabric *f, bool all)
 		struct sp_linger *l = SP_CONTAINER(e, struct sp_linger, link);
 
 		next = e->next;
+		if (l->st == L_BYE_PENDING && send_bye(l->conn) == 0)
+			l->st = L_WAIT_PEER;
 		if (!all && now < l->deadline)
 			continue;
+		if (!all && l->st != L_CLOSING) {
+			(void)srdma_conn_close(l->conn);
+			l->st = L_CLOSING;
+			l->deadline = now + CLOSE_DRAIN_MS;
+			continue;
+		}
 		(void)srdma_conn_abort(l->conn, SRDMA_ECLOSED,
 				       "the endpoint was closed");
 		linger_free(l);
@@ -369,8 +415,7 @@ static void dispatch(struct sp_sctx *s, const struct srdma_event *ev)
 		sp_creq_event(SP_CONTAINER(o, struct sp_creq, own), ev);
 		break;
 	case SP_OWN_LINGER:
-		if (ev->type == SRDMA_EV_CLOSED)
-			linger_free(SP_CONTAINER(o, struct sp_linger, own));
+		linger_event(SP_CONTAINER(o, struct sp_linger, own), ev);
 		break;
 	}
 }
@@ -419,7 +464,7 @@ void sp_progress(struct sp_fabric *f)
 		sp_ep_push(SP_CONTAINER(e, struct sp_ep, busy_link));
 	}
 	if (!sp_list_empty(&f->closing))
-		linger_expire(f, false);
+		linger_step(f, false);
 	f->in_progress = false;
 }
 
@@ -460,7 +505,7 @@ static int fabric_close(struct fid *fid)
 		sp_wait(f, 10);
 		sp_lock(f);
 	}
-	linger_expire(f, true);
+	linger_step(f, true);
 	refused_expire(f, true);
 	while (!sp_list_empty(&f->sctxs)) {
 		struct sp_sctx *s =

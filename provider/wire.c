@@ -44,11 +44,12 @@ static const struct {
 	[SP_REC_READ_REQ] = {4, 0, 0},
 	[SP_REC_READ_RESP] = {2, SP_F_LAST, 1},
 	[SP_REC_ERROR] = {1, 0, 1},
+	[SP_REC_BYE] = {0, 0, 0},
 };
 
 static int known(unsigned type)
 {
-	return type >= SP_REC_CONNREQ && type <= SP_REC_ERROR;
+	return type >= SP_REC_CONNREQ && type <= SP_REC_BYE;
 }
 
 size_t sp_rec_hdr_len(enum sp_rec_type type)

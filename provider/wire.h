@@ -14,6 +14,7 @@
  *   READ_RESP common | id u64 | offset u64 | payload
  *   ERROR     common | code u64 | why (text): the sender fails the
  *             connection right after (a remote access it refused)
+ *   BYE       common: nothing follows; the receiver closes (fabric.c)
  */
 #ifndef SRDMA_PROV_WIRE_H
 #define SRDMA_PROV_WIRE_H
@@ -30,6 +31,7 @@ enum sp_rec_type {
 	SP_REC_READ_REQ = 6,
 	SP_REC_READ_RESP = 7,
 	SP_REC_ERROR = 8,
+	SP_REC_BYE = 9,
 };
 
 enum sp_rec_flag {
