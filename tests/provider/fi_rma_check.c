@@ -43,6 +43,9 @@ static struct fid_ep *ep;
 static struct fid_pep *pep;
 static struct fid_mr *mr, *wo_mr;
 static uint8_t *buf, wo_buf[4096];
+static struct fi_info *got_info; /* from fi_getinfo, freed at exit */
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void die(const char *fmt, ...)
 {
@@ -142,6 +145,7 @@ static struct fi_info *info_for(const char *node, const char *port,
 	hints->fabric_attr->prov_name = strdup("srdma");
 	CHECK(fi_getinfo(FI_VERSION(1, 17), node, port, flags, hints, &fi));
 	fi_freeinfo(hints);
+	got_info = fi;
 	return fi;
 }
 
@@ -169,10 +173,9 @@ static void open_active(struct fi_info *fi)
 
 static int server(const char *port, const char *mode)
 {
-	struct {
-		struct fi_eq_cm_entry e;
-		char data[256];
-	} cm;
+	_Alignas(struct fi_eq_cm_entry)
+		uint8_t cmbuf[sizeof(struct fi_eq_cm_entry) + 256];
+	struct fi_eq_cm_entry *cm = (void *)cmbuf;
 	struct fi_eq_attr ea = {.wait_obj = FI_WAIT_UNSPEC};
 	struct fi_eq_err_entry err;
 	struct fi_cq_data_entry c;
@@ -187,24 +190,25 @@ static int server(const char *port, const char *mode)
 	CHECK(fi_listen(pep));
 	printf("listening\n");
 	fflush(stdout);
-	if (eq_wait(&cm.e, sizeof(cm), &err) != FI_CONNREQ)
+	if (eq_wait(cm, sizeof(cmbuf), &err) != FI_CONNREQ)
 		die("no FI_CONNREQ");
-	if (strcmp(cm.data, !strcmp(mode, "reject") ? "reject-me" : "hello"))
-		die("connection data '%.20s'", cm.data);
+	if (strcmp((char *)cm->data,
+		   !strcmp(mode, "reject") ? "reject-me" : "hello"))
+		die("connection data '%.20s'", (char *)cm->data);
 	if (!strcmp(mode, "reject")) {
-		CHECK(fi_reject(pep, cm.e.info->handle, "go away", 8));
-		fi_freeinfo(cm.e.info);
+		CHECK(fi_reject(pep, cm->info->handle, "go away", 8));
+		fi_freeinfo(cm->info);
 		printf("fi_rma_check: OK: rejected with data\n");
 		return 0;
 	}
-	open_active(cm.e.info);
-	fi_freeinfo(cm.e.info);
+	open_active(cm->info);
+	fi_freeinfo(cm->info);
 	for (size_t i = 0; i < MR_LEN; i++)
 		buf[i] = pat(i, 1);
 	CHECK(fi_recv(ep, msg, sizeof(msg), NULL, 0, NULL));
 	CHECK(fi_recv(ep, msg2, sizeof(msg2), NULL, 0, NULL));
 	CHECK(fi_accept(ep, "welcome", 8));
-	if (eq_wait(&cm.e, sizeof(cm), &err) != FI_CONNECTED)
+	if (eq_wait(cm, sizeof(cmbuf), &err) != FI_CONNECTED)
 		die("no FI_CONNECTED");
 	ad.addr = (uintptr_t)buf;
 	ad.key = fi_mr_key(mr);
@@ -252,10 +256,9 @@ static int server(const char *port, const char *mode)
 
 static int client(const char *port, const char *mode)
 {
-	struct {
-		struct fi_eq_cm_entry e;
-		char data[256];
-	} cm;
+	_Alignas(struct fi_eq_cm_entry)
+		uint8_t cmbuf[sizeof(struct fi_eq_cm_entry) + 256];
+	struct fi_eq_cm_entry *cm = (void *)cmbuf;
 	struct fi_eq_attr ea = {.wait_obj = FI_WAIT_UNSPEC};
 	struct fi_eq_err_entry err;
 	struct fi_info *fi = info_for("127.0.0.1", port, 0);
@@ -270,7 +273,7 @@ static int client(const char *port, const char *mode)
 	CHECK(fi_recv(ep, &ad, sizeof(ad), NULL, 0, NULL));
 	if (!strcmp(mode, "reject")) {
 		CHECK(fi_connect(ep, fi->dest_addr, "reject-me", 10));
-		if (eq_wait(&cm.e, sizeof(cm), &err) != 0 ||
+		if (eq_wait(cm, sizeof(cmbuf), &err) != 0 ||
 		    err.err != FI_ECONNREFUSED || err.err_data_size != 8 ||
 		    memcmp(err.err_data, "go away", 8))
 			die("expected FI_ECONNREFUSED with 'go away'");
@@ -278,8 +281,8 @@ static int client(const char *port, const char *mode)
 		return 0;
 	}
 	CHECK(fi_connect(ep, fi->dest_addr, "hello", 6));
-	if (eq_wait(&cm.e, sizeof(cm), &err) != FI_CONNECTED ||
-	    strcmp(cm.data, "welcome"))
+	if (eq_wait(cm, sizeof(cmbuf), &err) != FI_CONNECTED ||
+	    strcmp((char *)cm->data, "welcome"))
 		die("no FI_CONNECTED with 'welcome'");
 	expect(FI_RECV, NULL);
 	if (ad.len != MR_LEN)
@@ -365,5 +368,6 @@ int main(int argc, char **argv)
 	if (fabric)
 		fi_close(&fabric->fid);
 	free(buf);
+	fi_freeinfo(got_info);
 	return rc;
 }
