@@ -53,6 +53,17 @@ rdm() {
 }
 check "fi_pingpong -p 'srdma;ofi_rxm' -e rdm -m tagged -c: table 64 B..1 MiB" rdm
 
+# ofi_rxm's other rendezvous: the sender RMA-writes into the receiver's
+# buffer (fi_writemsg with remote CQ data) instead of the receiver reading.
+rdm_write() {
+	pingpong rdmw FI_OFI_RXM_USE_RNDV_WRITE=1 FI_OFI_RXM_USE_RNDV_WRITE=1 \
+		-p 'srdma;ofi_rxm' -e rdm -m tagged -I 10 -c -S 1048576
+	[ "$PP_RC" -eq 0 ] && [ "$PP_SRC" -eq 0 ] ||
+		{ echo "exit: client $PP_RC server $PP_SRC"; cat "$T/rdmw.srv" "$T/rdmw.cli"; return 1; }
+	table "$T/rdmw.cli" 1m && table "$T/rdmw.srv" 1m
+}
+check "... with FI_OFI_RXM_USE_RNDV_WRITE=1 (RMA writes with remote CQ data): 1 MiB verified" rdm_write
+
 other_ca() {
 	pingpong other "FI_SRDMA_CERTS=$T/other" FI_SRDMA_LOG=warn -p srdma -e msg -I 5 -S 64
 	[ "$PP_RC" -ne 0 ] || { echo "client with another CA's certificate succeeded"; return 1; }
