@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "prov.h"
 
@@ -266,7 +267,7 @@ static int cq_control(struct fid *fid, int command, void *arg)
 	case FI_GETWAIT:
 		if (cq->wait == FI_WAIT_NONE)
 			return -FI_ENODATA;
-		*(int *)arg = cq->fab->epfd;
+		*(int *)arg = cq->wait_fd;
 		return 0;
 	case FI_GETWAITOBJ:
 		*(enum fi_wait_obj *)arg = cq->wait;
@@ -295,6 +296,8 @@ static int cq_close(struct fid *fid)
 	}
 	cq->dom->refs--;
 	sp_unlock(f);
+	if (cq->wait_fd >= 0)
+		close(cq->wait_fd);
 	free(cq->ring);
 	free(cq->last_err_text);
 	free(cq);
@@ -350,6 +353,14 @@ int sp_cq_open(struct fid_domain *domain, struct fi_cq_attr *attr,
 	}
 	cq->wait =
 		attr->wait_obj == FI_WAIT_UNSPEC ? FI_WAIT_FD : attr->wait_obj;
+	cq->wait_fd = -1;
+	if (cq->wait == FI_WAIT_FD) {
+		cq->wait_fd = sp_wait_fd_new(d->fab);
+		if (cq->wait_fd < 0) {
+			free(cq);
+			return -FI_EMFILE;
+		}
+	}
 	sp_list_init(&cq->errs);
 	cq->fid.fid.fclass = FI_CLASS_CQ;
 	cq->fid.fid.context = context;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "prov.h"
 
@@ -264,7 +265,7 @@ static int eq_control(struct fid *fid, int command, void *arg)
 	case FI_GETWAIT:
 		if (eq->wait == FI_WAIT_NONE)
 			return -FI_ENODATA;
-		*(int *)arg = eq->fab->epfd;
+		*(int *)arg = eq->wait_fd;
 		return 0;
 	case FI_GETWAITOBJ:
 		*(enum fi_wait_obj *)arg = eq->wait;
@@ -293,6 +294,8 @@ static int eq_close(struct fid *fid)
 	free(eq->last_err_data);
 	f->refs--;
 	sp_unlock(f);
+	if (eq->wait_fd >= 0)
+		close(eq->wait_fd);
 	free(eq);
 	return 0;
 }
@@ -334,6 +337,14 @@ int sp_eq_open(struct fid_fabric *fabric, struct fi_eq_attr *attr,
 	eq->fab = f;
 	eq->wait =
 		attr->wait_obj == FI_WAIT_UNSPEC ? FI_WAIT_FD : attr->wait_obj;
+	eq->wait_fd = -1;
+	if (eq->wait == FI_WAIT_FD) {
+		eq->wait_fd = sp_wait_fd_new(f);
+		if (eq->wait_fd < 0) {
+			free(eq);
+			return -FI_EMFILE;
+		}
+	}
 	sp_list_init(&eq->entries);
 	eq->fid.fid.fclass = FI_CLASS_EQ;
 	eq->fid.fid.context = context;

@@ -477,6 +477,20 @@ void sp_wait(struct sp_fabric *f, int timeout_ms)
 	(void)poll(&p, 1, timeout_ms);
 }
 
+int sp_wait_fd_new(struct sp_fabric *f)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (epoll_ctl(fd, EPOLL_CTL_ADD, f->epfd, &ev) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 void sp_signal(struct sp_fabric *f)
 {
 	uint64_t one = 1;

@@ -154,6 +154,10 @@ void sp_progress(struct sp_fabric *f);
  * called without the lock. */
 void sp_wait(struct sp_fabric *f, int timeout_ms);
 void sp_signal(struct sp_fabric *f);
+/* An fd of its own for a CQ or EQ (FI_GETWAIT): an epoll fd holding the
+ * fabric's, so that a consumer may poll several of ours in one set (epoll
+ * refuses one fd twice); -1 on failure. */
+int sp_wait_fd_new(struct sp_fabric *f);
 int sp_sctx_new(struct sp_fabric *f, bool server, struct sp_sctx **out);
 void sp_sctx_put(struct sp_sctx *s);
 /* The fabric's client context, made on first use. */
@@ -182,6 +186,7 @@ struct sp_eq {
 	struct fid_eq fid;
 	struct sp_fabric *fab;
 	enum fi_wait_obj wait;
+	int wait_fd; /* FI_GETWAIT, -1 without a wait object */
 	struct sp_list entries;
 	void *last_err_data; /* valid until the next fi_eq_readerr */
 	int refs;
@@ -212,6 +217,7 @@ struct sp_cq {
 	struct sp_domain *dom;
 	enum fi_cq_format format;
 	enum fi_wait_obj wait;
+	int wait_fd; /* FI_GETWAIT, -1 without a wait object */
 	struct sp_cqe *ring;
 	size_t cap, head, count;
 	struct sp_list errs; /* error entries, in order */

@@ -4,9 +4,10 @@
 # CQ data, inject, RMA writes and reads at odd byte offsets (every byte
 # checked), and RMA outside what the peer registered (a wrong key, a range
 # past the end, a region registered for writes only): refused, the connection fails with our sentence on both
-# sides, and both processes go on to exit cleanly.
+# sides, and both processes go on to exit cleanly. Last, ofi_rxm over the
+# provider with a CQ that has a wait fd, sending to its own address.
 . "$(dirname "$0")/lib.sh"
-need_tool fi_rma_check
+need_tool fi_rma_check fi_rdm_self
 make_pki "$T/pki"
 export FI_SRDMA_CERTS="$T/pki"
 
@@ -40,5 +41,12 @@ refused() {
 check "a read with a key the peer never gave: refused (FI_EACCES, our sentence)" refused bad-key
 check "a read past the end of the peer's registration: refused (FI_EACCES, our sentence)" refused bad-range
 check "a read of a region the peer registered for writes only: refused (FI_EACCES, our sentence)" refused bad-access
+
+self() {
+	local out
+	out=$("${PRELOAD[@]}" timeout 60 "$BUILD/fi_rdm_self" 2>&1) || { echo "$out"; return 1; }
+	echo "$out" | grep -q '^fi_rdm_self: OK'
+}
+check "srdma;ofi_rxm with a wait fd: a tagged message to itself, fi_cq_sread" self
 
 finish
