@@ -61,8 +61,8 @@ struct sp_rx {
 
 struct sp_unexp {
 	struct sp_list link;
-	uint8_t *buf;
-	size_t total, got;
+	uint8_t *buf; /* grows with what arrives, not with what is announced */
+	size_t cap, total, got;
 	uint64_t data;
 	bool has_data, complete;
 };
@@ -309,6 +309,8 @@ static void op_finish(struct sp_ep *ep, struct sp_op *op)
 				 op_comp_flags(op->kind), 0, NULL, 0);
 	if (op->counted)
 		ep->tx_count--;
+	if (op->kind == OP_READ_RESP)
+		ep->reads_served--;
 	op_free(op);
 }
 
@@ -479,7 +481,10 @@ static void match_unexp(struct sp_ep *ep)
 		sp_list_del(&u->link);
 		sp_list_del(&rx->link);
 		rx->total = u->total;
-		iov_copy(rx->iov, rx->iov_count, 0, u->buf, u->total, false);
+		ep->unexp_bytes -= u->got;
+		if (u->total)
+			iov_copy(rx->iov, rx->iov_count, 0, u->buf, u->total,
+				 false);
 		rx_complete(ep, rx, u->has_data, u->data);
 		free(u->buf);
 		free(u);
@@ -500,10 +505,8 @@ static int rx_msg(struct sp_ep *ep, const struct sp_rec *r)
 		} else {
 			struct sp_unexp *u = calloc(1, sizeof(*u));
 
-			if (!u || !(u->buf = malloc(r->b ? r->b : 1))) {
-				free(u);
+			if (!u)
 				return SRDMA_ENOMEM;
-			}
 			u->total = r->b;
 			sp_list_add_tail(&ep->unexp, &u->link);
 			ep->cur_unexp = u;
@@ -528,8 +531,26 @@ static int rx_msg(struct sp_ep *ep, const struct sp_rec *r)
 
 		if (r->b != u->total || r->len > u->total - u->got)
 			return SRDMA_EPROTO;
-		memcpy(u->buf + u->got, r->payload, r->len);
+		if (ep->unexp_bytes + r->len > SP_UNEXP_MAX)
+			return SRDMA_EQUOTA;
+		if (u->got + r->len > u->cap) {
+			size_t cap = u->cap ? u->cap * 2 : 4096;
+			uint8_t *b;
+
+			while (cap < u->got + r->len)
+				cap *= 2;
+			if (cap > u->total)
+				cap = u->total;
+			b = realloc(u->buf, cap ? cap : 1);
+			if (!b)
+				return SRDMA_ENOMEM;
+			u->buf = b;
+			u->cap = cap;
+		}
+		if (r->len)
+			memcpy(u->buf + u->got, r->payload, r->len);
 		u->got += r->len;
+		ep->unexp_bytes += r->len;
 		if (r->flags & SP_F_LAST) {
 			if (u->got != u->total)
 				return SRDMA_EPROTO;
@@ -569,6 +590,8 @@ static int rx_read_req(struct sp_ep *ep, const struct sp_rec *r)
 	m = sp_mr_lookup(ep->dom, r->b, r->c, r->d, FI_REMOTE_READ, &src);
 	if (!m)
 		return SRDMA_EREMOTE_ACCESS;
+	if (ep->reads_served >= SP_READS_MAX)
+		return SRDMA_ELIMIT;
 	op = calloc(1, sizeof(*op));
 	if (!op)
 		return SRDMA_ENOMEM;
@@ -581,6 +604,7 @@ static int rx_read_req(struct sp_ep *ep, const struct sp_rec *r)
 	op->mr = m;
 	m->refs++;
 	sp_list_add_tail(&ep->txq, &op->link);
+	ep->reads_served++;
 	return 0;
 }
 
@@ -663,6 +687,13 @@ static void rx_record(struct sp_ep *ep, const void *data, size_t len)
 		ep_abort(ep, rc, why);
 	} else if (rc == SRDMA_ENOMEM) {
 		ep_abort(ep, rc, "out of memory for a message");
+	} else if (rc == SRDMA_EQUOTA) {
+		ep_abort(ep, rc,
+			 "the peer sent more than 64 MiB that no posted "
+			 "receive took");
+	} else if (rc == SRDMA_ELIMIT) {
+		ep_abort(ep, rc,
+			 "the peer asked for more than 4096 reads at once");
 	} else if (rc) {
 		ep_abort(ep, rc, "a provider record out of sequence");
 	}
@@ -720,6 +751,7 @@ void sp_ep_flush_tx(struct sp_ep *ep)
 	flush_ops(ep, &ep->reads, FI_ECANCELED, SRDMA_ECLOSED,
 		  "The connection is closed.");
 	ep->tx_count = 0;
+	ep->reads_served = 0;
 	busy_update(ep);
 }
 
@@ -743,6 +775,7 @@ static void free_unexp(struct sp_ep *ep)
 		free(u);
 	}
 	ep->cur_unexp = NULL;
+	ep->unexp_bytes = 0;
 }
 
 void sp_ep_fail(struct sp_ep *ep, int code, const char *text)
@@ -755,6 +788,7 @@ void sp_ep_fail(struct sp_ep *ep, int code, const char *text)
 	flush_ops(ep, &ep->txq, err, code, text);
 	flush_ops(ep, &ep->reads, err, code, text);
 	ep->tx_count = 0;
+	ep->reads_served = 0;
 	busy_update(ep);
 	if (ep->cur_rx) {
 		flush_rx(ep, ep->cur_rx, err, code, text);

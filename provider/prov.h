@@ -57,6 +57,10 @@ enum {
 	SP_MAX_MSG_SIZE = 1u << 30,
 	SP_ERR_TEXT = 384,
 	SP_MR_BUCKETS = 256,
+	/* What one peer may make us hold: bytes of messages no receive took
+	 * yet, reads being answered. Beyond, its connection fails. */
+	SP_UNEXP_MAX = 64u << 20,
+	SP_READS_MAX = 4096,
 };
 
 extern struct fi_provider sp_prov;
@@ -353,6 +357,8 @@ struct sp_ep {
 	struct sp_list unexp; /* messages with no receive yet */
 	struct sp_rx *cur_rx; /* receiving the rest of a message */
 	struct sp_unexp *cur_unexp;
+	size_t unexp_bytes;
+	size_t reads_served; /* READ_RESP operations queued */
 
 	uint8_t cm_data[SP_CM_DATA_MAX]; /* fi_connect's, until sent */
 	size_t cm_len;

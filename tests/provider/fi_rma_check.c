@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rdma/fabric.h>
 #include <rdma/fi_cm.h>
@@ -27,7 +28,7 @@
 #include <rdma/fi_errno.h>
 #include <rdma/fi_rma.h>
 
-enum { MR_LEN = 1 << 20, TIMEOUT_MS = 20000 };
+enum { MR_LEN = 1 << 20, BIG = 200001, TIMEOUT_MS = 20000 };
 
 struct ad { /* what the server tells the client about its buffers */
 	uint64_t addr, key, len;
@@ -246,11 +247,28 @@ static int server(const char *port, const char *mode)
 	expect(FI_RECV, NULL); /* the inject */
 	if (strcmp(msg2, "inject"))
 		die("inject: '%.20s'", msg2);
+	/* A message of BIG bytes sent before any receive for it was posted
+	 * (buffered, then reassembled from several records). */
+	memset(buf, 0, BIG);
+	for (int i = 0; i < 30; i++) { /* progress with no receive posted */
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		if (fi_cq_read(cq, &c, 1) != -FI_EAGAIN)
+			die("a completion with no operation posted");
+		nanosleep(&ts, NULL);
+	}
+	CHECK(fi_recv(ep, buf, BIG, NULL, 0, NULL));
+	expect(FI_RECV, &c);
+	if (c.len != BIG)
+		die("early message of %zu bytes", c.len);
+	for (size_t i = 0; i < BIG; i++)
+		if (buf[i] != pat(i, 4))
+			die("early message byte %zu wrong", i);
 	CHECK(fi_send(ep, "ok", 3, NULL, 0, NULL));
 	expect(FI_SEND, NULL);
 	fi_shutdown(ep, 0);
-	printf("fi_rma_check: OK: writes at odd offsets, remote CQ data "
-	       "verified\n");
+	printf("fi_rma_check: OK: writes at odd offsets, remote CQ data, a "
+	       "message before its receive verified\n");
 	return 0;
 }
 
@@ -333,6 +351,10 @@ static int client(const char *port, const char *mode)
 	CHECK(fi_senddata(ep, "done", 5, NULL, 42, 0, NULL));
 	expect(FI_SEND, NULL);
 	CHECK(fi_inject(ep, "inject", 7, 0));
+	for (size_t i = 0; i < BIG; i++)
+		src[i] = pat(i, 4);
+	CHECK(fi_send(ep, src, BIG, NULL, 0, NULL));
+	expect(FI_SEND, NULL);
 	expect(FI_RECV, NULL);
 	if (strcmp(msg, "ok"))
 		die("server said '%.20s'", msg);
