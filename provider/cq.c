@@ -15,7 +15,6 @@
 
 struct cq_err {
 	struct sp_list link;
-	const void *owner;
 	uint64_t seq;
 	struct fi_cq_err_entry e;
 	char text[SP_ERR_TEXT];
@@ -37,8 +36,8 @@ static size_t entry_size(enum fi_cq_format f)
 	}
 }
 
-int sp_cq_push(struct sp_cq *cq, const void *owner, void *context,
-	       uint64_t flags, size_t len, void *buf, uint64_t data)
+int sp_cq_push(struct sp_cq *cq, void *context, uint64_t flags, size_t len,
+	       void *buf, uint64_t data)
 {
 	struct fi_cq_tagged_entry *t;
 
@@ -55,7 +54,6 @@ int sp_cq_push(struct sp_cq *cq, const void *owner, void *context,
 		cq->cap = cap;
 		cq->head = 0;
 	}
-	cq->ring[(cq->head + cq->count) % cq->cap].owner = owner;
 	cq->ring[(cq->head + cq->count) % cq->cap].seq = cq->seq++;
 	t = &cq->ring[(cq->head + cq->count) % cq->cap].e;
 	t->op_context = context;
@@ -68,15 +66,13 @@ int sp_cq_push(struct sp_cq *cq, const void *owner, void *context,
 	return 0;
 }
 
-int sp_cq_push_err(struct sp_cq *cq, const void *owner, void *context,
-		   uint64_t flags, int err, int code, const char *text,
-		   size_t olen)
+int sp_cq_push_err(struct sp_cq *cq, void *context, uint64_t flags, int err,
+		   int code, const char *text, size_t olen)
 {
 	struct cq_err *e = calloc(1, sizeof(*e));
 
 	if (!e)
 		return -FI_ENOMEM;
-	e->owner = owner;
 	e->seq = cq->seq++;
 	e->e.op_context = context;
 	e->e.flags = flags;
@@ -86,29 +82,6 @@ int sp_cq_push_err(struct sp_cq *cq, const void *owner, void *context,
 	snprintf(e->text, sizeof(e->text), "%s", text);
 	sp_list_add_tail(&cq->errs, &e->link);
 	return 0;
-}
-
-void sp_cq_forget(struct sp_cq *cq, const void *owner)
-{
-	size_t kept = 0;
-	struct sp_list *e, *next;
-
-	for (size_t i = 0; i < cq->count; i++) {
-		struct sp_cqe *c = &cq->ring[(cq->head + i) % cq->cap];
-
-		if (c->owner != owner)
-			cq->ring[(cq->head + kept++) % cq->cap] = *c;
-	}
-	cq->count = kept;
-	for (e = cq->errs.next; e != &cq->errs; e = next) {
-		struct cq_err *ce = SP_CONTAINER(e, struct cq_err, link);
-
-		next = e->next;
-		if (ce->owner == owner) {
-			sp_list_del(&ce->link);
-			free(ce);
-		}
-	}
 }
 
 bool sp_cq_ready(struct sp_cq *cq)

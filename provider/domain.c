@@ -173,6 +173,7 @@ static int domain_close(struct fid *fid)
 		sp_unlock(f);
 		return -FI_EBUSY;
 	}
+	sp_ep_free_zombies(f, d);
 	f->refs--;
 	sp_unlock(f);
 	fi_freeinfo(d->info);

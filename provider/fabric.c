@@ -521,6 +521,7 @@ static int fabric_close(struct fid *fid)
 	}
 	linger_step(f, true);
 	refused_expire(f, true);
+	sp_ep_free_zombies(f, NULL);
 	while (!sp_list_empty(&f->sctxs)) {
 		struct sp_sctx *s =
 			SP_CONTAINER(f->sctxs.next, struct sp_sctx, link);
@@ -624,6 +625,7 @@ int sp_fabric_open(struct fi_fabric_attr *attr, struct fid_fabric **fabric,
 	sp_list_init(&f->busy);
 	sp_list_init(&f->closing);
 	sp_list_init(&f->refused);
+	sp_list_init(&f->zombies);
 	f->fid.fid.fclass = FI_CLASS_FABRIC;
 	f->fid.fid.context = context;
 	f->fid.fid.ops = &fabric_fi_ops;

@@ -144,6 +144,7 @@ struct sp_fabric {
 	struct sp_list busy;	/* endpoints with queued transmits */
 	struct sp_list closing; /* connections closing after fi_close */
 	struct sp_list refused; /* peers that failed authentication */
+	struct sp_list zombies; /* closed endpoints' shells */
 	int refs;
 	bool in_progress;
 	struct sp_conf conf;
@@ -208,11 +209,10 @@ bool sp_eq_ready(struct sp_eq *eq);
 
 /* ---- CQ ----------------------------------------------------------------- */
 
-/* A completion and the endpoint it belongs to. */
+/* A completion and its place among all of the queue's entries. */
 struct sp_cqe {
 	struct fi_cq_tagged_entry e;
-	const void *owner;
-	uint64_t seq; /* order among all of the queue's entries */
+	uint64_t seq;
 };
 
 struct sp_cq {
@@ -232,15 +232,11 @@ struct sp_cq {
 
 int sp_cq_open(struct fid_domain *domain, struct fi_cq_attr *attr,
 	       struct fid_cq **cq, void *context);
-int sp_cq_push(struct sp_cq *cq, const void *owner, void *context,
-	       uint64_t flags, size_t len, void *buf, uint64_t data);
-int sp_cq_push_err(struct sp_cq *cq, const void *owner, void *context,
-		   uint64_t flags, int err, int code, const char *text,
-		   size_t olen);
-/* Drops the unread completions of a closed endpoint: none may name it after
- * fi_close (ofi_rxm reposts a receive buffer to the endpoint a completion
- * came from). */
-void sp_cq_forget(struct sp_cq *cq, const void *owner);
+int sp_cq_push(struct sp_cq *cq, void *context, uint64_t flags, size_t len,
+	       void *buf, uint64_t data);
+int sp_cq_push_err(struct sp_cq *cq, void *context, uint64_t flags, int err,
+		   int code, const char *text, size_t olen);
+
 bool sp_cq_ready(struct sp_cq *cq);
 
 /* ---- domain and memory registration ------------------------------------ */
@@ -367,12 +363,37 @@ struct sp_ep {
 	char peer_text[80];
 
 	bool aborted; /* we failed the connection; ignore what follows */
+	bool closed;  /* fi_close: kept as a shell (see ep_close) */
+	struct sp_list zombie_link;
 	int fail_code;
 	char fail_text[SP_ERR_TEXT];
 };
 
 int sp_endpoint(struct fid_domain *domain, struct fi_info *info,
 		struct fid_ep **ep, void *context);
+/* Frees the shells of closed endpoints of domain d (NULL: all). */
+void sp_ep_free_zombies(struct sp_fabric *f, struct sp_domain *d);
+
+/* The data path (xfer.c). */
+enum sp_op_kind { OP_SEND, OP_WRITE, OP_READ, OP_READ_RESP };
+/* Queues one consumer transmit (and sends what the window allows). */
+ssize_t sp_post_tx(struct sp_ep *ep, enum sp_op_kind kind,
+		   const struct iovec *iov, size_t count, void *context,
+		   uint64_t flags, bool completion, bool has_data,
+		   uint64_t data, uint64_t key, uint64_t addr);
+ssize_t sp_post_rx(struct sp_ep *ep, const struct iovec *iov, size_t count,
+		   void *context, bool completion);
+/* fi_cancel of a posted receive: 0, or -FI_ENOENT. */
+int sp_ep_cancel_rx(struct sp_ep *ep, void *context);
+
+static inline size_t sp_iov_total(const struct iovec *iov, size_t count)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < count; i++)
+		n += iov[i].iov_len;
+	return n;
+}
 void sp_ep_event(struct sp_ep *ep, const struct srdma_event *ev);
 /* Sends what the window allows of the queued operations. */
 void sp_ep_push(struct sp_ep *ep);
