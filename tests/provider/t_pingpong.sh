@@ -92,4 +92,13 @@ allow() {
 }
 check "FI_SRDMA_ALLOW=alice: bob is refused with our sentence, alice gets through" allow
 
+policy() {
+	pingpong weak "FI_SRDMA_PROTECT=none FI_SRDMA_LOG=none" FI_SRDMA_PROTECT=encrypt \
+		-p srdma -e msg -I 5 -S 64
+	[ "$PP_RC" -ne 0 ] || { echo "a client asking for none got in"; return 1; }
+	grep -q "eq_readerr: srdma: cannot connect to .*The protection mode is weaker than the server accepts" "$T/weak.cli" ||
+		{ echo "no sentence"; cat "$T/weak.cli"; return 1; }
+}
+check "a listener at encrypt refuses a peer asking for none, with our sentence" policy
+
 finish
