@@ -250,10 +250,12 @@ int sp_creq_take(struct sp_fabric *f, fid_t handle, srdma_conn **conn,
 	if (!handle || handle->fclass != FI_CLASS_CONNREQ)
 		return -FI_EINVAL;
 	cr = SP_CONTAINER(handle, struct sp_creq, handle);
-	if (cr->state != CREQ_PENDING || !cr->conn) {
+	if (cr->state == CREQ_DEAD) {
 		creq_free(cr);
 		return -FI_ECONNABORTED;
 	}
+	if (cr->state != CREQ_PENDING || !cr->conn)
+		return -FI_EINVAL; /* never reported: not a handle we gave */
 	*conn = cr->conn;
 	*s = cr->pep->sctx;
 	creq_free(cr);
@@ -419,6 +421,10 @@ static int pep_close(struct fid *fid)
 		struct sp_creq *cr =
 			SP_CONTAINER(pep->creqs.next, struct sp_creq, link);
 
+		/* Refused, not waited on: fi_close must not block. */
+		if (cr->conn)
+			(void)srdma_conn_abort(cr->conn, SRDMA_ECLOSED,
+					       "the listener was closed");
 		creq_drop(cr);
 		creq_free(cr);
 	}
