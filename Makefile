@@ -15,7 +15,8 @@ DEB_PACKAGES := build-essential cmake pkg-config clang clang-format valgrind \
 	rdma-core ibverbs-providers ibverbs-utils rdmacm-utils perftest iproute2 \
 	qemu-system-x86 busybox-static cpio gnuplot-nox procps psmisc python3 iputils-ping \
 	libipsec-mb-dev man-db groff-base \
-	curl prometheus
+	curl prometheus \
+	openmpi-bin libopenmpi-dev netpipe-openmpi tcpdump
 
 .PHONY: all deps build test-build test unit asan fuzz format format-check \
 	integration vm valgrind demo bench stress clean install matrix mutants
