@@ -22,10 +22,12 @@ FLOOD_RSS_MB=${FLOOD_RSS_MB:-256}
 
 fds() { ls "/proc/$SERVER_PID/fd" 2>/dev/null | wc -l; }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null; }
-# wait_fds N: until the server holds N fds (20 s).
+# wait_fds N: until the server holds at most N fds (20 s). A leak shows as
+# more fds than idle; fewer is the server trimming what it kept warm (the
+# fabric's and the pool's descriptors after the warm-up client), not a fault.
 wait_fds() {
-	for _ in $(seq 200); do [ "$(fds)" -eq "$1" ] && return 0; sleep 0.1; done
-	echo "server holds $(fds) fds, want $1"
+	for _ in $(seq 200); do [ "$(fds)" -le "$1" ] && return 0; sleep 0.1; done
+	echo "server holds $(fds) fds, want at most $1"
 	return 1
 }
 p50() { sed -n 's/.*p50 \([0-9]*\) us.*/\1/p' "$1"; }
