@@ -422,6 +422,7 @@ SRDMA_API int srdma_conn_close(srdma_conn *c)
 		return 0;
 	}
 	srdma__finish_ops(c, SRDMA_ECLOSED);
+	m.u.goodbye.sent = c->tx.seq; /* what the peer reads before it ends */
 	rc = srdma__conn_send_msg(c, &m);
 	if (!srdma__conn_step(c, rc, ST_CLOSING))
 		return srdma__err(SRDMA_ECLOSED, "%s", c->fail_detail);

@@ -531,6 +531,9 @@ void srdma__on_tp_cqe(void *arg, const struct srdma__tp_cqe *cqe)
 	case WR_RECV:
 		if (idx < c->ring_depth)
 			rc = handle_recv(c, idx, cqe->len);
+		/* Closing: the peer's last record read, the fabric can go. */
+		if (rc == 0 && c->state == ST_CLOSING)
+			srdma__start_disconnect(c);
 		break;
 	case WR_SEND:
 		rc = srdma__progress_ops(c);

@@ -223,6 +223,7 @@ void srdma__stream_free(struct srdma_conn *c);
 /* lifecycle.c */
 void srdma__leave_handshake(struct srdma_conn *c);
 void srdma__fabric_failed(struct srdma_conn *c, int code, const char *detail);
+bool srdma__goodbye_drained(const struct srdma_conn *c);
 void srdma__maybe_finish_close(struct srdma_conn *c);
 void srdma__start_disconnect(struct srdma_conn *c);
 

@@ -105,15 +105,30 @@ void srdma__fabric_failed(struct srdma_conn *c, int code, const char *detail)
 	srdma__read_ctrl(c); /* the reason may be here already */
 }
 
+/* Every record the peer sent before its goodbye has been read. */
+bool srdma__goodbye_drained(const struct srdma_conn *c)
+{
+	return c->goodbye_rcvd && c->rx.seq >= c->peer_sent;
+}
+
 void srdma__maybe_finish_close(struct srdma_conn *c)
 {
-	if (c->state == ST_CLOSING && c->goodbye_rcvd && c->goodbye_sent &&
-	    c->fabric_closed)
+	if (c->state == ST_CLOSING && srdma__goodbye_drained(c) &&
+	    c->goodbye_sent && c->fabric_closed)
 		finish_close(c);
 }
 
+/*
+ * After the peer's goodbye: once its last record is read (it may still be
+ * on the fabric when the goodbye arrives over TLS), the fabric goes down.
+ * Messages sent before a close are delivered; the close deadline bounds
+ * the wait for a peer that counted records it never sent.
+ */
 void srdma__start_disconnect(struct srdma_conn *c)
 {
+	if (!srdma__goodbye_drained(c) || c->disconnecting)
+		return;
+	c->disconnecting = true;
 	if (c->tc && !c->fabric_closed) {
 		int rc = c->ctx->tp->ops->disconnect(c->tc);
 		if (rc < 0)

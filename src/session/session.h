@@ -239,6 +239,8 @@ struct srdma_conn {
 	socklen_t addr_len;
 	uint32_t busy_attempts;
 	uint64_t retry_at_ms; /* waiting to reconnect (no socket) until then */
+	bool disconnecting;   /* the fabric disconnect was asked for */
+	uint64_t peer_sent;   /* the peer's GOODBYE: records it sent before */
 	bool tls_ok;	      /* TLS finished: the peer is authenticated */
 	bool goodbye_sent, goodbye_rcvd, fabric_closed;
 	bool peer_failed;  /* the peer's ERROR ended it: send none back */

@@ -92,8 +92,11 @@ static int ctrl_lost(struct srdma_conn *c, int n)
 {
 	/* The fabric failed first (a port went down, say) and we were
 	 * waiting for the peer's reason: its control connection going too
-	 * (often the same link) adds nothing; ours is the better sentence. */
-	if (c->fabric_fail_code)
+	 * (often the same link) adds nothing; ours is the better sentence.
+	 * Not when ours was a guess: libfabric tcp reports a refused RDMA
+	 * access only by dropping the connection, which a peer that died
+	 * does too; a peer that refused an access would have said so. */
+	if (c->fabric_fail_code && c->fabric_fail_code != SRDMA_EREMOTE_ACCESS)
 		return srdma__err(c->fabric_fail_code, "%s",
 				  c->fabric_fail_detail);
 	if (n != SRDMA_ECLOSED) {
@@ -192,10 +195,17 @@ bool srdma__conn_step(struct srdma_conn *c, int rc, enum conn_state next)
 	return true;
 }
 
-static int on_goodbye(struct srdma_conn *c, enum conn_state *next)
+static int on_goodbye(struct srdma_conn *c, const struct srdma__msg_goodbye *g,
+		      enum conn_state *next)
 {
 	ENSURE(c->state == ST_ESTABLISHED || c->state == ST_CLOSING,
 	       SRDMA_ECLOSED, "the peer said goodbye during set-up");
+	ENSURE(g->sent >= c->rx.seq, SRDMA_EPROTO,
+	       "the peer's goodbye counts %llu records, but %llu arrived",
+	       (unsigned long long)g->sent, (unsigned long long)c->rx.seq);
+	/* Its records travel on the fabric, the goodbye on TLS: read up to
+	 * the last one it sent before the fabric goes (lifecycle.c). */
+	c->peer_sent = g->sent;
 	c->goodbye_rcvd = true;
 	if (c->state == ST_ESTABLISHED) {
 		c->close_deadline_ms = srdma__now_ms() + CLOSE_GRACE_MS;
@@ -204,6 +214,7 @@ static int on_goodbye(struct srdma_conn *c, enum conn_state *next)
 	}
 	if (!c->goodbye_sent) {
 		struct srdma__msg m = {.type = SRDMA_MSG_GOODBYE};
+		m.u.goodbye.sent = c->tx.seq;
 		IGNORE_RESULT(srdma__conn_send_msg(c, &m));
 		c->goodbye_sent = true;
 	}
@@ -266,7 +277,7 @@ static int handle_msg(struct srdma_conn *c, const struct srdma__msg *m,
 		srdma__on_revoke(c, m->u.revoke.region_id);
 		return 0;
 	case SRDMA_MSG_GOODBYE:
-		return on_goodbye(c, next);
+		return on_goodbye(c, &m->u.goodbye, next);
 	case SRDMA_MSG_ERROR:
 		return on_peer_error(c, &m->u.error);
 	default:

@@ -17,7 +17,7 @@ enum {
 	HELLO_LEN = 20,
 	PARAMS_FIXED_LEN = 72,
 	REGION_LEN = 48,
-	GOODBYE_LEN = 4,
+	GOODBYE_LEN = 12,
 	ERROR_FIXED_LEN = 6,
 	REVOKE_LEN = 4,
 	PDATA_TYPE_CONNECT = 1,
@@ -360,7 +360,8 @@ static int encode_body(const struct srdma__msg *m, struct srdma__cursor *c)
 		return srdma__put_u64(c, r->version);
 	}
 	case SRDMA_MSG_GOODBYE:
-		return srdma__put_u32(c, m->u.goodbye.reason);
+		GUARD(srdma__put_u32(c, m->u.goodbye.reason));
+		return srdma__put_u64(c, m->u.goodbye.sent);
 	case SRDMA_MSG_ERROR: {
 		const struct srdma__msg_error *e = &m->u.error;
 
@@ -534,7 +535,8 @@ static int decode_body(struct srdma__cursor *c, uint8_t type,
 		return check_region(r, SRDMA_EPROTO);
 	}
 	case SRDMA_MSG_GOODBYE:
-		return srdma__get_u32(c, &m->u.goodbye.reason);
+		GUARD(srdma__get_u32(c, &m->u.goodbye.reason));
+		return srdma__get_u64(c, &m->u.goodbye.sent);
 	case SRDMA_MSG_ERROR: {
 		struct srdma__msg_error *e = &m->u.error;
 

@@ -103,6 +103,9 @@ struct srdma__msg_revoke {
 
 struct srdma__msg_goodbye {
 	uint32_t reason; /* 0 = orderly */
+	uint64_t sent;	 /* records the sender sealed on the data channel
+			    before this GOODBYE: the peer reads that many
+			    before it takes the fabric down */
 };
 
 struct srdma__msg_error {

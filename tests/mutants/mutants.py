@@ -144,6 +144,18 @@ MUTANTS = [
          new="\tif (rc == 0 && next != c->state)",
          tests=["unit/test_state"]),
 
+    dict(id="goodbye-drain", file="src/session/lifecycle.c",
+         what="the peer's records sent before its goodbye are read before "
+              "the fabric goes down",
+         old="return c->goodbye_rcvd && c->rx.seq >= c->peer_sent;",
+         new="return c->goodbye_rcvd;",
+         tests=["unit/test_state"]),
+    dict(id="goodbye-count", file="src/session/state.c",
+         what="a goodbye that counts fewer records than arrived is refused",
+         old="ENSURE(g->sent >= c->rx.seq, SRDMA_EPROTO,",
+         new="ENSURE(1, SRDMA_EPROTO,",
+         tests=["unit/test_state"]),
+
     # ---- writes: the owner's verification (session/channel.c) ----
     dict(id="verify-writer", file="src/session/channel.c",
          what="a verified block was sealed by the peer",

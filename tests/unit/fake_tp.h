@@ -72,6 +72,7 @@ struct fake_tp {
 	uint32_t next_qpn;
 	/* what the tests look at */
 	uint64_t sends, writes, reads, rnr, access_errors;
+	uint64_t dropped; /* sends lost to a disconnect */
 	/* a hook run on every RDMA write before it lands: tests use it to
 	 * play a hostile writer or an injector (may change the bytes) */
 	void (*on_write)(void *arg, struct fake_conn *from, uint8_t *dst,
@@ -311,10 +312,32 @@ static int fake_connect(struct srdma__tp_conn *c, const void *pd, size_t len)
 	return 0;
 }
 
+/* A disconnect moves both QPs to error: sends between them that have not
+ * landed yet are lost, as on a real fabric. */
+static void fake_drop_sends(struct fake_tp *ft, struct fake_conn *c)
+{
+	struct fake_work **pp = &ft->head, *prev = NULL;
+
+	while (*pp) {
+		struct fake_work *w = *pp;
+		if (w->kind == F_SEND && (w->c == c || w->c->peer == c)) {
+			*pp = w->next;
+			if (ft->tail == w)
+				ft->tail = prev;
+			ft->dropped++;
+			free(w);
+			continue;
+		}
+		prev = w;
+		pp = &w->next;
+	}
+}
+
 static int fake_disconnect(struct srdma__tp_conn *tc)
 {
 	struct fake_conn *c = (struct fake_conn *)tc;
 
+	fake_drop_sends(c->ft, c);
 	fake_push(c->ft, (struct fake_work){.kind = F_CLOSED, .c = c});
 	if (c->peer)
 		fake_push(c->ft,

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "srdma.h"
 #include "test.h"
@@ -21,6 +22,10 @@ enum { REGION = 16 << 20, MAXW = 256 };
 
 static char dir[256];
 static atomic_int stop, server_port, server_errors;
+/* Messages the server received on its last connection that closed in
+ * order, and their payload bytes (test_send_close). */
+static atomic_int closed_msgs = -1;
+static atomic_llong closed_bytes;
 
 static void quiet(void *arg, int level, const char *line)
 {
@@ -33,6 +38,8 @@ static void *server_main(void *arg)
 	srdma_ctx *ctx;
 	srdma_listener *l;
 	struct srdma_event evs[64];
+	long long bytes = 0;
+	int msgs = 0;
 
 	(void)arg;
 	srdma_config_init(&cfg, SRDMA_ROLE_SERVER);
@@ -63,8 +70,18 @@ static void *server_main(void *arg)
 				server_errors++;
 			} else if (evs[i].type == SRDMA_EV_ACCEPTED) {
 				srdma_conn_set_user(evs[i].conn, r);
+				msgs = 0;
+				bytes = 0;
+			}
+			if (evs[i].type == SRDMA_EV_RECV) {
+				msgs++;
+				bytes += (long long)evs[i].len;
 			}
 			if (evs[i].type == SRDMA_EV_CLOSED) {
+				if (!evs[i].status) {
+					closed_bytes = bytes;
+					closed_msgs = msgs;
+				}
 				if (evs[i].status) {
 					fprintf(stderr, "server: closed: %s\n",
 						evs[i].detail);
@@ -391,6 +408,49 @@ static void test_registered(enum srdma_protect mode)
 	free(mem);
 }
 
+/*
+ * Messages sent right before an orderly close all arrive: the goodbye
+ * travels on TLS and can overtake the last records on the fabric, so it
+ * counts them and the peer reads that many before it ends (PROTOCOL.md,
+ * GOODBYE). The server counts what it got before SRDMA_EV_CLOSED.
+ */
+static void test_send_close(enum srdma_protect mode)
+{
+	enum { N = 300, LEN = 60000 };
+	struct srdma_event ev;
+	uint8_t buf[LEN];
+	srdma_ctx *ctx = NULL;
+	srdma_conn *c;
+	uint32_t region;
+	int sent = 0, n;
+
+	closed_msgs = -1;
+	c = connect_mode(&ctx, mode, &region);
+	if (!c) {
+		srdma_ctx_destroy(ctx);
+		return;
+	}
+	memset(buf, 0x42, sizeof(buf));
+	for (int i = 0; i < N; i++)
+		sent += srdma_send_sync(c, buf, sizeof(buf), 10000) == 0;
+	CHECK(sent == N);
+	CHECK_RC(srdma_conn_close(c), 0);
+	do
+		n = srdma_ctx_poll(ctx, &ev, 1, 10000);
+	while (n == 1 && ev.type != SRDMA_EV_CLOSED);
+	CHECK(n == 1 && ev.type == SRDMA_EV_CLOSED && ev.status == 0);
+	for (int i = 0; i < 500 && closed_msgs < 0; i++)
+		usleep(10000);
+	printf("send then close (%s): %d sent, the server read %d (%lld "
+	       "bytes) before the close\n",
+	       srdma_protect_name(mode), N, (int)closed_msgs,
+	       (long long)closed_bytes);
+	CHECK(closed_msgs == N);
+	CHECK(closed_bytes == (long long)N * LEN);
+	srdma_conn_destroy(c);
+	srdma_ctx_destroy(ctx);
+}
+
 int main(void)
 {
 	pthread_t th;
@@ -402,6 +462,8 @@ int main(void)
 		;
 	if (server_port < 0)
 		return 1;
+	for (int m = 0; m <= SRDMA_PROTECT_ENCRYPT; m++)
+		test_send_close((enum srdma_protect)m);
 	test_windows();
 	test_registered(SRDMA_PROTECT_NONE);
 	test_registered(SRDMA_PROTECT_ENCRYPT);

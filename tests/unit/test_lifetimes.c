@@ -169,6 +169,43 @@ static void test_inflight(int port, bool whole_ctx)
 	free(buf);
 }
 
+/* A stream and a registration outlive their connection (or context): the
+ * calls on them are refused, and their own destroy frees the handle (a
+ * leak or a use after free shows under ASan and valgrind). */
+static void test_stream_mem(int port, bool whole_ctx)
+{
+	static uint8_t buf[8192];
+	srdma_stream *st = NULL;
+	srdma_mem *m = NULL;
+	struct world w;
+	char in[16];
+
+	if (make_world(&w, port) < 0) {
+		CHECK(!"no world");
+		return;
+	}
+	CHECK_RC(srdma_stream_open(w.conn, 0, &st), 0);
+	CHECK_RC(srdma_mem_register(w.conn, buf, sizeof(buf), &m), 0);
+	if (!st || !m) {
+		srdma_ctx_destroy(w.ctx);
+		return;
+	}
+	/* The server opens no stream of its own: nothing can go yet. */
+	CHECK_RC(srdma_stream_send(st, "x", 1), SRDMA_EAGAIN);
+	if (whole_ctx)
+		srdma_ctx_destroy(w.ctx);
+	srdma_conn_destroy(w.conn);
+	CHECK_RC(srdma_stream_send(st, "y", 1), SRDMA_ECLOSED);
+	CHECK(strstr(srdma_error_detail(), "connection was destroyed") != NULL);
+	CHECK_RC(srdma_stream_recv(st, in, sizeof(in), 0), SRDMA_ECLOSED);
+	CHECK_RC(srdma_stream_flush(st, 0), SRDMA_ECLOSED);
+	srdma_stream_destroy(st);
+	srdma_mem_deregister(m);
+	srdma_region_destroy(w.region);
+	if (!whole_ctx)
+		srdma_ctx_destroy(w.ctx);
+}
+
 /* The server side: its context destroyed with clients on, then their
  * regions and connections (and the reverse), then the listener. */
 static void test_server_orders(void)
@@ -310,6 +347,8 @@ int main(void)
 			test_order(port, perms[i][0], perms[i][1], perms[i][2]);
 		test_inflight(port, false);
 		test_inflight(port, true);
+		test_stream_mem(port, false);
+		test_stream_mem(port, true);
 	}
 	tsrv_stop(&s);
 	CHECK(s.errors == 0);

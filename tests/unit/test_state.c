@@ -389,6 +389,66 @@ static void test_credits(void)
 	rm_ctx(ctx, ft);
 }
 
+/*
+ * GOODBYE travels on TLS and may overtake the last records on the fabric:
+ * it counts them, and the peer reads that many before it takes the fabric
+ * down (a disconnect loses what has not landed). A count below what
+ * already arrived is a lie: EPROTO.
+ */
+static void test_goodbye_drain(void)
+{
+	struct fake_tp *ft;
+	struct srdma_ctx *ctx = mk_ctx(&ft);
+	struct srdma_conn *cl, *sv;
+	struct srdma__msg bye = {.type = SRDMA_MSG_GOODBYE};
+	struct srdma_event ev[16];
+	char msg[100] = "last words";
+	int sent = 0, got = 0, closed = 0;
+	uint64_t end;
+
+	mk_pair(ctx, SRDMA_PROTECT_ENCRYPT, &cl, &sv);
+	while (srdma_send(cl, msg, sizeof(msg)) == 0)
+		sent++;
+	CHECK(sent > 0);
+	/* The client's goodbye, ahead of its records (still on the fake
+	 * fabric: nothing runs before the loop does). */
+	bye.u.goodbye.sent = cl->tx.seq;
+	feed(sv, &bye, true, 0);
+	CHECK(sv->state == ST_CLOSING);
+	end = srdma__now_ms() + 3000;
+	while (!closed && srdma__now_ms() < end) {
+		int n = srdma_ctx_poll(ctx, ev, 16, 5);
+		for (int i = 0; i < n; i++) {
+			if (ev[i].conn != sv)
+				continue;
+			if (ev[i].type == SRDMA_EV_RECV) {
+				CHECK(!closed);
+				got++;
+			}
+			if (ev[i].type == SRDMA_EV_CLOSED) {
+				CHECK(ev[i].status == 0);
+				closed = 1;
+			}
+		}
+	}
+	printf("goodbye ahead of %d records: %d read, then closed %d, %llu "
+	       "sends lost\n",
+	       sent, got, closed, (unsigned long long)ft->dropped);
+	CHECK(got == sent && closed);
+	CHECK(ft->dropped == 0);
+	rm_ctx(ctx, ft);
+
+	/* a goodbye that counts fewer records than arrived */
+	ctx = mk_ctx(&ft);
+	mk_pair(ctx, SRDMA_PROTECT_ENCRYPT, &cl, &sv);
+	CHECK_RC(srdma_send(cl, msg, sizeof(msg)), 0);
+	CHECK(wait_ev(ctx, sv, SRDMA_EV_RECV, NULL) == 0);
+	bye.u.goodbye.sent = 0;
+	feed(sv, &bye, false, SRDMA_EPROTO);
+	CHECK(strstr(sv->fail_detail, "counts 0 records, but 1 arrived"));
+	rm_ctx(ctx, ft);
+}
+
 /* Grants the client a region the server made, as REGION would. */
 static struct srdma_region *grant(struct srdma_conn *sv, struct srdma_conn *cl,
 				  uint64_t len, int access)
@@ -616,6 +676,7 @@ int main(void)
 	test_resurrection();
 	test_order();
 	test_credits();
+	test_goodbye_drain();
 	test_write_ack();
 	test_regrant();
 	test_early_update();

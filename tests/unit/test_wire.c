@@ -70,6 +70,7 @@ static int samples(struct srdma__msg *m)
 
 	m[n].type = SRDMA_MSG_GOODBYE;
 	m[n].u.goodbye.reason = 0x11223344;
+	m[n].u.goodbye.sent = 0x0102030405060708ull;
 	n++;
 
 	m[n].type = SRDMA_MSG_ERROR;
@@ -103,7 +104,9 @@ static size_t expected_len(const struct srdma__msg *m)
 		return 8 + 48;
 	case SRDMA_MSG_ERROR:
 		return 8 + 6 + m->u.error.text_len;
-	default:
+	case SRDMA_MSG_GOODBYE:
+		return 8 + 12;
+	default: /* REGION_REVOKE */
 		return 8 + 4;
 	}
 }
@@ -147,7 +150,8 @@ static bool msg_eq(const struct srdma__msg *a, const struct srdma__msg *b)
 		       x->version == y->version;
 	}
 	case SRDMA_MSG_GOODBYE:
-		return a->u.goodbye.reason == b->u.goodbye.reason;
+		return a->u.goodbye.reason == b->u.goodbye.reason &&
+		       a->u.goodbye.sent == b->u.goodbye.sent;
 	case SRDMA_MSG_ERROR:
 		return a->u.error.code == b->u.error.code &&
 		       a->u.error.text_len == b->u.error.text_len &&
@@ -526,11 +530,14 @@ static void test_bad_fields(void)
 	buf[8] = buf[9] = buf[10] = buf[11] = 0; /* code 0 */
 	CHECK_RC(srdma__msg_decode(buf, (size_t)len, &d), SRDMA_EPROTO);
 
-	/* GOODBYE and REGION_REVOKE take any u32. */
+	/* GOODBYE takes any reason and count (the session judges the
+	 * count), REGION_REVOKE any u32. */
 	len = enc(&m[5], buf);
-	memset(buf + 8, 0xff, 4);
+	CHECK(len == 8 + 12);
+	memset(buf + 8, 0xff, 12);
 	CHECK_RC(srdma__msg_decode(buf, (size_t)len, &d), 0);
 	CHECK(d.u.goodbye.reason == UINT32_MAX);
+	CHECK(d.u.goodbye.sent == UINT64_MAX);
 }
 
 static void test_encode_rejects(void)
