@@ -162,6 +162,7 @@ static void *server_main(void *arg)
 		}
 	}
 	srdma_ctx_destroy(ctx);
+	srdma_listener_destroy(l); /* detached by the context, freed here */
 	return NULL;
 }
 
