@@ -22,6 +22,7 @@
 enum {
 	CHUNK_BLOCKS = SRDMA_CHUNK_BLOCKS,
 	NCHUNKS = SRDMA_NCHUNKS,
+	DIRECT_BLOCKS = 256, /* blocks per fabric op from registered memory */
 	CLOSE_GRACE_MS = 2000,
 	TOKEN_TTL_MS = 5000,
 };

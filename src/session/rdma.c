@@ -126,15 +126,20 @@ static int start_chunk(struct srdma_conn *c, struct op *op,
 {
 	const struct srdma__tp_ops *ops = c->ctx->tp->ops;
 	struct chunk *ch = &c->chunks[ci];
+	/* Mode none with registered memory: no staging, no copy, and so
+	 * no reason to cut the op at a staging chunk's size: a 1 MiB write
+	 * in 128 KiB pieces cost 8 fabric writes and as many wake-ups of
+	 * the peer's progress. */
+	bool direct = c->protect == SRDMA_PROTECT_NONE && op->mem;
+	uint64_t cap = direct ? DIRECT_BLOCKS : c->chunk_blocks;
 	uint64_t left = op->first_block + op->nblocks - op->next_block;
-	uint64_t n = left < c->chunk_blocks ? left : c->chunk_blocks;
+	uint64_t n = left < cap ? left : cap;
 	uint64_t b0 = op->next_block;
 	size_t stride = rr->stride, last = op_block_len(op, b0 + n - 1);
 	uint8_t owner = (uint8_t)!my_writer(c);
 	uint64_t rel = (b0 - op->first_block) * SRDMA_BLK_PAYLOAD;
 
-	/* Mode none with registered memory: no staging, no copy. */
-	ch->direct = c->protect == SRDMA_PROTECT_NONE && op->mem;
+	ch->direct = direct;
 	if (ch->direct) {
 		size_t bytes = (n - 1) * stride + last;
 		GUARD(op->kind == OP_WRITE

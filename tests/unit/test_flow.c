@@ -403,6 +403,22 @@ static void test_registered(enum srdma_protect mode)
 			 0);
 	CHECK(!memcmp(back, mem, (size_t)N * SZ));
 	srdma_mem_deregister(m);
+
+	/* One op larger than a fabric op from registered memory (256
+	 * blocks): cut in two, from an odd address, with a partial last
+	 * block, read back whole. */
+	{
+		const size_t big = (size_t)257 * 4096 + 12345;
+		CHECK_RC(srdma_mem_register(c, mem, (size_t)N * SZ * 2, &m), 0);
+		pattern(mem + 7, big, 900 + mode);
+		memset(back, 0, big);
+		CHECK_RC(srdma_write_sync(c, region, 4096, mem + 7, big, 5000),
+			 0);
+		CHECK_RC(srdma_read_sync(c, region, 4096, back + 3, big, 5000),
+			 0);
+		CHECK(!memcmp(back + 3, mem + 7, big));
+		srdma_mem_deregister(m);
+	}
 	srdma_conn_destroy(c);
 	srdma_ctx_destroy(ctx);
 	free(mem);
