@@ -23,6 +23,7 @@ enum {
 	CHUNK_BLOCKS = SRDMA_CHUNK_BLOCKS,
 	NCHUNKS = SRDMA_NCHUNKS,
 	DIRECT_BLOCKS = 256, /* blocks per fabric op from registered memory */
+	MAX_SPAN = 8,	     /* adjacent free chunks one large op may join */
 	CLOSE_GRACE_MS = 2000,
 	TOKEN_TTL_MS = 5000,
 };

@@ -131,6 +131,8 @@ struct chunk {
 	uint64_t first_block, nblocks;
 	uint64_t stamp; /* read: the region's stamp when it was posted */
 	bool direct;	/* mode none: straight from/to the op's memory */
+	uint32_t span;	/* chunks this one's fabric op covers (the next
+			   span - 1 are busy with it; 1 alone) */
 };
 
 /* A region the peer granted us. */
