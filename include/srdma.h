@@ -542,6 +542,13 @@ SRDMA_API int srdma_recv(srdma_conn *c, void *buf, size_t cap, size_t *len,
  * after srdma_connect returns: srdma_conn_wait_region waits for one); a
  * write into a region granted read-only is SRDMA_EREMOTE_ACCESS.
  *
+ * A read that races the owner's update of the same blocks is read again
+ * (srdma_conn_info.read_retries counts them); after 64 attempts that the
+ * owner's announced updates explain, READ_DONE (or srdma_read_sync)
+ * reports SRDMA_EAGAIN: the owner keeps rewriting the range faster than it
+ * can be read whole, so read it again later. Nothing torn or stale is ever
+ * delivered; an owner that puts in a tight loop can starve a reader.
+ *
  * The _sync forms wait, within timeout_ms, for the grant of a region not
  * granted yet, for room among max_ops, and for the operation. When an
  * operation itself times out the connection is failed (so buf is never
