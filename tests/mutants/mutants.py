@@ -125,7 +125,7 @@ MUTANTS = [
          what="a region past the client's quota is refused",
          old="c->quota_used + r->mem_len > c->ctx->cfg.client_quota) {",
          new="0) {",
-         tests=["integration/t_limits"]),
+         tests=["unit/test_state"]),
     dict(id="handshake-timeout", file="src/session/lifecycle.c",
          what="set-up that does not finish in time fails",
          old="\t\t    now >= c->deadline_ms) {", new="\t\t    0) {",

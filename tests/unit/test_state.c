@@ -452,6 +452,35 @@ static void test_goodbye_drain(void)
 	rm_ctx(ctx, ft);
 }
 
+/*
+ * A server's regions for one client stop at client_quota, counted in
+ * sealed bytes (4128 per 4096 in encrypt): past it SRDMA_EQUOTA with the
+ * sentence, and a destroyed region gives its bytes back. (srdma serve
+ * refuses to start with a quota its two regions do not fit, so only the
+ * library shows this check.)
+ */
+static void test_quota(void)
+{
+	struct fake_tp *ft;
+	struct srdma_ctx *ctx = mk_ctx(&ft);
+	struct srdma_conn *cl, *sv;
+	struct srdma_region *a = NULL, *b = NULL;
+	const int acc = SRDMA_ACCESS_REMOTE_READ | SRDMA_REGION_DEFER_GRANT;
+
+	ctx->cfg.client_quota = 3 * 4128;
+	mk_pair(ctx, SRDMA_PROTECT_ENCRYPT, &cl, &sv);
+	CHECK_RC(srdma_region_create(sv, 8192, acc, &a), 0);
+	CHECK_RC(srdma_region_create(sv, 8192, acc, &b), SRDMA_EQUOTA);
+	CHECK(strstr(srdma_error_detail(), "would exceed client_quota (8256 "
+					   "of 12384 bytes used)"));
+	CHECK(b == NULL);
+	CHECK_RC(srdma_region_create(sv, 4096, acc, &b), 0); /* fits */
+	srdma_region_destroy(a);
+	a = NULL;
+	CHECK_RC(srdma_region_create(sv, 8192, acc, &a), 0); /* given back */
+	rm_ctx(ctx, ft);
+}
+
 /* Grants the client a region the server made, as REGION would. */
 static struct srdma_region *grant(struct srdma_conn *sv, struct srdma_conn *cl,
 				  uint64_t len, int access)
@@ -680,6 +709,7 @@ int main(void)
 	test_order();
 	test_credits();
 	test_goodbye_drain();
+	test_quota();
 	test_write_ack();
 	test_regrant();
 	test_early_update();
