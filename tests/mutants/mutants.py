@@ -230,8 +230,8 @@ MUTANTS = [
          tests=FRESH),
     dict(id="read-race", file="src/session/rdma.c",
          what="a block newer than announced is a race, read again",
-         old="\tif (h.writer == owner && h.version > rr->owner_max)\n"
-             "\t\treturn READ_NEWER;\n",
+         old="\t\tif (bi->writer == owner && bi->version > rr->owner_max)\n"
+             "\t\t\treturn READ_NEWER;\n",
          new="",
          tests=["unit/test_state"]),
     dict(id="ack-match", file="src/session/rdma.c",
