@@ -224,30 +224,14 @@ static const char *cq_strerror(struct fid_cq *fid, int prov_errno,
 				? err_data
 				: srdma_strerror(-prov_errno);
 
-	if (buf && len) {
-		strncpy(buf, s, len - 1);
-		buf[len - 1] = '\0';
-		return buf;
-	}
-	return s;
+	return sp_strerror_out(s, buf, len);
 }
 
 static int cq_control(struct fid *fid, int command, void *arg)
 {
 	struct sp_cq *cq = SP_CONTAINER(fid, struct sp_cq, fid.fid);
 
-	switch (command) {
-	case FI_GETWAIT:
-		if (cq->wait == FI_WAIT_NONE)
-			return -FI_ENODATA;
-		*(int *)arg = cq->wait_fd;
-		return 0;
-	case FI_GETWAITOBJ:
-		*(enum fi_wait_obj *)arg = cq->wait;
-		return 0;
-	default:
-		return -FI_ENOSYS;
-	}
+	return sp_wait_control(cq->wait, cq->wait_fd, command, arg);
 }
 
 static int cq_close(struct fid *fid)

@@ -249,30 +249,14 @@ static const char *eq_strerror(struct fid_eq *fid, int prov_errno,
 		s = err_data; /* our sentence, NUL-terminated */
 	else
 		s = srdma_strerror(-prov_errno);
-	if (buf && len) {
-		strncpy(buf, s, len - 1);
-		buf[len - 1] = '\0';
-		return buf;
-	}
-	return s;
+	return sp_strerror_out(s, buf, len);
 }
 
 static int eq_control(struct fid *fid, int command, void *arg)
 {
 	struct sp_eq *eq = SP_CONTAINER(fid, struct sp_eq, fid.fid);
 
-	switch (command) {
-	case FI_GETWAIT:
-		if (eq->wait == FI_WAIT_NONE)
-			return -FI_ENODATA;
-		*(int *)arg = eq->wait_fd;
-		return 0;
-	case FI_GETWAITOBJ:
-		*(enum fi_wait_obj *)arg = eq->wait;
-		return 0;
-	default:
-		return -FI_ENOSYS;
-	}
+	return sp_wait_control(eq->wait, eq->wait_fd, command, arg);
 }
 
 static int eq_close(struct fid *fid)

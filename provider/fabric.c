@@ -644,3 +644,29 @@ out_free:
 	free(f);
 	return rc;
 }
+
+int sp_wait_control(enum fi_wait_obj wait, int wait_fd, int command, void *arg)
+{
+	switch (command) {
+	case FI_GETWAIT:
+		if (wait == FI_WAIT_NONE)
+			return -FI_ENODATA;
+		*(int *)arg = wait_fd;
+		return 0;
+	case FI_GETWAITOBJ:
+		*(enum fi_wait_obj *)arg = wait;
+		return 0;
+	default:
+		return -FI_ENOSYS;
+	}
+}
+
+const char *sp_strerror_out(const char *s, char *buf, size_t len)
+{
+	if (buf && len) {
+		strncpy(buf, s, len - 1);
+		buf[len - 1] = '\0';
+		return buf;
+	}
+	return s;
+}

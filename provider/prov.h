@@ -163,6 +163,12 @@ void sp_signal(struct sp_fabric *f);
  * fabric's, so that a consumer may poll several of ours in one set (epoll
  * refuses one fd twice); -1 on failure. */
 int sp_wait_fd_new(struct sp_fabric *f);
+/* fi_control's FI_GETWAIT / FI_GETWAITOBJ for a CQ or EQ with this wait
+ * object and fd (from sp_wait_fd_new). */
+int sp_wait_control(enum fi_wait_obj wait, int wait_fd, int command, void *arg);
+/* fi_cq_strerror / fi_eq_strerror's answer: s, copied into buf when the
+ * consumer gave one. */
+const char *sp_strerror_out(const char *s, char *buf, size_t len);
 int sp_sctx_new(struct sp_fabric *f, bool server, struct sp_sctx **out);
 void sp_sctx_put(struct sp_sctx *s);
 /* The fabric's client context, made on first use. */
