@@ -38,8 +38,8 @@ MUTANTS = [
              "req->initiator_qpn != c->remote_qpn))",
          new="(0))",
          vm=True,
-         tests=["bash tests/vm/run.sh ../build tests/vm/guest.d/"
-                "20-verbs-unit.sh"]),
+         tests=["VM_ENV='GUEST_PARTS=30-e2e-verbs' VM_TEST_BUILD=../build "
+                "bash tests/vm/run.sh ../build"]),
 
     # ---- records (protect/protect.c, aead*.c) ----
     dict(id="record-seq", file="src/protect/protect.c",
@@ -257,7 +257,7 @@ MUTANTS = [
          old="\tif (access & SRDMA_TP_REMOTE_WRITE)\n"
              "\t\tm->mw_access |= IBV_ACCESS_REMOTE_WRITE;",
          new="\tm->mw_access |= IBV_ACCESS_REMOTE_WRITE;",
-         vm=True, tests=["bash tests/vm/run.sh ../build"]),
+         vm=True, tests=["VM_TEST_BUILD=../build bash tests/vm/run.sh ../build"]),
     # ---- the byte stream: what a receiver accepts (session/stream.c) ----
     dict(id="stream-overlap", file="src/session/stream.c",
          what="a segment overlaps no byte not read yet",
