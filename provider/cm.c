@@ -442,8 +442,9 @@ static int pep_close(struct fid *fid)
 	return 0;
 }
 
-static int pep_getopt(fid_t fid, int level, int optname, void *optval,
-		      size_t *optlen)
+/* Endpoint options, the same for passive and active endpoints: only the
+ * connect data size is known (ep.c uses these too). */
+int sp_getopt(fid_t fid, int level, int optname, void *optval, size_t *optlen)
 {
 	if (level != FI_OPT_ENDPOINT)
 		return -FI_ENOPROTOOPT;
@@ -457,8 +458,8 @@ static int pep_getopt(fid_t fid, int level, int optname, void *optval,
 	return -FI_ENOPROTOOPT;
 }
 
-static int pep_setopt(fid_t fid, int level, int optname, const void *optval,
-		      size_t optlen)
+int sp_setopt(fid_t fid, int level, int optname, const void *optval,
+	      size_t optlen)
 {
 	return -FI_ENOPROTOOPT;
 }
@@ -479,8 +480,8 @@ static struct fi_ops pep_fi_ops = {
 static struct fi_ops_ep pep_ep_ops = {
 	.size = sizeof(struct fi_ops_ep),
 	.cancel = no_cancel,
-	.getopt = pep_getopt,
-	.setopt = pep_setopt,
+	.getopt = sp_getopt,
+	.setopt = sp_setopt,
 };
 
 static int no_getpeer(struct fid_ep *ep, void *addr, size_t *addrlen)

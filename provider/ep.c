@@ -269,27 +269,6 @@ static ssize_t ep_cancel(fid_t fid, void *context)
 	return rc;
 }
 
-static int ep_getopt(fid_t fid, int level, int optname, void *optval,
-		     size_t *optlen)
-{
-	if (level != FI_OPT_ENDPOINT)
-		return -FI_ENOPROTOOPT;
-	if (optname == FI_OPT_CM_DATA_SIZE) {
-		if (*optlen < sizeof(size_t))
-			return -FI_ETOOSMALL;
-		*(size_t *)optval = SP_CM_DATA_MAX;
-		*optlen = sizeof(size_t);
-		return 0;
-	}
-	return -FI_ENOPROTOOPT;
-}
-
-static int ep_setopt(fid_t fid, int level, int optname, const void *optval,
-		     size_t optlen)
-{
-	return -FI_ENOPROTOOPT;
-}
-
 static int no_tx_ctx(struct fid_ep *sep, int index, struct fi_tx_attr *attr,
 		     struct fid_ep **tx_ep, void *context)
 {
@@ -319,8 +298,8 @@ static ssize_t ep_tx_size_left(struct fid_ep *fid)
 static struct fi_ops_ep ep_ops = {
 	.size = sizeof(struct fi_ops_ep),
 	.cancel = ep_cancel,
-	.getopt = ep_getopt,
-	.setopt = ep_setopt,
+	.getopt = sp_getopt,
+	.setopt = sp_setopt,
 	.tx_ctx = no_tx_ctx,
 	.rx_ctx = no_rx_ctx,
 	.rx_size_left = ep_rx_size_left,

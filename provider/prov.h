@@ -176,6 +176,10 @@ int sp_client_ctx(struct sp_fabric *f, struct sp_sctx **out);
 /* Hands a connection to the fabric to finish closing in the background. */
 void sp_conn_linger(struct sp_fabric *f, srdma_conn *conn, struct sp_sctx *s);
 int sp_srdma_to_fi(int srdma_err);
+/* fi_getopt / fi_setopt of every endpoint (cm.c). */
+int sp_getopt(fid_t fid, int level, int optname, void *optval, size_t *optlen);
+int sp_setopt(fid_t fid, int level, int optname, const void *optval,
+	      size_t optlen);
 /* Remembers that a peer failed authentication (a certificate, TLS version
  * or policy refusal: retrying at once cannot succeed), so that the next
  * fi_connect to it fails at once with the same sentence (ofi_rxm otherwise
