@@ -325,6 +325,9 @@ struct srdma_conn_info {
 	/* Reads read again because they raced with the owner's update (a
 	 * block it was sealing, or one it had not announced yet). */
 	uint64_t read_retries;
+	/* Reads that kept racing and asked the owner to hold its puts into
+	 * their range until they were read whole (srdma_read). */
+	uint64_t read_holds;
 	/* Which implementation runs the AEAD ("intel-ipsec-mb 1.3.0 (AVX512,
 	 * VAES)", "OpenSSL 3.0.x EVP"; "" in mode none). */
 	char aead_impl[64];

@@ -382,6 +382,7 @@ SRDMA_API int srdma_conn_info(const srdma_conn *c, struct srdma_conn_info *o)
 	o->queue_depth = c->depth;
 	o->max_ops = c->ctx->cfg.max_ops;
 	o->read_retries = c->read_retries;
+	o->read_holds = c->read_holds;
 	if (c->protect != SRDMA_PROTECT_NONE)
 		snprintf(o->aead_impl, sizeof(o->aead_impl), "%s",
 			 srdma__aead_impl(c->cipher));

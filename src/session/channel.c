@@ -213,6 +213,7 @@ int srdma__flush(struct srdma_conn *c)
 		return 0;
 	GUARD(flush_ack(c));
 	GUARD(flush_updates(c));
+	GUARD(srdma__flush_holds(c));
 	if (!c->rx_credits_due || !srdma__can_post(c, SRDMA_REC_CREDIT))
 		return 0;
 	if (c->rx_credits_due < want && held + 2 <= c->depth)
@@ -491,6 +492,9 @@ static int handle_recv(struct srdma_conn *c, uint32_t slot, uint32_t len)
 		break;
 	case SRDMA_REC_STREAM:
 		GUARD(srdma__stream_on_record(c, rec.payload, rec.len));
+		break;
+	case SRDMA_REC_HOLD:
+		GUARD(srdma__handle_hold(c, rec.payload, rec.len));
 		break;
 	case SRDMA_REC_CREDIT:
 		ENSURE(rec.len == 0, SRDMA_EPROTO,

@@ -176,6 +176,20 @@ int srdma__start_stream_write(struct srdma_conn *c, uint32_t region,
 			      uint64_t offset, void *buf,
 			      size_t len) SRDMA__WUR;
 
+/* hold.c */
+/* Reader: a read that kept racing asks for a hold (one at a time, once per
+ * read); it waits for HELD before it reads again. */
+void srdma__hold_ask(struct srdma_conn *c, struct op *op);
+/* Reader: op ended: its hold is released. */
+void srdma__hold_op_done(struct srdma_conn *c, struct op *op);
+int srdma__handle_hold(struct srdma_conn *c, const uint8_t *p,
+		       size_t len) SRDMA__WUR;
+int srdma__flush_holds(struct srdma_conn *c) SRDMA__WUR;
+/* Owner: SRDMA_EAGAIN for a put into blocks [first, first + n) of r while
+ * the peer holds them. */
+int srdma__hold_check_put(struct srdma_conn *c, const struct srdma_region *r,
+			  uint64_t first, uint64_t n) SRDMA__WUR;
+
 /* mem.c */
 struct srdma_mem *srdma__mem_find(struct srdma_conn *c, const void *buf,
 				  size_t len);

@@ -20,6 +20,9 @@ enum {
 	 * as a forgery if nothing was announced. */
 	READ_RETRIES = 64,
 	READ_RETRY_MS = 2, /* wait for an UPDATE at most this long */
+	/* Re-reads after which a read asks the owner to hold its puts
+	 * (hold.c). */
+	READ_HOLD_AFTER = 2,
 };
 
 /* ---- the pool ---- */
@@ -57,6 +60,7 @@ static void complete_op(struct srdma_conn *c, struct op *op, int status,
 			const char *detail)
 {
 	unlink_op(c, op);
+	srdma__hold_op_done(c, op);
 	if (op->kind == OP_READ && status < 0)
 		OPENSSL_cleanse(op->buf, op->len);
 	if (status == 0 && !op->stream)
@@ -483,6 +487,9 @@ static int finish_read(struct srdma_conn *c, struct op *op,
 			c->read_retry_at_ms = srdma__now_ms() + READ_RETRY_MS;
 		return 0;
 	}
+	/* It keeps racing the owner: ask it to hold its puts. */
+	if (op->retries >= READ_HOLD_AFTER)
+		srdma__hold_ask(c, op);
 	op->retries++;
 	c->read_retries++;
 	op->dirty = false;
@@ -531,7 +538,7 @@ int srdma__progress_ops(struct srdma_conn *c)
 				continue;
 		}
 		if (issuing && op->next_block < op->first_block + op->nblocks &&
-		    !op->waiting) {
+		    !op->waiting && !op->hold_wait) {
 			if (blocked(c, op)) {
 				issuing = false;
 				continue;
@@ -553,7 +560,8 @@ int srdma__progress_ops(struct srdma_conn *c)
 				issuing = false; /* keep order */
 		}
 	}
-	return send_notices(c);
+	GUARD(send_notices(c));
+	return srdma__flush_holds(c);
 }
 
 /* A staging chunk's write or read completed (a completion handler). */

@@ -479,10 +479,13 @@ SRDMA_API int srdma_region_put(srdma_region *r, uint64_t offset,
 	       "region write counter exhausted");
 	if (!len)
 		return 0;
+	first = offset / SRDMA_BLK_PAYLOAD;
+	GUARD(srdma__hold_check_put(c, r, first,
+				    (len + SRDMA_BLK_PAYLOAD - 1) /
+					    SRDMA_BLK_PAYLOAD));
 	if (srdma__region_announced(r))
 		GUARD(update_room(c));
 	v = ++r->put_version;
-	first = offset / SRDMA_BLK_PAYLOAD;
 	for (size_t done = 0; rc == 0 && done < len;
 	     done += SRDMA_BLK_PAYLOAD) {
 		uint64_t b = first + done / SRDMA_BLK_PAYLOAD;

@@ -121,7 +121,18 @@ struct op {
 				   with that block was posted */
 	bool stream;		/* write: a segment of the stream (stream.c): no
 				   event, the stream hears of its end */
+	bool hold_wait;	 /* read: waits for the owner's HELD (hold.c) */
+	bool held_once;	 /* read: has asked for a hold (once per read) */
 	struct op *next;
+};
+
+/* The reader's hold on the owner's puts (hold.c). */
+enum hold_state {
+	HOLD_NONE,
+	HOLD_ASK_DUE,	  /* ASK waits for a credit */
+	HOLD_ASKED,	  /* ASK sent, HELD not back */
+	HOLD_HELD,	  /* the read runs under the hold */
+	HOLD_RELEASE_DUE, /* the read ended: RELEASE waits for a credit */
 };
 
 struct chunk {
@@ -315,6 +326,15 @@ struct srdma_conn {
 	uint32_t nearly;
 	uint64_t quota_used;
 	uint64_t read_retries; /* reads read again after racing the owner */
+	uint64_t read_holds;   /* ... that asked the owner for a hold */
+	/* holds (hold.c): the peer's on our puts (owner; kind 0: none),
+	 * and ours on the peer's (reader) */
+	struct srdma__hold held;
+	uint64_t held_until_ms;
+	bool held_due; /* HELD not sent yet */
+	struct srdma__hold hold;
+	enum hold_state hold_state;
+	struct op *hold_op;
 	int test_status;       /* test builds: the last raw RDMA's outcome */
 	bool test_done;
 	struct srdma_stream *stream; /* the byte stream (stream.c), or NULL */

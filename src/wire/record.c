@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Bodies of the session's data-channel records (docs/PROTOCOL.md §6):
- * NOTICE and UPDATE (lists of fixed-size entries), ACK, and the STREAM
- * header (§6a). Exact lengths,
+ * NOTICE and UPDATE (lists of fixed-size entries), ACK, HOLD, and the
+ * STREAM header (§6a). Exact lengths,
  * every field range-checked, canonical like the control messages: what
  * decodes re-encodes to the same bytes (tests/fuzz/fuzz_wire_record.c).
  * Whether an entry names a region that exists, or fits it, is the
@@ -193,6 +193,61 @@ int srdma__ack_decode(const uint8_t *in, size_t len, struct srdma__ack *a)
 	GUARD(srdma__get_u64(&c, &x.version));
 	GUARD(check_ack(&x, SRDMA_EPROTO));
 	*a = x;
+	return 0;
+}
+
+/* ---- HOLD ---- */
+
+static int check_hold(const struct srdma__hold *h, int err)
+{
+	ENSURE(h->kind >= SRDMA_HOLD_ASK && h->kind <= SRDMA_HOLD_RELEASE, err,
+	       "HOLD kind %u is not ASK (1), HELD (2) or RELEASE (3)",
+	       h->kind);
+	GUARD(check_region_id(h->region, "HOLD", err));
+	ENSURE(h->count > 0 && h->first <= UINT32_MAX &&
+		       h->count <= (uint64_t)UINT32_MAX + 1 - h->first,
+	       err,
+	       "HOLD of blocks %llu+%llu (want a non-empty range of 32-bit "
+	       "block indexes)",
+	       (unsigned long long)h->first, (unsigned long long)h->count);
+	return 0;
+}
+
+int srdma__hold_encode(const struct srdma__hold *h,
+		       uint8_t out[static SRDMA_HOLD_LEN])
+{
+	struct srdma__cursor c;
+
+	ENSURE(h && out, SRDMA_EINVAL, "HOLD: NULL argument");
+	GUARD(check_hold(h, SRDMA_EINVAL));
+	srdma__cursor_init(&c, out, SRDMA_HOLD_LEN);
+	GUARD(srdma__put_u8(&c, h->kind));
+	GUARD(srdma__put_bytes(&c, "\0\0\0", 3));
+	GUARD(srdma__put_u32(&c, h->region));
+	GUARD(srdma__put_u64(&c, h->first));
+	GUARD(srdma__put_u64(&c, h->count));
+	return (int)c.pos;
+}
+
+int srdma__hold_decode(const uint8_t *in, size_t len, struct srdma__hold *h)
+{
+	struct srdma__cursor c;
+	struct srdma__hold x;
+	uint8_t zero[3];
+
+	ENSURE(in && h, SRDMA_EPROTO, "HOLD: NULL argument");
+	ENSURE(len == SRDMA_HOLD_LEN, SRDMA_EPROTO,
+	       "HOLD body of %zu bytes (want %d)", len, SRDMA_HOLD_LEN);
+	srdma__cursor_init(&c, (uint8_t *)in, len);
+	GUARD(srdma__get_u8(&c, &x.kind));
+	GUARD(srdma__get_bytes(&c, zero, sizeof(zero)));
+	ENSURE(!zero[0] && !zero[1] && !zero[2], SRDMA_EPROTO,
+	       "HOLD reserved bytes are not zero");
+	GUARD(srdma__get_u32(&c, &x.region));
+	GUARD(srdma__get_u64(&c, &x.first));
+	GUARD(srdma__get_u64(&c, &x.count));
+	GUARD(check_hold(&x, SRDMA_EPROTO));
+	*h = x;
 	return 0;
 }
 

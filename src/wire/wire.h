@@ -138,6 +138,7 @@ enum srdma__rec_type {
 	SRDMA_REC_ACK = 4,    /* owner -> writer: notices verified */
 	SRDMA_REC_UPDATE = 5, /* owner -> reader: the owner sealed blocks */
 	SRDMA_REC_STREAM = 6, /* the connection's byte stream (§6a) */
+	SRDMA_REC_HOLD = 7,   /* reader <-> owner: hold puts for a read */
 };
 
 enum {
@@ -168,6 +169,36 @@ struct srdma__update {
 	uint32_t region;
 	uint64_t first, count, version;
 };
+
+/*
+ * A HOLD record (docs/PROTOCOL.md §6, "Holds"): a reader whose read kept
+ * racing the owner's puts asks it to hold puts into blocks [first, first +
+ * count) of its region (ASK); the owner answers HELD (after the UPDATEs of
+ * every put before it) and refuses puts there until RELEASE, or for
+ * SRDMA_HOLD_MAX_MS at most. 24 bytes: u8 kind, three zero bytes, u32
+ * region, u64 first, u64 count.
+ */
+enum srdma__hold_kind {
+	SRDMA_HOLD_ASK = 1,
+	SRDMA_HOLD_HELD = 2,
+	SRDMA_HOLD_RELEASE = 3,
+};
+
+enum {
+	SRDMA_HOLD_LEN = 24,
+	SRDMA_HOLD_MAX_MS = 100, /* the owner's puts wait at most this long */
+};
+
+struct srdma__hold {
+	uint8_t kind;
+	uint32_t region;
+	uint64_t first, count;
+};
+
+int srdma__hold_encode(const struct srdma__hold *h,
+		       uint8_t out[static SRDMA_HOLD_LEN]) SRDMA__WUR;
+int srdma__hold_decode(const uint8_t *in, size_t len,
+		       struct srdma__hold *h) SRDMA__WUR;
 
 /*
  * A STREAM record (docs/PROTOCOL.md §6a): a 16-byte header (kind, three

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for the bodies of the session's data-channel records
- * (NOTICE, UPDATE, ACK, STREAM; src/wire/record.c). The first input byte
- * picks the body type (modulo 4), the rest is the body. Besides "never crash",
+ * (NOTICE, UPDATE, ACK, STREAM, HOLD; src/wire/record.c). The first input
+ * byte picks the body type (modulo 5), the rest is the body. Besides "never crash",
  * decoding must be canonical: what decodes re-encodes to exactly the input
  * bytes. Seeds: tests/fuzz/corpus/fuzz_wire_record/.
  */
@@ -36,13 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct srdma__notice n[SRDMA_REC_MAX_ENTRIES];
 	struct srdma__update u[SRDMA_REC_MAX_ENTRIES];
 	struct srdma__ack a;
+	struct srdma__hold h;
 	size_t k;
 	int rc;
 
 	if (size < 1)
 		return 0;
 	srdma__err_clear();
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0:
 		rc = srdma__notices_decode(data + 1, size - 1, n,
 					   SRDMA_REC_MAX_ENTRIES, &k);
@@ -77,6 +78,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				fail("STREAM payload is not the rest of the "
 				     "body");
 		}
+		break;
+	case 4:
+		rc = srdma__hold_decode(data + 1, size - 1, &h);
+		if (rc == 0)
+			same(out, srdma__hold_encode(&h, out), data + 1,
+			     size - 1);
 		break;
 	default:
 		rc = srdma__ack_decode(data + 1, size - 1, &a);

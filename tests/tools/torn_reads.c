@@ -17,14 +17,15 @@
  *     no block's generation ever goes back, and (reported, see --strict)
  *     whether the blocks of one read hold one generation. A read may end
  *     with SRDMA_EAGAIN (counted); any other failure fails the test.
- *     Prints "reads N retries R eagain E mixed M gen A..B" with R from
- *     srdma_conn_info's read_retries.
+ *     Prints "reads N retries R holds H eagain E mixed M gen A..B" with R
+ *     and H from srdma_conn_info's read_retries and read_holds.
  *
  * Options: --transport verbs|ofi (default verbs), --device DEV,
  * --protect encrypt|integrity|none (read; default encrypt), --blocks N
  * (default 8), --secs S (default 10), --want-retries (read: fail when no
  * read raced with an update), --strict (read: fail when a read mixes
- * generations across blocks).
+ * generations across blocks), --want-progress (read: fail when more than
+ * one read in ten ended with SRDMA_EAGAIN: the reader was starved).
  *
  * Exit status: 0 when every check held, 1 when one failed, 2 on usage or
  * set-up errors.
@@ -45,7 +46,7 @@ struct opts {
 	enum srdma_protect protect;
 	uint32_t blocks;
 	double secs;
-	int want_retries, strict, count_torn;
+	int want_retries, strict, count_torn, want_progress;
 };
 
 static double now_s(void)
@@ -257,10 +258,11 @@ static int reader(const char *host, const char *port, const char *certs,
 	}
 	if (srdma_conn_info(c, &ci) < 0)
 		goto out;
-	printf("reads %" PRIu64 " retries %" PRIu64 " eagain %" PRIu64
-	       " mixed %" PRIu64 " torn %" PRIu64
+	printf("reads %" PRIu64 " retries %" PRIu64 " holds %" PRIu64
+	       " eagain %" PRIu64 " mixed %" PRIu64 " torn %" PRIu64
 	       " gen %u..%u in %.1f s (%s %s, %u blocks)\n",
-	       reads, ci.read_retries, eagain, mixed, torn, reads ? lo : 0, hi,
+	       reads, ci.read_retries, ci.read_holds, eagain, mixed, torn,
+	       reads ? lo : 0, hi,
 	       now_s() - t0, srdma_transport_name(ci.transport),
 	       srdma_protect_name(ci.protect), o->blocks);
 	rc = 0;
@@ -271,6 +273,11 @@ static int reader(const char *host, const char *port, const char *certs,
 		rc = 1;
 	} else if (o->want_retries && !ci.read_retries) {
 		printf("no read raced with an update (retries 0)\n");
+		rc = 1;
+	} else if (o->want_progress && eagain * 10 > reads) {
+		printf("starved: %" PRIu64 " reads ended with EAGAIN, %" PRIu64
+		       " completed\n",
+		       eagain, reads);
 		rc = 1;
 	} else if (o->strict && mixed) {
 		printf("%" PRIu64 " reads mixed generations\n", mixed);
@@ -301,7 +308,8 @@ static int usage(void)
 		"usage: torn_reads serve HOST PORT_FILE CERTS_DIR [options]\n"
 		"       torn_reads read HOST PORT CERTS_DIR [options]\n"
 		"options: --transport verbs|ofi --device DEV --protect MODE "
-		"--blocks N --secs S --want-retries --strict\n");
+		"--blocks N --secs S --want-retries --strict\n"
+		"         --want-progress --count-torn\n");
 	return 2;
 }
 
@@ -322,6 +330,8 @@ int main(int argc, char **argv)
 			o.strict = 1;
 		} else if (!strcmp(a, "--count-torn")) {
 			o.count_torn = 1;
+		} else if (!strcmp(a, "--want-progress")) {
+			o.want_progress = 1;
 		} else if (!v) {
 			return usage();
 		} else if (!strcmp(a, "--device")) {
