@@ -700,6 +700,156 @@ static void test_notice_flood(void)
 	rm_ctx(ctx, ft);
 }
 
+/* An owner that puts without pause: a read keeps racing (each put lands
+ * between the read's post and the fake fabric running it) until the
+ * reader asks for a hold. Then the owner's puts into the range answer
+ * SRDMA_EAGAIN, the read completes with one whole version, and after the
+ * RELEASE the puts go on. Without holds the read ends with SRDMA_EAGAIN
+ * (make mutants: hold-put, hold-ask). */
+static void test_read_hold(void)
+{
+	for (int mode = SRDMA_PROTECT_INTEGRITY; mode <= SRDMA_PROTECT_ENCRYPT;
+	     mode++) {
+		struct fake_tp *ft;
+		struct srdma_ctx *ctx = mk_ctx(&ft);
+		struct srdma_conn *cl, *sv;
+		struct srdma_region *r;
+		struct srdma_event evs[16];
+		static uint8_t v[4 * 4096], back[4 * 4096];
+		int puts = 0, again = 0, status = 1;
+		bool whole = true;
+
+		mk_pair(ctx, (enum srdma_protect)mode, &cl, &sv);
+		r = grant(sv, cl, sizeof(v), SRDMA_ACCESS_REMOTE_READ);
+		CHECK_RC(srdma_read(cl, r->id, 0, back, sizeof(back), back), 0);
+		for (int i = 0; i < 5000 && status == 1; i++) {
+			int rc, n;
+			fill(v, sizeof(v), (uint8_t)(puts % 255 + 1));
+			rc = srdma_region_put(r, 0, v, sizeof(v));
+			if (rc == SRDMA_EAGAIN) {
+				again++;
+				CHECK(strstr(srdma_error_detail(),
+					     "holds puts there") != NULL);
+			} else {
+				CHECK_RC(rc, 0);
+				puts++;
+			}
+			n = srdma_ctx_poll(ctx, evs, 16, 0);
+			for (int k = 0; k < n; k++)
+				if (evs[k].conn == cl &&
+				    evs[k].type == SRDMA_EV_READ_DONE)
+					status = evs[k].status;
+		}
+		CHECK_RC(status, 0);
+		for (size_t i = 1; i < sizeof(back); i++)
+			whole = whole && back[i] == back[0];
+		CHECK(whole && back[0] != 0);
+		CHECK(cl->read_retries >= 2 && cl->read_holds == 1);
+		CHECK(again > 0);
+		/* The RELEASE reaches the owner: puts go on. */
+		for (int i = 0; i < 100 && sv->held.kind; i++)
+			(void)srdma_ctx_poll(ctx, evs, 16, 1);
+		CHECK(!sv->held.kind && cl->hold_state == HOLD_NONE);
+		CHECK_RC(srdma_region_put(r, 0, v, sizeof(v)), 0);
+		CHECK(cl->state == ST_ESTABLISHED && sv->state == ST_ESTABLISHED);
+		rm_ctx(ctx, ft);
+	}
+}
+
+/* A hold the reader does not give back ends by itself: puts go on after
+ * SRDMA_HOLD_MAX_MS; puts outside the held range never wait. */
+static void test_hold_expiry(void)
+{
+	struct fake_tp *ft;
+	struct srdma_ctx *ctx = mk_ctx(&ft);
+	struct srdma_conn *cl, *sv;
+	struct srdma_region *r;
+	static uint8_t v[3 * 4096];
+	uint64_t t0;
+	int rc;
+
+	mk_pair(ctx, SRDMA_PROTECT_ENCRYPT, &cl, &sv);
+	r = grant(sv, cl, 4 * 4096, SRDMA_ACCESS_REMOTE_READ);
+	sv->held = (struct srdma__hold){
+		.kind = SRDMA_HOLD_ASK, .region = r->id, .first = 1, .count = 2};
+	t0 = srdma__now_ms();
+	sv->held_until_ms = t0 + SRDMA_HOLD_MAX_MS;
+	CHECK_RC(srdma_region_put(r, 0, v, 4096), 0);
+	CHECK_RC(srdma_region_put(r, 3 * 4096, v, 4096), 0);
+	CHECK_RC(srdma_region_put(r, 4096, v, 4096), SRDMA_EAGAIN);
+	CHECK(strstr(srdma_error_detail(), "blocks 1..2 of region") != NULL);
+	CHECK_RC(srdma_region_put(r, 0, v, 2 * 4096 + 1), SRDMA_EAGAIN);
+	do
+		rc = srdma_region_put(r, 2 * 4096, v, 4096);
+	while (rc == SRDMA_EAGAIN && srdma__now_ms() < t0 + 5000);
+	CHECK_RC(rc, 0);
+	CHECK(srdma__now_ms() >= t0 + SRDMA_HOLD_MAX_MS);
+	rm_ctx(ctx, ft);
+}
+
+static int post_hold(struct srdma_conn *c, uint8_t kind, uint32_t region,
+		     uint64_t first, uint64_t count)
+{
+	struct srdma__hold h = {
+		.kind = kind, .region = region, .first = first, .count = count};
+	uint8_t p[SRDMA_HOLD_LEN];
+
+	CHECK_RC(srdma__hold_encode(&h, p), SRDMA_HOLD_LEN);
+	return srdma__post_record(c, SRDMA_REC_HOLD, p, sizeof(p));
+}
+
+/* A hostile reader or owner: every HOLD the protocol does not allow fails
+ * the connection with a sentence, and the other side's state is unharmed
+ * until then. */
+static void test_hostile_hold(void)
+{
+	static const struct {
+		bool from_owner; /* the server (owner) sends it */
+		uint8_t kind;
+		uint32_t region; /* 0: the granted readable region */
+		uint64_t first, count;
+		bool twice;
+		const char *want;
+	} cases[] = {
+		{false, SRDMA_HOLD_ASK, 99, 0, 1, false, "never granted"},
+		{false, SRDMA_HOLD_ASK, 2, 0, 1, false, "may not read"},
+		{false, SRDMA_HOLD_ASK, 0, 3, 2, false, "asked to hold blocks"},
+		{false, SRDMA_HOLD_ASK, 0, 0, 1, true, "was not released"},
+		{false, SRDMA_HOLD_RELEASE, 0, 0, 1, false, "did not have"},
+		{true, SRDMA_HOLD_HELD, 1, 0, 1, false, "did not ask for"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fake_tp *ft;
+		struct srdma_ctx *ctx = mk_ctx(&ft);
+		struct srdma_conn *cl, *sv, *from, *victim;
+		struct srdma_region *r;
+		struct srdma_event ev;
+		uint32_t id;
+
+		mk_pair(ctx, SRDMA_PROTECT_INTEGRITY, &cl, &sv);
+		r = grant(sv, cl, 4 * 4096, SRDMA_ACCESS_REMOTE_READ);
+		(void)grant(sv, cl, 4096, SRDMA_ACCESS_REMOTE_WRITE);
+		id = cases[i].region ? cases[i].region : r->id;
+		from = cases[i].from_owner ? sv : cl;
+		victim = cases[i].from_owner ? cl : sv;
+		CHECK_RC(post_hold(from, cases[i].kind, id, cases[i].first,
+				   cases[i].count),
+			 0);
+		if (cases[i].twice)
+			CHECK_RC(post_hold(from, cases[i].kind, id,
+					   cases[i].first, cases[i].count),
+				 0);
+		CHECK(wait_ev(ctx, victim, SRDMA_EV_CLOSED, &ev) == 0);
+		CHECK(ev.status == SRDMA_EPROTO &&
+		      strstr(ev.detail, cases[i].want) != NULL);
+		if (!(ev.status == SRDMA_EPROTO &&
+		      strstr(ev.detail, cases[i].want)))
+			fprintf(stderr, "case %zu: %s\n", i, ev.detail);
+		rm_ctx(ctx, ft);
+	}
+}
+
 int main(void)
 {
 	if (test_pki_make(dir, sizeof(dir), "test_state", NULL) < 0)
@@ -714,6 +864,9 @@ int main(void)
 	test_regrant();
 	test_early_update();
 	test_read_race();
+	test_read_hold();
+	test_hold_expiry();
+	test_hostile_hold();
 	test_hostile_owner();
 	test_notice_flood();
 	test_pki_remove(dir);

@@ -833,6 +833,55 @@ static void test_records(void)
 	CHECK(detail_has("ACK", "0 notices"));
 }
 
+/* ---- HOLD records (§6, "Holds") ---- */
+
+static void test_hold(void)
+{
+	static const uint8_t golden[SRDMA_HOLD_LEN] = {
+		2, 0, 0, 0,	       /* kind HELD, reserved */
+		0, 0, 0x7f, 0xff,      /* region 0x7fff */
+		0, 0, 0, 0, 0, 0, 1, 0, /* first 256 */
+		0, 0, 0, 0, 0, 0, 0, 8, /* count 8 */
+	};
+	struct srdma__hold h = {.kind = SRDMA_HOLD_HELD,
+				.region = 0x7fff,
+				.first = 256,
+				.count = 8},
+			   d;
+	uint8_t buf[SRDMA_HOLD_LEN + 1];
+
+	CHECK_RC(srdma__hold_encode(&h, buf), SRDMA_HOLD_LEN);
+	CHECK(!memcmp(buf, golden, sizeof(golden)));
+	CHECK_RC(srdma__hold_decode(golden, sizeof(golden), &d), 0);
+	CHECK(d.kind == SRDMA_HOLD_HELD && d.region == 0x7fff &&
+	      d.first == 256 && d.count == 8);
+	CHECK_RC(srdma__hold_decode(golden, sizeof(golden) - 1, &d),
+		 SRDMA_EPROTO);
+	memcpy(buf, golden, sizeof(golden));
+	buf[SRDMA_HOLD_LEN] = 0;
+	CHECK_RC(srdma__hold_decode(buf, sizeof(golden) + 1, &d), SRDMA_EPROTO);
+	/* Each field's rule: kind 1..3, reserved zero, region 1..0x7fff, a
+	 * non-empty range of 32-bit block indexes. */
+	buf[0] = 4;
+	CHECK_RC(srdma__hold_decode(buf, SRDMA_HOLD_LEN, &d), SRDMA_EPROTO);
+	CHECK(detail_has("HOLD", "kind 4"));
+	buf[0] = 0;
+	CHECK_RC(srdma__hold_decode(buf, SRDMA_HOLD_LEN, &d), SRDMA_EPROTO);
+	buf[0] = 1, buf[2] = 1;
+	CHECK_RC(srdma__hold_decode(buf, SRDMA_HOLD_LEN, &d), SRDMA_EPROTO);
+	CHECK(detail_has("HOLD", "reserved"));
+	buf[2] = 0, buf[6] = 0x80;
+	CHECK_RC(srdma__hold_decode(buf, SRDMA_HOLD_LEN, &d), SRDMA_EPROTO);
+	buf[6] = 0x7f, buf[23] = 0; /* count 0 */
+	CHECK_RC(srdma__hold_decode(buf, SRDMA_HOLD_LEN, &d), SRDMA_EPROTO);
+	buf[23] = 8, buf[11] = 1; /* first past 2^32 */
+	CHECK_RC(srdma__hold_decode(buf, SRDMA_HOLD_LEN, &d), SRDMA_EPROTO);
+	h.first = UINT32_MAX, h.count = 2;
+	CHECK_RC(srdma__hold_encode(&h, buf), SRDMA_EINVAL);
+	h.count = 1;
+	CHECK_RC(srdma__hold_encode(&h, buf), SRDMA_HOLD_LEN);
+}
+
 /* ---- STREAM records (§6a) ---- */
 
 static void test_stream(void)
@@ -950,6 +999,7 @@ int main(void)
 	test_sizes();
 	test_pdata();
 	test_records();
+	test_hold();
 	test_stream();
 	TEST_DONE();
 }
