@@ -142,8 +142,8 @@ int srdma__handle_hold(struct srdma_conn *c, const uint8_t *p, size_t len)
 		       SRDMA_EPROTO,
 		       "the peer held puts into blocks %llu+%llu of region %u, "
 		       "which we did not ask for",
-		       (unsigned long long)h.first,
-		       (unsigned long long)h.count, h.region);
+		       (unsigned long long)h.first, (unsigned long long)h.count,
+		       h.region);
 		if (c->hold_op) {
 			c->hold_state = HOLD_HELD;
 			c->hold_op->hold_wait = false;
@@ -156,8 +156,8 @@ int srdma__handle_hold(struct srdma_conn *c, const uint8_t *p, size_t len)
 		       SRDMA_EPROTO,
 		       "the peer released a hold on blocks %llu+%llu of region "
 		       "%u that it did not have",
-		       (unsigned long long)h.first,
-		       (unsigned long long)h.count, h.region);
+		       (unsigned long long)h.first, (unsigned long long)h.count,
+		       h.region);
 		c->held.kind = 0;
 		return 0;
 	}
@@ -180,6 +180,6 @@ int srdma__hold_check_put(struct srdma_conn *c, const struct srdma_region *r,
 			  "and holds puts there until its read is whole (at "
 			  "most %d ms): poll and put again",
 			  (unsigned long long)h->first,
-			  (unsigned long long)(h->first + h->count - 1),
-			  r->id, SRDMA_HOLD_MAX_MS);
+			  (unsigned long long)(h->first + h->count - 1), r->id,
+			  SRDMA_HOLD_MAX_MS);
 }

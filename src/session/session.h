@@ -121,8 +121,8 @@ struct op {
 				   with that block was posted */
 	bool stream;		/* write: a segment of the stream (stream.c): no
 				   event, the stream hears of its end */
-	bool hold_wait;	 /* read: waits for the owner's HELD (hold.c) */
-	bool held_once;	 /* read: has asked for a hold (once per read) */
+	bool hold_wait;		/* read: waits for the owner's HELD (hold.c) */
+	bool held_once;		/* read: has asked for a hold (once per read) */
 	struct op *next;
 };
 
@@ -335,7 +335,7 @@ struct srdma_conn {
 	struct srdma__hold hold;
 	enum hold_state hold_state;
 	struct op *hold_op;
-	int test_status;       /* test builds: the last raw RDMA's outcome */
+	int test_status; /* test builds: the last raw RDMA's outcome */
 	bool test_done;
 	struct srdma_stream *stream; /* the byte stream (stream.c), or NULL */
 

@@ -201,8 +201,7 @@ int srdma__ack_decode(const uint8_t *in, size_t len, struct srdma__ack *a)
 static int check_hold(const struct srdma__hold *h, int err)
 {
 	ENSURE(h->kind >= SRDMA_HOLD_ASK && h->kind <= SRDMA_HOLD_RELEASE, err,
-	       "HOLD kind %u is not ASK (1), HELD (2) or RELEASE (3)",
-	       h->kind);
+	       "HOLD kind %u is not ASK (1), HELD (2) or RELEASE (3)", h->kind);
 	GUARD(check_region_id(h->region, "HOLD", err));
 	ENSURE(h->count > 0 && h->first <= UINT32_MAX &&
 		       h->count <= (uint64_t)UINT32_MAX + 1 - h->first,

@@ -2,9 +2,9 @@
 /*
  * libFuzzer target for the bodies of the session's data-channel records
  * (NOTICE, UPDATE, ACK, STREAM, HOLD; src/wire/record.c). The first input
- * byte picks the body type (modulo 5), the rest is the body. Besides "never crash",
- * decoding must be canonical: what decodes re-encodes to exactly the input
- * bytes. Seeds: tests/fuzz/corpus/fuzz_wire_record/.
+ * byte picks the body type (modulo 5), the rest is the body. Besides "never
+ * crash", decoding must be canonical: what decodes re-encodes to exactly the
+ * input bytes. Seeds: tests/fuzz/corpus/fuzz_wire_record/.
  */
 #include <stdio.h>
 #include <stdlib.h>

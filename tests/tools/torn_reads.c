@@ -262,8 +262,8 @@ static int reader(const char *host, const char *port, const char *certs,
 	       " eagain %" PRIu64 " mixed %" PRIu64 " torn %" PRIu64
 	       " gen %u..%u in %.1f s (%s %s, %u blocks)\n",
 	       reads, ci.read_retries, ci.read_holds, eagain, mixed, torn,
-	       reads ? lo : 0, hi,
-	       now_s() - t0, srdma_transport_name(ci.transport),
+	       reads ? lo : 0, hi, now_s() - t0,
+	       srdma_transport_name(ci.transport),
 	       srdma_protect_name(ci.protect), o->blocks);
 	rc = 0;
 	if (bad) {

@@ -751,7 +751,8 @@ static void test_read_hold(void)
 			(void)srdma_ctx_poll(ctx, evs, 16, 1);
 		CHECK(!sv->held.kind && cl->hold_state == HOLD_NONE);
 		CHECK_RC(srdma_region_put(r, 0, v, sizeof(v)), 0);
-		CHECK(cl->state == ST_ESTABLISHED && sv->state == ST_ESTABLISHED);
+		CHECK(cl->state == ST_ESTABLISHED &&
+		      sv->state == ST_ESTABLISHED);
 		rm_ctx(ctx, ft);
 	}
 }
@@ -770,8 +771,10 @@ static void test_hold_expiry(void)
 
 	mk_pair(ctx, SRDMA_PROTECT_ENCRYPT, &cl, &sv);
 	r = grant(sv, cl, 4 * 4096, SRDMA_ACCESS_REMOTE_READ);
-	sv->held = (struct srdma__hold){
-		.kind = SRDMA_HOLD_ASK, .region = r->id, .first = 1, .count = 2};
+	sv->held = (struct srdma__hold){.kind = SRDMA_HOLD_ASK,
+					.region = r->id,
+					.first = 1,
+					.count = 2};
 	t0 = srdma__now_ms();
 	sv->held_until_ms = t0 + SRDMA_HOLD_MAX_MS;
 	CHECK_RC(srdma_region_put(r, 0, v, 4096), 0);

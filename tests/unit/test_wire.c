@@ -838,10 +838,10 @@ static void test_records(void)
 static void test_hold(void)
 {
 	static const uint8_t golden[SRDMA_HOLD_LEN] = {
-		2, 0, 0, 0,	       /* kind HELD, reserved */
-		0, 0, 0x7f, 0xff,      /* region 0x7fff */
-		0, 0, 0, 0, 0, 0, 1, 0, /* first 256 */
-		0, 0, 0, 0, 0, 0, 0, 8, /* count 8 */
+		2, 0, 0,    0,		      /* kind HELD, reserved */
+		0, 0, 0x7f, 0xff,	      /* region 0x7fff */
+		0, 0, 0,    0,	  0, 0, 1, 0, /* first 256 */
+		0, 0, 0,    0,	  0, 0, 0, 8, /* count 8 */
 	};
 	struct srdma__hold h = {.kind = SRDMA_HOLD_HELD,
 				.region = 0x7fff,
