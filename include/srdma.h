@@ -546,11 +546,13 @@ SRDMA_API int srdma_recv(srdma_conn *c, void *buf, size_t cap, size_t *len,
  * write into a region granted read-only is SRDMA_EREMOTE_ACCESS.
  *
  * A read that races the owner's update of the same blocks is read again
- * (srdma_conn_info.read_retries counts them); after 64 attempts that the
- * owner's announced updates explain, READ_DONE (or srdma_read_sync)
- * reports SRDMA_EAGAIN: the owner keeps rewriting the range faster than it
- * can be read whole, so read it again later. Nothing torn or stale is ever
- * delivered; an owner that puts in a tight loop can starve a reader.
+ * (srdma_conn_info.read_retries counts them). After two re-reads it asks
+ * the owner to hold its puts into the range until the read is whole
+ * (read_holds counts them; one read at a time, at most SRDMA_HOLD_MAX_MS),
+ * so an owner that puts in a tight loop cannot starve a reader. After 64
+ * attempts that the owner's announced updates explain (the hold ran out),
+ * READ_DONE (or srdma_read_sync) reports SRDMA_EAGAIN: read it again.
+ * Nothing torn or stale is ever delivered.
  *
  * The _sync forms wait, within timeout_ms, for the grant of a region not
  * granted yet, for room among max_ops, and for the operation. When an
@@ -614,6 +616,14 @@ SRDMA_API int srdma_region_get(srdma_region *r, uint64_t offset, void *buf,
  * buf. buf NULL removes it. buf must stay valid while set.
  */
 SRDMA_API int srdma_region_set_sink(srdma_region *r, void *buf, size_t len);
+/*
+ * Seals len bytes at offset into the region (one new version) and tells a
+ * peer that may read it (an UPDATE). SRDMA_EAGAIN, with nothing written:
+ * the peer is reading those blocks and holds puts there until its read is
+ * whole (a read that kept racing our puts; at most SRDMA_HOLD_MAX_MS), or
+ * the peer has not taken our last updates yet. Poll and put again.
+ */
+enum { SRDMA_HOLD_MAX_MS = 100 };
 SRDMA_API int srdma_region_put(srdma_region *r, uint64_t offset,
 			       const void *buf, size_t len);
 /* Revokes the peer's access (invalidates the key) and frees the memory;

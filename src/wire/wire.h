@@ -175,7 +175,7 @@ struct srdma__update {
  * racing the owner's puts asks it to hold puts into blocks [first, first +
  * count) of its region (ASK); the owner answers HELD (after the UPDATEs of
  * every put before it) and refuses puts there until RELEASE, or for
- * SRDMA_HOLD_MAX_MS at most. 24 bytes: u8 kind, three zero bytes, u32
+ * SRDMA_HOLD_MAX_MS (srdma.h) at most. 24 bytes: u8 kind, three zero bytes, u32
  * region, u64 first, u64 count.
  */
 enum srdma__hold_kind {
@@ -186,7 +186,6 @@ enum srdma__hold_kind {
 
 enum {
 	SRDMA_HOLD_LEN = 24,
-	SRDMA_HOLD_MAX_MS = 100, /* the owner's puts wait at most this long */
 };
 
 struct srdma__hold {
