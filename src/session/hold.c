@@ -6,9 +6,10 @@
  * read whole.
  *
  * Reader: after READ_HOLD_AFTER re-reads, one read at a time sends ASK
- * (region, blocks) and waits; the owner answers HELD after the UPDATEs of
- * every put before it, so the read that follows knows every version it can
- * meet and nothing changes under it. When the read ends (however), the
+ * (region, blocks) and waits (other reads that want one wait their turn,
+ * oldest first, without reading meanwhile); the owner answers HELD after the
+ * UPDATEs of every put before it, so the read that follows knows every version
+ * it can meet and nothing changes under it. When the read ends (however), the
  * reader sends RELEASE.
  *
  * Owner: one hold per connection, on a range of a region the peer may
@@ -40,6 +41,8 @@ static int post_hold(struct srdma_conn *c, const struct srdma__hold *h,
 	return srdma__post_record(c, SRDMA_REC_HOLD, p, sizeof(p));
 }
 
+static void next_hold(struct srdma_conn *c);
+
 /* Sends what is due: the owner's HELD (only once every UPDATE before it is
  * out), the reader's ASK or RELEASE. What finds no credit waits for the
  * next flush. */
@@ -52,32 +55,57 @@ int srdma__flush_holds(struct srdma_conn *c)
 		c->held_due = false;
 		c->held_until_ms = srdma__now_ms() + SRDMA_HOLD_MAX_MS;
 	}
-	if ((c->hold_state == HOLD_ASK_DUE ||
-	     c->hold_state == HOLD_RELEASE_DUE) &&
+	if (c->hold_state == HOLD_RELEASE_DUE &&
 	    srdma__can_post(c, SRDMA_REC_HOLD)) {
-		bool ask = c->hold_state == HOLD_ASK_DUE;
-		GUARD(post_hold(c, &c->hold,
-				ask ? SRDMA_HOLD_ASK : SRDMA_HOLD_RELEASE));
-		c->hold_state = ask ? HOLD_ASKED : HOLD_NONE;
+		GUARD(post_hold(c, &c->hold, SRDMA_HOLD_RELEASE));
+		c->hold_state = HOLD_NONE;
+		next_hold(c);
+	}
+	if (c->hold_state == HOLD_ASK_DUE &&
+	    srdma__can_post(c, SRDMA_REC_HOLD)) {
+		GUARD(post_hold(c, &c->hold, SRDMA_HOLD_ASK));
+		c->hold_state = HOLD_ASKED;
 	}
 	return 0;
 }
 
 /* ---- the reader ---- */
 
-void srdma__hold_ask(struct srdma_conn *c, struct op *op)
+static void start_hold(struct srdma_conn *c, struct op *op)
 {
-	if (c->hold_state != HOLD_NONE || op->held_once)
-		return;
 	c->hold = (struct srdma__hold){.kind = SRDMA_HOLD_ASK,
 				       .region = op->region,
 				       .first = op->first_block,
 				       .count = op->nblocks};
 	c->hold_state = HOLD_ASK_DUE;
 	c->hold_op = op;
-	op->held_once = true;
+	op->hold_queued = false;
 	op->hold_wait = true;
 	c->read_holds++;
+}
+
+/* The hold is free again: the oldest read waiting for one takes it. */
+static void next_hold(struct srdma_conn *c)
+{
+	for (struct op *op = c->ops_head; op; op = op->next)
+		if (op->hold_queued) {
+			start_hold(c, op);
+			return;
+		}
+}
+
+void srdma__hold_ask(struct srdma_conn *c, struct op *op)
+{
+	if (op->held_once)
+		return;
+	op->held_once = true;
+	if (c->hold_state == HOLD_NONE) {
+		start_hold(c, op);
+		return;
+	}
+	/* Another read holds: re-reading meanwhile would race again. */
+	op->hold_queued = true;
+	op->hold_wait = true;
 }
 
 void srdma__hold_op_done(struct srdma_conn *c, struct op *op)
@@ -85,10 +113,12 @@ void srdma__hold_op_done(struct srdma_conn *c, struct op *op)
 	if (c->hold_op != op)
 		return;
 	c->hold_op = NULL;
-	if (c->hold_state == HOLD_ASK_DUE)
+	if (c->hold_state == HOLD_ASK_DUE) {
 		c->hold_state = HOLD_NONE; /* never asked */
-	else if (c->hold_state == HOLD_HELD)
+		next_hold(c);
+	} else if (c->hold_state == HOLD_HELD) {
 		c->hold_state = HOLD_RELEASE_DUE;
+	}
 	/* HOLD_ASKED: released once the HELD comes */
 }
 

@@ -121,8 +121,9 @@ struct op {
 				   with that block was posted */
 	bool stream;		/* write: a segment of the stream (stream.c): no
 				   event, the stream hears of its end */
-	bool hold_wait;		/* read: waits for the owner's HELD (hold.c) */
+	bool hold_wait;		/* read: waits for its hold (hold.c) */
 	bool held_once;		/* read: has asked for a hold (once per read) */
+	bool hold_queued;	/* read: waits for another read's hold to end */
 	struct op *next;
 };
 

@@ -757,6 +757,51 @@ static void test_read_hold(void)
 	}
 }
 
+/* Two reads of different halves, each half put without pause: one read
+ * holds at a time, the other waits its turn (without reading meanwhile),
+ * takes the next hold, and both complete whole. */
+static void test_read_hold_turns(void)
+{
+	struct fake_tp *ft;
+	struct srdma_ctx *ctx = mk_ctx(&ft);
+	struct srdma_conn *cl, *sv;
+	struct srdma_region *r;
+	struct srdma_event evs[16];
+	static uint8_t v[4 * 4096], a[4 * 4096], b[4 * 4096];
+	int st_a = 1, st_b = 1, puts = 0;
+
+	mk_pair(ctx, SRDMA_PROTECT_ENCRYPT, &cl, &sv);
+	r = grant(sv, cl, 2 * sizeof(v), SRDMA_ACCESS_REMOTE_READ);
+	CHECK_RC(srdma_read(cl, r->id, 0, a, sizeof(a), a), 0);
+	CHECK_RC(srdma_read(cl, r->id, sizeof(v), b, sizeof(b), b), 0);
+	for (int i = 0; i < 5000 && (st_a == 1 || st_b == 1); i++) {
+		int n;
+		fill(v, sizeof(v), (uint8_t)(puts++ % 255 + 1));
+		(void)srdma_region_put(r, 0, v, sizeof(v));
+		(void)srdma_region_put(r, sizeof(v), v, sizeof(v));
+		n = srdma_ctx_poll(ctx, evs, 16, 0);
+		for (int k = 0; k < n; k++) {
+			if (evs[k].conn != cl ||
+			    evs[k].type != SRDMA_EV_READ_DONE)
+				continue;
+			if (evs[k].user == a)
+				st_a = evs[k].status;
+			else
+				st_b = evs[k].status;
+		}
+	}
+	CHECK_RC(st_a, 0);
+	CHECK_RC(st_b, 0);
+	for (size_t i = 1; i < sizeof(a); i++)
+		if (a[i] != a[0] || b[i] != b[0]) {
+			CHECK(!"a read came back mixed");
+			break;
+		}
+	CHECK(cl->read_holds == 2);
+	CHECK(cl->state == ST_ESTABLISHED && sv->state == ST_ESTABLISHED);
+	rm_ctx(ctx, ft);
+}
+
 /* A hold the reader does not give back ends by itself: puts go on after
  * SRDMA_HOLD_MAX_MS; puts outside the held range never wait. */
 static void test_hold_expiry(void)
@@ -868,6 +913,7 @@ int main(void)
 	test_early_update();
 	test_read_race();
 	test_read_hold();
+	test_read_hold_turns();
 	test_hold_expiry();
 	test_hostile_hold();
 	test_hostile_owner();
