@@ -19,8 +19,6 @@
  * second ASK before the RELEASE, a RELEASE of nothing, or a HELD that was
  * not asked for fails the connection (SRDMA_EPROTO).
  */
-#include <stdio.h>
-
 #include "base/loop.h"
 #include "session/conn.h"
 
@@ -179,8 +177,10 @@ int srdma__handle_hold(struct srdma_conn *c, const uint8_t *p, size_t len)
 			c->hold_op->hold_wait = false;
 			return 0;
 		}
-		c->hold_state = HOLD_RELEASE_DUE; /* the read ended meanwhile */
-		return srdma__flush_holds(c);
+		/* The read ended meanwhile: the RELEASE goes with the flush
+		 * that follows every record. */
+		c->hold_state = HOLD_RELEASE_DUE;
+		return 0;
 	default: /* RELEASE */
 		ENSURE(c->held.kind && !c->held_due && same_range(&h, &c->held),
 		       SRDMA_EPROTO,
